@@ -1,0 +1,40 @@
+"""Field types shared by the request and response schemas of several domains."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated
+
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+
+Name = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Title = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=100)]
+Description = Annotated[str, StringConstraints(strip_whitespace=True, max_length=2000)]
+Phone = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^\+?[0-9][0-9\- ]{5,19}$")]
+Address = Annotated[str, StringConstraints(strip_whitespace=True, max_length=200)]
+TownshipCode = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9]{9}([0-9]{3})?$")]
+RegionCode = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^[0-9]{6}([0-9]{3})?([0-9]{3})?$")]
+ServiceTypeCode = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60)]
+Latitude = Annotated[float, Field(ge=-90, le=90)]
+Longitude = Annotated[float, Field(ge=-180, le=180)]
+# Bounded so a typo cannot park a need in the year 20025.
+WindowDate = Annotated[date, Field(ge=date(2000, 1, 1), le=date(2100, 12, 31))]
+
+
+class Strict(BaseModel):
+    """Request bodies: unknown fields are errors, strings are trimmed."""
+
+    model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
+
+
+def check_window(start: date | None, end: date | None) -> None:
+    """A window must not end before it starts."""
+    if start is not None and end is not None and end < start:
+        raise ValueError("window_end must not be before window_start / 结束日期不能早于开始日期")
+
+
+class Coordinates(Strict):
+    """Both or neither: a half coordinate is an error, not a point."""
+
+    latitude: Latitude | None = None
+    longitude: Longitude | None = None

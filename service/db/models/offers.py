@@ -1,0 +1,150 @@
+"""Offers (供给清单, 接单): what an organization can give each month, within its business scope."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from enum import StrEnum
+
+import sqlalchemy as sa
+from pydantic import BaseModel, ConfigDict, Field as PydField, model_validator
+from sqlmodel import Field, Relationship, SQLModel
+
+from service.db.base import timestamp_column
+from service.db.models.common import (
+    Description,
+    RegionCode,
+    ServiceTypeCode,
+    Strict,
+    Title,
+    WindowDate,
+    check_window,
+)
+from service.db.models.organizations import JSON
+
+
+class OfferStatus(StrEnum):
+    active = "active"
+    paused = "paused"
+    withdrawn = "withdrawn"
+    expired = "expired"
+
+
+LIVE_OFFER_STATUSES = (OfferStatus.active, OfferStatus.paused)
+OFFER_STATUS_CHECK = "status IN ('active','paused','withdrawn','expired')"
+
+
+class Offer(SQLModel, table=True):
+    """One item on an organization's supply list."""
+
+    __tablename__ = "offers"
+    __table_args__ = (
+        sa.CheckConstraint("capacity >= 0", name="capacity_nonnegative"),
+        sa.CheckConstraint("window_end >= window_start", name="window_ordered"),
+        sa.CheckConstraint(OFFER_STATUS_CHECK, name="status_known"),
+        sa.Index("ix_offers_organization_status", "organization_id", "status"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    organization_id: int = Field(foreign_key="organizations.id", index=True)
+    title: str = Field(max_length=100)
+    description: str = Field(default="", max_length=2000)
+    capacity: int
+    unit: str = Field(max_length=16)
+    service_area: list[str] | None = Field(default=None, sa_column=sa.Column(JSON, nullable=True))
+    window_start: date
+    window_end: date
+    status: str = Field(default=OfferStatus.active, max_length=20, index=True)
+    version: int = Field(default=1)
+    created_at: datetime = Field(sa_column=timestamp_column())
+    updated_at: datetime = Field(sa_column=timestamp_column())
+
+    service_types: list[OfferServiceType] = Relationship(
+        sa_relationship_kwargs={"lazy": "raise", "cascade": "all, delete-orphan", "order_by": "OfferServiceType.position"}
+    )
+
+
+class OfferServiceType(SQLModel, table=True):
+    """Which service types an offer covers (a join table, so lists filter by type in SQL)."""
+
+    __tablename__ = "offer_service_types"
+
+    offer_id: int = Field(foreign_key="offers.id", primary_key=True, ondelete="CASCADE")
+    service_type_code: str = Field(foreign_key="service_types.code", primary_key=True, index=True, max_length=60)
+    position: int = 0
+
+
+class OfferItem(Strict):
+    """An offer as an organization writes it (one item of a supply list)."""
+
+    service_types: list[ServiceTypeCode] = PydField(min_length=1, max_length=10)
+    title: Title
+    description: Description = ""
+    capacity: int = PydField(ge=0, le=1_000_000, description="per month, in the service types' common unit")
+    service_area: list[RegionCode] | None = PydField(
+        default=None, max_length=200, description="overrides the organization's service area for this offer"
+    )
+    window_start: WindowDate
+    window_end: WindowDate
+    status: OfferStatus = PydField(OfferStatus.active, description="active or paused on creation")
+
+    @model_validator(mode="after")
+    def _check(self) -> OfferItem:
+        check_window(self.window_start, self.window_end)
+        if len(set(self.service_types)) != len(self.service_types):
+            raise ValueError("service_types must not repeat / 服务类型不能重复")
+        if self.status not in LIVE_OFFER_STATUSES:
+            raise ValueError("a new offer is active or paused / 新供给只能是 active 或 paused")
+        return self
+
+
+class OfferCreate(OfferItem):
+    """A single new offer."""
+
+    organization_id: int = PydField(ge=1)
+
+
+class OfferList(Strict):
+    """An organization's whole supply list in one request: all stored, or none."""
+
+    items: list[OfferItem] = PydField(min_length=1, max_length=10_000)
+
+
+class OfferUpdate(Strict):
+    """Fields an organization may change on a live offer (pause/resume through status)."""
+
+    service_types: list[ServiceTypeCode] | None = PydField(default=None, min_length=1, max_length=10)
+    title: Title | None = None
+    description: Description | None = None
+    capacity: int | None = PydField(default=None, ge=0, le=1_000_000)
+    service_area: list[RegionCode] | None = PydField(default=None, max_length=200)
+    window_start: WindowDate | None = None
+    window_end: WindowDate | None = None
+    status: OfferStatus | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> OfferUpdate:
+        check_window(self.window_start, self.window_end)
+        if self.status is not None and self.status not in LIVE_OFFER_STATUSES:
+            raise ValueError("status can be set to active or paused; DELETE withdraws / 状态只能设为 active 或 paused，撤回请用 DELETE")
+        if self.service_types is not None and len(set(self.service_types)) != len(self.service_types):
+            raise ValueError("service_types must not repeat / 服务类型不能重复")
+        return self
+
+
+class OfferRead(BaseModel):
+    model_config = ConfigDict(from_attributes=True)
+
+    id: int
+    organization_id: int
+    service_types: list[str]
+    title: str
+    description: str
+    capacity: int
+    unit: str
+    service_area: list[str] | None
+    window_start: date
+    window_end: date
+    status: OfferStatus
+    version: int
+    created_at: datetime
+    updated_at: datetime

@@ -1,0 +1,132 @@
+"""Connected components of the matching graph and order-independent component fingerprints."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
+
+from service.matching.problem import Normalised
+
+_M1 = np.uint64(0xBF58476D1CE4E5B9)
+_M2 = np.uint64(0x94D049BB133111EB)
+
+
+@dataclass
+class Components:
+    """Component labels and the edges of each component, grouped contiguously."""
+
+    count: int
+    need_comp: np.ndarray
+    offer_comp: np.ndarray
+    active: np.ndarray  # edges that can matter for the optimum
+    edge_order: np.ndarray  # active edge indices sorted by component
+    edge_start: np.ndarray  # edge_order[edge_start[c]:edge_start[c+1]] are component c's edges
+
+    def edges_of(self, c: int) -> np.ndarray:
+        """Active edge indices of component c."""
+        return self.edge_order[self.edge_start[c]:self.edge_start[c + 1]]
+
+
+def active_edges(norm: Normalised) -> np.ndarray:
+    """Edges that may carry units in an optimal solution (others stay at zero)."""
+    if norm.coverage_first:
+        return np.ones(norm.n_edges, bool)
+    return (norm.value > 0) | (norm.incumbent > 0) | (norm.fixed > 0)
+
+
+def _link_groups(labels: np.ndarray, mask: np.ndarray, offset: int) -> tuple[np.ndarray, np.ndarray]:
+    """Pairs joining every masked node to the first masked node with the same label."""
+    idx = np.flatnonzero(mask)
+    if idx.size == 0:
+        return np.zeros(0, np.int64), np.zeros(0, np.int64)
+    lab = labels[idx]
+    _, first = np.unique(lab, return_index=True)
+    _, inv = np.unique(lab, return_inverse=True)
+    return idx + offset, idx[first][inv] + offset
+
+
+def label(norm: Normalised) -> Components:
+    """Label components over needs and offers, linking offers of station-limited organizations and, for
+    coverage-first runs, needs of the same station (their constraints span those nodes)."""
+    n, m = norm.n_needs, norm.n_offers
+    active = active_edges(norm)
+    rows = [norm.e_need[active]]
+    cols = [norm.e_offer[active] + n]
+    if m and len(norm.org_limit):
+        a, b = _link_groups(norm.org, norm.limited_offer, n)
+        rows.append(a)
+        cols.append(b)
+    if norm.coverage_first and n:
+        a, b = _link_groups(norm.station, np.ones(n, bool), 0)
+        rows.append(a)
+        cols.append(b)
+    r = np.concatenate(rows)
+    c = np.concatenate(cols)
+    graph = coo_matrix((np.ones(len(r), np.int8), (r, c)), shape=(n + m, n + m)).tocsr()
+    count, labels = connected_components(graph, directed=False)
+    need_comp, offer_comp = labels[:n].astype(np.int64), labels[n:].astype(np.int64)
+    act_idx = np.flatnonzero(active)
+    edge_comp = need_comp[norm.e_need[act_idx]]
+    order = np.argsort(edge_comp, kind="stable")
+    start = np.searchsorted(edge_comp[order], np.arange(count + 1))
+    return Components(int(count), need_comp, offer_comp, active, act_idx[order], start)
+
+
+def _mix(x: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser, vectorised on uint64 (wrapping arithmetic is intended)."""
+    x = x.astype(np.uint64, copy=True)
+    with np.errstate(over="ignore"):
+        x ^= x >> np.uint64(30)
+        x *= _M1
+        x ^= x >> np.uint64(27)
+        x *= _M2
+        x ^= x >> np.uint64(31)
+    return x
+
+
+def _combine(*fields: np.ndarray, seed: int) -> np.ndarray:
+    """Hash several int64 columns into one uint64 column."""
+    h = np.full(len(fields[0]), seed, dtype=np.uint64)
+    with np.errstate(over="ignore"):
+        for i, f in enumerate(fields):
+            h = _mix(h ^ _mix(f.astype(np.int64).view(np.uint64) + np.uint64(i + 1)))
+    return h
+
+
+def _sum_by(values: np.ndarray, labels: np.ndarray, count: int) -> np.ndarray:
+    """Wrapping uint64 sum of values per label."""
+    out = np.zeros(count, np.uint64)
+    np.add.at(out, labels, values)
+    return out
+
+
+def edge_identity(norm: Normalised, seed: int) -> np.ndarray:
+    """Hash of each edge's stable identity (need and offer keys)."""
+    return _combine(norm.need_key[norm.e_need], norm.offer_key[norm.e_offer], seed=seed)
+
+
+def fingerprints(norm: Normalised, comps: Components) -> np.ndarray:
+    """128-bit fingerprint (two uint64 columns) of each component's data, excluding the incumbent."""
+    out = np.zeros((comps.count, 2), np.uint64)
+    act = np.flatnonzero(comps.active)
+    edge_comp = comps.need_comp[norm.e_need[act]]
+    lim = norm.org_limit[norm.org] if len(norm.org_limit) else np.full(norm.n_offers, -1, np.int64)
+    for col, seed in enumerate((0x1234567, 0x7654321)):
+        ident = edge_identity(norm, seed)[act]
+        e = _combine(ident.view(np.int64), norm.value[act], norm.usage[act], norm.fixed[act], seed=seed)
+        nd = _combine(norm.need_key, norm.demand, norm.splittable.astype(np.int64), norm.station,
+                      np.full(norm.n_needs, norm.penalty * 2 + norm.coverage_first), seed=seed + 1)
+        of = _combine(norm.offer_key, norm.capacity, norm.org, lim, seed=seed + 2)
+        out[:, col] = (_sum_by(e, edge_comp, comps.count) + _sum_by(nd, comps.need_comp, comps.count)
+                       + _sum_by(of, comps.offer_comp, comps.count))
+    return out
+
+
+def units_hash(norm: Normalised, comps: Components, units: np.ndarray) -> np.ndarray:
+    """Hash of the units on each component's edges (to match an incumbent against a previous solution)."""
+    nz = np.flatnonzero(units > 0)
+    h = _combine(edge_identity(norm, 0x55AA)[nz].view(np.int64), units[nz], seed=0x99)
+    return _sum_by(h, comps.need_comp[norm.e_need[nz]], comps.count)

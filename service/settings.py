@@ -1,0 +1,60 @@
+"""Service configuration: one `Settings` object read from `MATCH_`-prefixed environment variables."""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from pydantic import Field, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+PROJECT_ROOT = Path(__file__).resolve().parent.parent
+DEFAULT_SQLITE_URL = f"sqlite+aiosqlite:///{PROJECT_ROOT / 'var' / 'jiedui.db'}"
+
+
+def normalise_database_url(url: str) -> str:
+    """Map the URL spellings operators use to the async drivers this service runs on."""
+    for prefix in ("postgres://", "postgresql://", "postgresql+psycopg://", "postgresql+psycopg2://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    if url.startswith("sqlite://") and not url.startswith("sqlite+aiosqlite://"):
+        return "sqlite+aiosqlite://" + url[len("sqlite://") :]
+    return url
+
+
+class Settings(BaseSettings):
+    """Everything the service can be told from outside, with safe defaults for the embedded mode."""
+
+    model_config = SettingsConfigDict(env_prefix="MATCH_", env_file=".env", extra="ignore")
+
+    database_url: str = Field(DEFAULT_SQLITE_URL, description="sqlite+aiosqlite:///… or postgresql+asyncpg://…")
+    db_pool_size: int = Field(5, ge=1, le=100)
+    db_max_overflow: int = Field(5, ge=0, le=100)
+    db_pool_recycle_s: int = Field(1800, ge=30)
+    db_statement_cache_size: int = Field(100, ge=0, description="0 behind a transaction-pooling pgbouncer")
+    db_echo: bool = False
+    application_name: str = "jiedui-matching"
+
+    page_size_default: int = Field(50, ge=1, le=1000)
+    page_size_max: int = Field(200, ge=1, le=5000)
+    batch_max_items: int = Field(500, ge=1, le=10000)
+    max_body_bytes: int = Field(2_000_000, ge=1024)
+
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    load_demo_data: bool = True
+
+    @field_validator("database_url")
+    @classmethod
+    def _async_driver(cls, value: str) -> str:
+        return normalise_database_url(value)
+
+    @property
+    def is_sqlite(self) -> bool:
+        return self.database_url.startswith("sqlite")
+
+
+@lru_cache
+def get_settings() -> Settings:
+    """The process-wide settings, read once from the environment."""
+    return Settings()
