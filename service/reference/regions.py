@@ -63,8 +63,9 @@ def _bad(code: str, reason: str, en: str, zh: str) -> RegionCodeError:
 def _county_of(code: str) -> Region:
     county = lookup(code[:6] + "000000")
     if county is None:
-        raise _bad(code, "unknown_county", f"no county-level division {code[:6]} exists",
-                   f"不存在县级行政区划 {code[:6]}")
+        raise _bad(
+            code, "unknown_county", f"no county-level division {code[:6]} exists", f"不存在县级行政区划 {code[:6]}"
+        )
     return county
 
 
@@ -73,10 +74,16 @@ def normalise_township(code: str) -> str:
     if not code.isascii() or not code.isdigit() or len(code) not in (9, 12):
         raise _bad(code, "malformed", "a township code has 9 or 12 digits", "乡镇街道代码应为 9 位或 12 位数字")
     if len(code) == 12 and code[9:] != "000":
-        raise _bad(code, "not_township", "a 12-digit township code ends in 000 (village codes are not stations)",
-                   "12 位乡镇街道代码应以 000 结尾（村居代码不能作为社工站）")
+        raise _bad(
+            code,
+            "not_township",
+            "a 12-digit township code ends in 000 (village codes are not stations)",
+            "12 位乡镇街道代码应以 000 结尾（村居代码不能作为社工站）",
+        )
     if code[6:9] == "000":
-        raise _bad(code, "not_township", "digits 7-9 of a township code cannot be 000", "乡镇街道代码第 7-9 位不能为 000")
+        raise _bad(
+            code, "not_township", "digits 7-9 of a township code cannot be 000", "乡镇街道代码第 7-9 位不能为 000"
+        )
     _county_of(code)
     return code[:9] + "000"
 

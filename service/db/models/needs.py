@@ -6,7 +6,8 @@ from datetime import date, datetime
 from enum import IntEnum, StrEnum
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field as PydField, model_validator
+from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import Field as PydField
 from sqlmodel import Field, SQLModel
 
 from service.db.base import timestamp_column

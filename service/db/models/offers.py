@@ -6,7 +6,8 @@ from datetime import date, datetime
 from enum import StrEnum
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, Field as PydField, model_validator
+from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import Field as PydField
 from sqlmodel import Field, Relationship, SQLModel
 
 from service.db.base import timestamp_column
@@ -59,7 +60,11 @@ class Offer(SQLModel, table=True):
     updated_at: datetime = Field(sa_column=timestamp_column())
 
     service_types: list[OfferServiceType] = Relationship(
-        sa_relationship_kwargs={"lazy": "raise", "cascade": "all, delete-orphan", "order_by": "OfferServiceType.position"}
+        sa_relationship_kwargs={
+            "lazy": "raise",
+            "cascade": "all, delete-orphan",
+            "order_by": "OfferServiceType.position",
+        }
     )
 
 
@@ -125,7 +130,10 @@ class OfferUpdate(Strict):
     def _check(self) -> OfferUpdate:
         check_window(self.window_start, self.window_end)
         if self.status is not None and self.status not in LIVE_OFFER_STATUSES:
-            raise ValueError("status can be set to active or paused; DELETE withdraws / 状态只能设为 active 或 paused，撤回请用 DELETE")
+            raise ValueError(
+                "status can be set to active or paused; DELETE withdraws"
+                " / 状态只能设为 active 或 paused，撤回请用 DELETE"
+            )
         if self.service_types is not None and len(set(self.service_types)) != len(self.service_types):
             raise ValueError("service_types must not repeat / 服务类型不能重复")
         return self
