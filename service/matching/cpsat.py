@@ -1,0 +1,198 @@
+"""CP-SAT for components with unsplittable needs or side constraints, hinted and time limited."""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from ortools.sat.python import cp_model
+
+from service.matching.problem import Normalised
+
+_STATUS = {cp_model.OPTIMAL: "optimal", cp_model.FEASIBLE: "feasible", cp_model.INFEASIBLE: "infeasible"}
+
+
+@dataclass
+class CpResult:
+    """CP-SAT answer for one component; `units` is None when no solution was found."""
+
+    units: np.ndarray | None
+    status: str  # "optimal" | "feasible" | "infeasible" | "unknown"
+    bound: int | None
+
+
+class _Model:
+    """CP-SAT model of a set of whole components."""
+
+    def __init__(self, norm: Normalised, edges: np.ndarray) -> None:
+        self.norm, self.edges = norm, edges
+        self.model = cp_model.CpModel()
+        self.need = norm.e_need[edges]
+        self.offer = norm.e_offer[edges]
+        self.split = norm.splittable[self.need]
+        self.x = self._edge_vars()
+        self.extra: list[tuple[cp_model.IntVar, str, object]] = []
+        self._need_rows()
+        self._offer_rows()
+        self.z = self._station_limits()
+        self.w = self._coverage() if norm.coverage_first else {}
+
+    def _edge_vars(self) -> list[cp_model.IntVar]:
+        """Units (splittable) or a 0/1 choice (unsplittable) per edge, fixed units as lower bounds."""
+        norm, m = self.norm, self.model
+        dem = norm.demand[self.need]
+        use = norm.usage[self.edges]
+        cap = norm.capacity[self.offer]
+        room = np.where(use > 0, cap // np.maximum(use, 1), dem)
+        ub = np.where(self.split, np.minimum(dem, room), (use <= cap).astype(np.int64))
+        lb = np.where(self.split, norm.fixed[self.edges], (norm.fixed[self.edges] > 0).astype(np.int64))
+        ub = np.maximum(ub, lb)
+        self.ub = ub.tolist()
+        return [m.new_int_var(int(a), int(b), "") for a, b in zip(lb.tolist(), ub.tolist(), strict=True)]
+
+    def _groups(self, keys: np.ndarray) -> list[tuple[int, list[int]]]:
+        """Edge positions grouped by key."""
+        order = np.argsort(keys, kind="stable")
+        uniq, start = np.unique(keys[order], return_index=True)
+        bounds = [*start.tolist(), len(order)]
+        return [(int(k), order[bounds[t]:bounds[t + 1]].tolist()) for t, k in enumerate(uniq.tolist())]
+
+    def _need_rows(self) -> None:
+        """Demand: units up to the demand (splittable); at most one chosen edge (unsplittable)."""
+        for i, pos in self._groups(self.need):
+            xs = [self.x[p] for p in pos]
+            if self.norm.splittable[i]:
+                self.model.add(sum(xs) <= int(self.norm.demand[i]))
+            elif len(xs) > 1:
+                self.model.add_at_most_one(xs)
+
+    def _offer_rows(self) -> None:
+        """Capacity: usage-weighted units within the offer's capacity."""
+        use = self.norm.usage[self.edges].tolist()
+        for j, pos in self._groups(self.offer):
+            expr = cp_model.LinearExpr.weighted_sum([self.x[p] for p in pos], [use[p] for p in pos])
+            self.model.add(expr <= int(self.norm.capacity[j]))
+
+    def _station_limits(self) -> dict[tuple[int, int], cp_model.IntVar]:
+        """Per organization with a limit: a station counts once any of its edges carries units."""
+        norm = self.norm
+        z: dict[tuple[int, int], cp_model.IntVar] = {}
+        if not len(norm.org_limit):
+            return z
+        org = norm.org[self.offer]
+        lim = norm.org_limit[org]
+        station = norm.station[self.need]
+        for p in np.flatnonzero(lim >= 0).tolist():
+            key = (int(org[p]), int(station[p]))
+            if key not in z:
+                z[key] = self.model.new_bool_var("")
+            self.model.add(self.x[p] <= self.ub[p] * z[key])
+        by_org: dict[int, list[cp_model.IntVar]] = {}
+        for (g, _), var in z.items():
+            by_org.setdefault(g, []).append(var)
+        for g, vs in by_org.items():
+            self.model.add(sum(vs) <= int(norm.org_limit[g]))
+        return z
+
+    def _coverage(self) -> dict[int, cp_model.IntVar]:
+        """A station is covered only if one of its edges carries at least one unit."""
+        w: dict[int, cp_model.IntVar] = {}
+        for s, pos in self._groups(self.norm.station[self.need]):
+            w[s] = self.model.new_bool_var("")
+            self.model.add(w[s] <= sum(self.x[p] for p in pos))
+        return w
+
+    def value_expr(self) -> cp_model.LinearExprT:
+        """Objective: values minus change penalties (exact at every optimum; a valid relaxation elsewhere)."""
+        norm = self.norm
+        val = norm.value[self.edges].tolist()
+        terms = cp_model.LinearExpr.weighted_sum(self.x, val)
+        if not norm.has_incumbent or norm.penalty == 0:
+            return terms
+        p = norm.penalty
+        h = norm.incumbent[self.edges].tolist()
+        dem = norm.demand[self.need].tolist()
+        pen_vars, pen_coefs, const = [], [], 0
+        for k, var in enumerate(self.x):
+            if not self.split[k]:
+                const -= p * h[k]
+                pen_vars.append(var)
+                pen_coefs.append(p * h[k] - p * abs(dem[k] - h[k]))
+            elif h[k] == 0:
+                pen_vars.append(var)
+                pen_coefs.append(-p)
+            else:
+                t = self.model.new_int_var(0, max(h[k], self.ub[k]), "")
+                self.model.add(t >= var - h[k])
+                self.model.add(t >= h[k] - var)
+                self.extra.append((t, "abs", (k, h[k])))
+                pen_vars.append(t)
+                pen_coefs.append(-p)
+        return terms + cp_model.LinearExpr.weighted_sum(pen_vars, pen_coefs) + const
+
+    def hint(self, units: np.ndarray) -> None:
+        """Hint every variable from a full solution."""
+        m = self.model
+        m.clear_hints()
+        val = np.where(self.split, units, units > 0).astype(np.int64).tolist()
+        for var, v in zip(self.x, val, strict=True):
+            m.add_hint(var, v)
+        for t, _, (k, h) in self.extra:
+            m.add_hint(t, abs(val[k] - h))
+        station = self.norm.station[self.need]
+        org = self.norm.org[self.offer]
+        used = {(int(org[p]), int(station[p])) for p in np.flatnonzero(units > 0).tolist()}
+        for key, var in self.z.items():
+            m.add_hint(var, key in used)
+        covered = {int(station[p]) for p in np.flatnonzero(units > 0).tolist()}
+        for s, var in self.w.items():
+            m.add_hint(var, s in covered)
+
+    def units(self, solver: cp_model.CpSolver) -> np.ndarray:
+        """Units per edge from the solver's best solution."""
+        vals = np.asarray(solver.values(self.x), dtype=np.int64) if self.x else np.zeros(0, np.int64)
+        return np.where(self.split, vals, vals * self.norm.demand[self.need])
+
+
+def _solver(time_limit_s: float, workers: int) -> cp_model.CpSolver:
+    """A CP-SAT solver with the run's limits."""
+    solver = cp_model.CpSolver()
+    solver.parameters.max_time_in_seconds = max(time_limit_s, 0.01)
+    solver.parameters.num_workers = workers
+    return solver
+
+
+def _bound(solver: cp_model.CpSolver, status: int) -> int | None:
+    """Integer upper bound proven by the solver, if any."""
+    if status == cp_model.OPTIMAL:
+        return round(solver.objective_value)
+    b = solver.best_objective_bound
+    return math.floor(b + 1e-6) if math.isfinite(b) and abs(b) < 2**62 else None
+
+
+def solve_cpsat(norm: Normalised, edges: np.ndarray, hint: np.ndarray, time_limit_s: float,
+                workers: int = 1) -> CpResult:
+    """Maximise the objective over `edges` (whole components); coverage-first runs solve two phases."""
+    mdl = _Model(norm, edges)
+    mdl.hint(hint)
+    if norm.coverage_first and mdl.w:
+        phase1 = _solver(time_limit_s / 2, workers)
+        mdl.model.maximize(sum(mdl.w.values()))
+        status = phase1.solve(mdl.model)
+        if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+            return CpResult(None, _STATUS.get(status, "unknown"), None)
+        covered = round(phase1.objective_value)
+        mdl.hint(mdl.units(phase1))
+        mdl.model.add(sum(mdl.w.values()) >= covered)
+        time_limit_s -= phase1.wall_time
+        proven = status == cp_model.OPTIMAL
+    else:
+        proven = True
+    solver = _solver(time_limit_s, workers)
+    mdl.model.maximize(mdl.value_expr())
+    status = solver.solve(mdl.model)
+    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        return CpResult(None, _STATUS.get(status, "unknown"), _bound(solver, status))
+    name = "optimal" if status == cp_model.OPTIMAL and proven else "feasible"
+    return CpResult(mdl.units(solver), name, _bound(solver, status))

@@ -1,0 +1,105 @@
+"""Exact min-cost flow for splittable components, built from numpy arrays in a few vectorised calls.
+
+Per edge the objective is `value * x - penalty * |x - incumbent|`, concave piecewise linear in x, so two
+parallel arcs model it exactly: the first `incumbent - fixed` units gain `value + penalty` each, later units
+gain `value - penalty`.  Fixed units are taken out beforehand (residual demand and capacity).  Unsplittable
+needs whose edges use `demand` capacity enter as a relaxation: per-unit value `value / demand`, scaled by the
+lcm of those demands so costs stay integral; the caller checks whether the relaxed optimum is integral.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+from ortools.graph.python import min_cost_flow
+
+from service.matching.problem import Normalised
+
+# OR-Tools scales costs by the node count internally; keep the scaled costs well inside int64.
+_MAX_SCALED_COST = 2**62
+
+
+@dataclass
+class FlowResult:
+    """Units per edge of the batch and the relaxation objective scaled by `scale`."""
+
+    units: np.ndarray
+    scaled_gain: np.ndarray  # per edge: scale * (value term - penalty term) at the solution
+    scale: int
+
+
+def relaxation_scale(norm: Normalised, edges: np.ndarray) -> int:
+    """lcm of the demands of unsplittable needs among `edges` (1 if all splittable)."""
+    needs = np.unique(norm.e_need[edges])
+    demands = np.unique(norm.demand[needs[~norm.splittable[needs]]])
+    scale = 1
+    for d in demands.tolist():
+        scale = math.lcm(scale, d)
+        if scale > 2**40:
+            break
+    return scale
+
+
+def per_unit_value(norm: Normalised, edges: np.ndarray, scale: int) -> np.ndarray:
+    """Value per unit times `scale` (an unsplittable need's value is spread over its demand)."""
+    split = norm.splittable[norm.e_need[edges]]
+    dem = norm.demand[norm.e_need[edges]]
+    return np.where(split, norm.value[edges] * scale, norm.value[edges] * (scale // dem))
+
+
+def scaled_gain(norm: Normalised, edges: np.ndarray, units: np.ndarray, scale: int) -> np.ndarray:
+    """Exact scaled objective contribution of each edge at `units` (relaxed value for unsplittable needs)."""
+    gain = per_unit_value(norm, edges, scale) * units
+    if norm.has_incumbent:
+        gain -= norm.penalty * scale * np.abs(units - norm.incumbent[edges])
+    return gain
+
+
+def _local(index: np.ndarray, universe: np.ndarray) -> np.ndarray:
+    """Position of each index within the sorted unique `universe`."""
+    return np.searchsorted(universe, index)
+
+
+def solve_flow(norm: Normalised, edges: np.ndarray, scale: int = 1) -> FlowResult | None:
+    """Optimal units on `edges` (one or several whole components); None if OR-Tools rejects the ranges."""
+    e_need, e_offer = norm.e_need[edges], norm.e_offer[edges]
+    needs, offers = np.unique(e_need), np.unique(e_offer)
+    ln, lo = _local(e_need, needs), _local(e_offer, offers)
+    fixed = norm.fixed[edges]
+    res_dem = norm.demand[needs] - np.bincount(ln, weights=fixed, minlength=len(needs)).astype(np.int64)
+    used = np.bincount(lo, weights=fixed * norm.usage[edges] // np.where(norm.splittable[e_need], 1,
+                                                                         norm.demand[e_need]),
+                       minlength=len(offers)).astype(np.int64)
+    res_cap = np.maximum(norm.capacity[offers] - used, 0)
+    unit = per_unit_value(norm, edges, scale)
+    pen = norm.penalty * scale if norm.has_incumbent else 0
+    if np.abs(unit).max(initial=0) + pen > _MAX_SCALED_COST // (len(needs) + len(offers) + 2):
+        return None
+    cap_edge = res_dem[ln]
+    first = np.minimum(np.maximum(norm.incumbent[edges] - fixed, 0), cap_edge) if pen else np.zeros_like(cap_edge)
+    n_loc = len(needs)
+    sink = n_loc + len(offers)
+    # Arcs: edge arcs (kept units first, then the rest), need->sink (unserved), offer->sink (capacity).
+    tails = np.concatenate([ln, ln, np.arange(n_loc), n_loc + np.arange(len(offers))])
+    heads = np.concatenate([n_loc + lo, n_loc + lo, np.full(n_loc, sink), np.full(len(offers), sink)])
+    caps = np.concatenate([first, cap_edge - first, res_dem, res_cap])
+    costs = np.concatenate([-(unit + pen), -(unit - pen), np.zeros(n_loc + len(offers), np.int64)])
+    k = len(edges)
+    keep = np.ones(len(tails), bool)
+    # An arc that gains nothing is never needed: dropping it removes ties and shrinks the graph.
+    keep[: 2 * k] = (costs[: 2 * k] < 0) & (caps[: 2 * k] > 0)
+    arc_idx = np.flatnonzero(keep)
+    smcf = min_cost_flow.SimpleMinCostFlow()
+    arcs = smcf.add_arcs_with_capacity_and_unit_cost(tails[arc_idx].astype(np.int32), heads[arc_idx].astype(np.int32),
+                                                     caps[arc_idx], costs[arc_idx])
+    supplies = np.concatenate([res_dem, [-int(res_dem.sum())]]).astype(np.int64)
+    nodes = np.concatenate([np.arange(n_loc), [sink]]).astype(np.int32)
+    smcf.set_nodes_supplies(nodes, supplies)
+    if smcf.solve() != smcf.OPTIMAL:
+        return None
+    flows = np.zeros(len(tails), np.int64)
+    flows[arc_idx] = smcf.flows(arcs)
+    units = fixed + flows[:k] + flows[k: 2 * k]
+    return FlowResult(units, scaled_gain(norm, edges, units, scale), scale)

@@ -1,0 +1,309 @@
+"""Solve a `Problem`: split into components, min-cost flow where exact, CP-SAT elsewhere, reuse untouched parts."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from service.matching import components as cc
+from service.matching.cpsat import solve_cpsat
+from service.matching.flow import FlowResult, relaxation_scale, solve_flow
+from service.matching.greedy import greedy
+from service.matching.problem import Normalised, Problem, normalise
+
+# Components are packed into flow graphs of about this many edges: large enough to amortise the per-graph
+# overhead, small enough to avoid the superlinear cost of one huge graph.
+FLOW_BATCH_EDGES = 60_000
+_CP_WORKERS_MIN_EDGES = 400
+
+
+@dataclass
+class ComponentTable:
+    """Per-component bookkeeping, kept so a later re-solve can reuse untouched components."""
+
+    comps: cc.Components
+    fingerprint: np.ndarray  # (count, 2) uint64
+    units_hash: np.ndarray  # uint64 hash of the solution's units per component
+    method: np.ndarray  # "flow" | "cpsat" | "greedy" | "reused" | "empty"
+    status: np.ndarray  # "optimal" | "feasible"
+    objective: np.ndarray
+    bound: np.ndarray
+    penalty_paid: np.ndarray  # change penalty paid by the solution (needed to carry bounds over)
+
+
+@dataclass
+class Solution:
+    """Result of `solve`: status, exact objective, proven bound and units per edge."""
+
+    status: str
+    objective: int
+    bound: int
+    edge_units: np.ndarray
+    table: ComponentTable | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+    stats: dict[str, int] = field(default_factory=dict)
+
+
+def edge_objective(norm: Normalised, units: np.ndarray) -> np.ndarray:
+    """Exact objective contribution of every edge at `units`."""
+    val = np.where(norm.edge_split, norm.value * units, np.where(units > 0, norm.value, 0))
+    if norm.has_incumbent:
+        val = val - norm.penalty * np.abs(units - norm.incumbent)
+    return val
+
+
+def objective_of(problem: Problem | Normalised, units: np.ndarray) -> int:
+    """Objective of a full edge-units vector (no feasibility check)."""
+    norm = problem if isinstance(problem, Normalised) else normalise(problem)
+    return int(edge_objective(norm, np.asarray(units, np.int64)).sum())
+
+
+def fixed_feasible(norm: Normalised) -> bool:
+    """Whether the fixed units fit demands, capacities, unsplittable rules and station limits."""
+    f = norm.fixed
+    if not f.any():
+        return True
+    per_need = np.bincount(norm.e_need, weights=f, minlength=norm.n_needs)
+    if np.any(per_need > norm.demand):
+        return False
+    split = norm.edge_split
+    whole = norm.demand[norm.e_need]
+    if np.any(~split & (f > 0) & (f != whole)):
+        return False
+    used = np.where(split, f * norm.usage, np.where(f > 0, norm.usage, 0))
+    if np.any(np.bincount(norm.e_offer, weights=used, minlength=norm.n_offers) > norm.capacity):
+        return False
+    return _limits_ok(norm, np.flatnonzero(f > 0))
+
+
+def _limits_ok(norm: Normalised, used_edges: np.ndarray) -> bool:
+    """Whether the stations reached by `used_edges` respect every organization's limit."""
+    return not _orgs_over_limit(norm, used_edges).size
+
+
+def _orgs_over_limit(norm: Normalised, used_edges: np.ndarray) -> np.ndarray:
+    """Organizations whose distinct stations among `used_edges` exceed their limit."""
+    if not len(norm.org_limit) or used_edges.size == 0:
+        return np.zeros(0, np.int64)
+    org = norm.org[norm.e_offer[used_edges]]
+    lim = norm.org_limit[org] >= 0
+    pairs = np.unique(np.stack([org[lim], norm.station[norm.e_need[used_edges[lim]]]]), axis=1)
+    counts = np.bincount(pairs[0], minlength=len(norm.org_limit))
+    return np.flatnonzero((norm.org_limit >= 0) & (counts > norm.org_limit))
+
+
+class _Run:
+    """State of one solve call."""
+
+    def __init__(self, norm: Normalised, time_limit_s: float, workers: int) -> None:
+        self.norm, self.workers = norm, workers
+        self.deadline = time.perf_counter() + time_limit_s
+        self.comps = cc.label(norm)
+        c = self.comps.count
+        self.units = np.zeros(norm.n_edges, np.int64)
+        self.method = np.full(c, "empty", dtype=object)
+        self.status = np.full(c, "optimal", dtype=object)
+        self.relax_bound = self._trivial_bound()
+        self.cp_bound = self.relax_bound.copy()
+        self.timings: dict[str, float] = {}
+
+    def _trivial_bound(self) -> np.ndarray:
+        """Per component: every positive value served in full (penalties only lower the objective)."""
+        norm, comps = self.norm, self.comps
+        e = comps.edge_order
+        most = np.where(norm.splittable[norm.e_need[e]], norm.demand[norm.e_need[e]], 1)
+        out = np.zeros(comps.count, np.int64)
+        np.add.at(out, comps.need_comp[norm.e_need[e]], np.maximum(norm.value[e], 0) * most)
+        return out
+
+    def comp_sizes(self) -> np.ndarray:
+        """Active edges per component."""
+        return np.diff(self.comps.edge_start)
+
+    def needs_cpsat(self) -> np.ndarray:
+        """Components the flow relaxation cannot even model (usage not one per unit, coverage-first)."""
+        norm, comps = self.norm, self.comps
+        e = comps.edge_order
+        split = norm.splittable[norm.e_need[e]]
+        odd = np.where(split, norm.usage[e] != 1, norm.usage[e] != norm.demand[norm.e_need[e]])
+        flag = np.zeros(comps.count, bool)
+        flag[comps.need_comp[norm.e_need[e[odd]]]] = True
+        return flag
+
+    def batches(self, comp_ids: np.ndarray) -> list[np.ndarray]:
+        """Group components into flow batches of about FLOW_BATCH_EDGES edges."""
+        sizes = self.comp_sizes()[comp_ids]
+        cuts = np.searchsorted(np.cumsum(sizes), np.arange(FLOW_BATCH_EDGES, sizes.sum() + 1, FLOW_BATCH_EDGES))
+        return [b for b in np.split(comp_ids, np.unique(cuts + 1)) if b.size]
+
+    def edges_of(self, comp_ids: np.ndarray) -> np.ndarray:
+        """Active edges of several components."""
+        s = self.comps.edge_start
+        return np.concatenate([self.comps.edge_order[s[c]:s[c + 1]] for c in comp_ids.tolist()] or [np.zeros(0, int)])
+
+    def run_flow(self, comp_ids: np.ndarray) -> np.ndarray:
+        """Solve components by flow; return those whose relaxed optimum is not a valid answer."""
+        failed: list[np.ndarray] = []
+        for batch in self.batches(comp_ids):
+            edges = self.edges_of(batch)
+            res = solve_flow(self.norm, edges, relaxation_scale(self.norm, edges))
+            if res is None:
+                failed.append(self._flow_one_by_one(batch))
+                continue
+            failed.append(self._accept_flow(batch, edges, res))
+        return np.concatenate(failed) if failed else np.zeros(0, np.int64)
+
+    def _flow_one_by_one(self, batch: np.ndarray) -> np.ndarray:
+        """Retry a batch per component (smaller lcm scales); return the components that still fail."""
+        bad = []
+        for c in batch.tolist():
+            edges = self.comps.edges_of(c)
+            res = solve_flow(self.norm, edges, relaxation_scale(self.norm, edges))
+            if res is None:
+                bad.append(c)
+            else:
+                bad.extend(self._accept_flow(np.array([c]), edges, res).tolist())
+        return np.asarray(bad, np.int64)
+
+    def _accept_flow(self, batch: np.ndarray, edges: np.ndarray, res: FlowResult) -> np.ndarray:
+        """Keep flow answers that are integral and within side constraints; return the other components."""
+        norm, comps = self.norm, self.comps
+        edge_comp = comps.need_comp[norm.e_need[edges]]
+        gain = np.zeros(comps.count, np.int64)
+        np.add.at(gain, edge_comp, res.scaled_gain)
+        self.relax_bound[batch] = np.floor_divide(gain[batch], res.scale)
+        split = norm.splittable[norm.e_need[edges]]
+        whole = norm.demand[norm.e_need[edges]]
+        bad = np.zeros(comps.count, bool)
+        bad[edge_comp[~split & (res.units > 0) & (res.units != whole)]] = True
+        used = edges[res.units > 0]
+        over = _orgs_over_limit(norm, used)
+        if over.size:
+            offers = np.flatnonzero(np.isin(norm.org, over))
+            bad[comps.offer_comp[offers]] = True
+        good_edge = ~bad[edge_comp]
+        self.units[edges[good_edge]] = res.units[good_edge]
+        ok = batch[~bad[batch]]
+        self.method[ok] = "flow"
+        return batch[bad[batch]]
+
+    def run_cpsat(self, comp_ids: np.ndarray) -> None:
+        """Solve the remaining components with CP-SAT, sharing the time left, never below greedy."""
+        sizes = self.comp_sizes()
+        order = comp_ids[np.argsort(sizes[comp_ids], kind="stable")]
+        left = float(sizes[order].sum())
+        for c in order.tolist():
+            edges = self.comps.edges_of(c)
+            budget = max(0.05, (self.deadline - time.perf_counter()) * sizes[c] / max(left, 1.0))
+            left -= sizes[c]
+            self._cp_component(c, edges, budget)
+
+    def _cp_component(self, c: int, edges: np.ndarray, budget: float) -> None:
+        """One CP-SAT component with the greedy answer as hint and fallback."""
+        norm = self.norm
+        base = greedy(norm, edges)
+        workers = self.workers if len(edges) >= _CP_WORKERS_MIN_EDGES else 1
+        res = solve_cpsat(norm, edges, base, budget, workers)
+        if res.bound is not None:
+            self.cp_bound[c] = res.bound
+        best, method, status = base, "greedy", "feasible"
+        if res.units is not None and self._better(edges, res.units, base):
+            best, method, status = res.units, "cpsat", res.status
+        self.units[edges] = best
+        self.method[c] = method
+        self.status[c] = status
+
+    def _better(self, edges: np.ndarray, a: np.ndarray, b: np.ndarray) -> bool:
+        """Whether units `a` are at least as good as `b` (lexicographic with coverage first)."""
+        norm = self.norm
+        key_a = _edge_obj(norm, edges, a).sum()
+        key_b = _edge_obj(norm, edges, b).sum()
+        if norm.coverage_first:
+            cov_a = np.unique(norm.station[norm.e_need[edges[a > 0]]]).size
+            cov_b = np.unique(norm.station[norm.e_need[edges[b > 0]]]).size
+            return (cov_a, key_a) >= (cov_b, key_b)
+        return key_a >= key_b
+
+
+def _edge_obj(norm: Normalised, edges: np.ndarray, units: np.ndarray) -> np.ndarray:
+    """Exact objective of `units` on a subset of edges."""
+    split = norm.splittable[norm.e_need[edges]]
+    val = np.where(split, norm.value[edges] * units, np.where(units > 0, norm.value[edges], 0))
+    if norm.has_incumbent:
+        val = val - norm.penalty * np.abs(units - norm.incumbent[edges])
+    return val
+
+
+def _infeasible(norm: Normalised) -> Solution:
+    """The answer when fixed units cannot be honoured."""
+    return Solution("infeasible", 0, 0, np.zeros(norm.n_edges, np.int64))
+
+
+def _reusable(run: _Run, fp: np.ndarray, previous: Solution | None) -> np.ndarray:
+    """Components identical to a previous one whose solution is exactly the incumbent."""
+    if previous is None or previous.table is None or not run.norm.has_incumbent:
+        return np.zeros(0, np.int64)
+    prev = previous.table
+    index = {(int(a), int(b)): r for r, (a, b) in enumerate(prev.fingerprint.tolist())}
+    inc_hash = cc.units_hash(run.norm, run.comps, run.norm.incumbent)
+    rows = np.array([index.get((int(a), int(b)), -1) for a, b in fp.tolist()], np.int64)
+    hit = rows >= 0
+    hit[hit] &= prev.units_hash[rows[hit]] == inc_hash[hit]
+    comps = np.flatnonzero(hit)
+    run.method[comps] = "reused"
+    run.status[comps] = prev.status[rows[comps]]
+    # Triangle inequality: the old bound plus the penalty the old solution paid bounds the new objective.
+    run.cp_bound[comps] = prev.bound[rows[comps]] + prev.penalty_paid[rows[comps]]
+    return comps
+
+
+def solve(problem: Problem, time_limit_s: float = 10.0, *, previous: Solution | None = None,
+          workers: int | None = None) -> Solution:
+    """Maximise value minus change penalties; components untouched since `previous` keep the incumbent."""
+    if not (isinstance(time_limit_s, int | float) and time_limit_s > 0):
+        raise ValueError(f"time_limit_s must be a positive number, got {time_limit_s!r}")
+    t0 = time.perf_counter()
+    norm = normalise(problem)
+    if not fixed_feasible(norm):
+        return _infeasible(norm)
+    run = _Run(norm, time_limit_s - (time.perf_counter() - t0), workers or min(os.cpu_count() or 1, 8))
+    fp = cc.fingerprints(norm, run.comps)
+    reused = _reusable(run, fp, previous)
+    for c in reused.tolist():
+        e = run.comps.edges_of(c)
+        run.units[e] = norm.incumbent[e]
+    run.timings["prepare"] = time.perf_counter() - t0
+    todo = np.flatnonzero((run.comp_sizes() > 0) & (run.method == "empty"))
+    direct = run.needs_cpsat()[todo] | norm.coverage_first
+    t1 = time.perf_counter()
+    to_cp = np.concatenate([run.run_flow(todo[~direct]), todo[direct]])
+    run.timings["flow"] = time.perf_counter() - t1
+    t2 = time.perf_counter()
+    run.run_cpsat(np.sort(to_cp))
+    run.timings["cpsat"] = time.perf_counter() - t2
+    return _assemble(run, fp, reused)
+
+
+def _assemble(run: _Run, fp: np.ndarray, reused: np.ndarray) -> Solution:
+    """Exact objective, bounds and bookkeeping for the whole run."""
+    norm, comps = run.norm, run.comps
+    obj_e = edge_objective(norm, run.units)
+    comp_of_edge = comps.need_comp[norm.e_need]
+    obj = np.zeros(comps.count, np.int64)
+    np.add.at(obj, comp_of_edge, obj_e)
+    paid = np.zeros(comps.count, np.int64)
+    if norm.has_incumbent:
+        np.add.at(paid, comp_of_edge, norm.penalty * np.abs(run.units - norm.incumbent))
+    bound = np.minimum(run.relax_bound, run.cp_bound)
+    exact = run.status == "optimal"
+    bound = np.where(exact, obj, np.maximum(bound, obj))
+    status = "optimal" if bool(np.all(exact)) else "feasible"
+    table = ComponentTable(comps, fp, cc.units_hash(norm, comps, run.units), run.method, run.status, obj, bound,
+                           paid)
+    methods, counts = np.unique(run.method.astype(str), return_counts=True)
+    stats = {f"components_{m}": int(k) for m, k in zip(methods.tolist(), counts.tolist(), strict=True)}
+    stats["components"] = comps.count
+    return Solution(status, int(obj.sum()), int(bound.sum()), run.units, table, run.timings, stats)

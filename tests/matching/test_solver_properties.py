@@ -1,0 +1,104 @@
+"""The solver's optimum equals independent references on small random problems, and answers are feasible."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from service.matching import Problem, solve
+from service.matching.problem import normalise
+from tests.matching.reference import brute_force, check_feasible, lp_splittable, milp_mixed, objective
+
+SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+
+
+@st.composite
+def problems(draw, *, splittable: bool | None, max_needs: int = 5, usage: bool = False, limits: bool = False,
+             incumbent: bool = True, coverage: bool = False) -> Problem:
+    """A small random problem; `splittable` None mixes both kinds."""
+    n = draw(st.integers(1, max_needs))
+    m = draw(st.integers(1, 4))
+    demand = draw(st.lists(st.integers(1, 6), min_size=n, max_size=n))
+    split = [splittable] * n if splittable is not None else draw(st.lists(st.booleans(), min_size=n, max_size=n))
+    cap = draw(st.lists(st.integers(0, 12), min_size=m, max_size=m))
+    pairs = draw(st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, m - 1)), min_size=1, max_size=8,
+                          unique=True))
+    k = len(pairs)
+    value = draw(st.lists(st.integers(-3, 20), min_size=k, max_size=k))
+    kw: dict = {}
+    if usage:
+        kw["edge_usage"] = [draw(st.integers(0, 4)) if split[i] else draw(st.integers(0, 10)) for i, _ in pairs]
+    if incumbent and draw(st.booleans()):
+        kw["incumbent"] = draw(st.lists(st.integers(0, 4), min_size=k, max_size=k))
+        kw["change_penalty"] = draw(st.integers(0, 5))
+    if limits:
+        kw["need_station"] = draw(st.lists(st.integers(0, 2), min_size=n, max_size=n))
+        kw["offer_org"] = draw(st.lists(st.integers(0, 1), min_size=m, max_size=m))
+        kw["org_max_stations"] = draw(st.lists(st.integers(-1, 2), min_size=2, max_size=2))
+    if coverage:
+        kw.setdefault("need_station", draw(st.lists(st.integers(0, 2), min_size=n, max_size=n)))
+        kw["coverage_first"] = True
+    return Problem(need_demand=demand, need_splittable=split, offer_capacity=cap,
+                   edge_need=[i for i, _ in pairs], edge_offer=[j for _, j in pairs], edge_value=value, **kw)
+
+
+def _solve_checked(p: Problem):
+    """Solve and assert the invariants every answer must satisfy."""
+    s = solve(p, time_limit_s=10.0)
+    norm = normalise(p)
+    assert s.status == "optimal"
+    check_feasible(norm, s.edge_units)
+    assert s.objective == objective(norm, s.edge_units)
+    assert s.bound == s.objective
+    return s, norm
+
+
+@SETTINGS
+@given(problems(splittable=True))
+def test_splittable_optimum_equals_the_lp_optimum(p: Problem) -> None:
+    s, norm = _solve_checked(p)
+    assert s.objective == pytest.approx(lp_splittable(norm), abs=1e-6)
+
+
+@SETTINGS
+@given(problems(splittable=False, max_needs=5, usage=True))
+def test_unsplittable_optimum_equals_brute_force(p: Problem) -> None:
+    s, norm = _solve_checked(p)
+    assert (0, s.objective) == brute_force(norm)
+
+
+@SETTINGS
+@given(problems(splittable=False, max_needs=5, limits=True))
+def test_station_limits_optimum_equals_brute_force(p: Problem) -> None:
+    s, norm = _solve_checked(p)
+    assert (0, s.objective) == brute_force(norm)
+
+
+@SETTINGS
+@given(problems(splittable=None, usage=True, limits=True))
+def test_mixed_problem_with_side_constraints_equals_the_milp(p: Problem) -> None:
+    s, norm = _solve_checked(p)
+    assert s.objective == pytest.approx(milp_mixed(norm), abs=1e-6)
+
+
+@SETTINGS
+@given(problems(splittable=False, max_needs=5, incumbent=False, coverage=True))
+def test_coverage_first_maximises_stations_then_value(p: Problem) -> None:
+    s, norm = _solve_checked(p)
+    covered = len(set(norm.station[norm.e_need[s.edge_units > 0]].tolist()))
+    assert (covered, s.objective) == brute_force(norm)
+
+
+@settings(max_examples=40, deadline=None)
+@given(problems(splittable=None, usage=True, limits=True), st.data())
+def test_fixed_units_stay_or_the_run_is_infeasible(p: Problem, data) -> None:
+    base = solve(p, time_limit_s=5.0)
+    norm = normalise(p)
+    # Fix a random subset of a feasible answer: always honourable.
+    keep = np.array(data.draw(st.lists(st.booleans(), min_size=norm.n_edges, max_size=norm.n_edges)))
+    p.fixed = np.where(keep, base.edge_units, 0)
+    s, norm = _solve_checked(p)
+    assert np.all(s.edge_units >= p.fixed)
+    assert s.objective == pytest.approx(milp_mixed(norm), abs=1e-6)
