@@ -23,6 +23,23 @@ def utcnow() -> datetime:
     return datetime.now(UTC)
 
 
-def timestamp_column(**kwargs: object) -> sa.Column:
-    """A timezone-aware timestamp column defaulting to now."""
-    return sa.Column(sa.DateTime(timezone=True), nullable=False, default=utcnow, **kwargs)
+class UTCDateTime(sa.TypeDecorator[datetime]):
+    """Timestamps that come back aware on every database (SQLite stores them naive)."""
+
+    impl = sa.DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is not None:
+            value = value.astimezone(UTC)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: sa.Dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            value = value.replace(tzinfo=UTC)
+        return value
+
+
+def timestamp_column(*, nullable: bool = False) -> sa.Column:
+    """A timezone-aware timestamp column; required ones default to now."""
+    return sa.Column(UTCDateTime(), nullable=nullable, default=None if nullable else utcnow)

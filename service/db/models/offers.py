@@ -1,6 +1,7 @@
-"""Offers (供给清单, 接单): what an organization can give each month, within its business scope."""
+"""Offers (供给清单, 接单): what an organization can give each month, within its business scope.
 
-from __future__ import annotations
+No `from __future__ import annotations` here: SQLModel resolves relationship annotations at class creation.
+"""
 
 from datetime import date, datetime
 from enum import StrEnum
@@ -59,7 +60,7 @@ class Offer(SQLModel, table=True):
     created_at: datetime = Field(sa_column=timestamp_column())
     updated_at: datetime = Field(sa_column=timestamp_column())
 
-    service_types: list[OfferServiceType] = Relationship(
+    service_types: list["OfferServiceType"] = Relationship(
         sa_relationship_kwargs={
             "lazy": "raise",
             "cascade": "all, delete-orphan",
@@ -93,7 +94,7 @@ class OfferItem(Strict):
     status: OfferStatus = PydField(OfferStatus.active, description="active or paused on creation")
 
     @model_validator(mode="after")
-    def _check(self) -> OfferItem:
+    def _check(self) -> "OfferItem":
         check_window(self.window_start, self.window_end)
         if len(set(self.service_types)) != len(self.service_types):
             raise ValueError("service_types must not repeat / 服务类型不能重复")
@@ -127,7 +128,7 @@ class OfferUpdate(Strict):
     status: OfferStatus | None = None
 
     @model_validator(mode="after")
-    def _check(self) -> OfferUpdate:
+    def _check(self) -> "OfferUpdate":
         check_window(self.window_start, self.window_end)
         if self.status is not None and self.status not in LIVE_OFFER_STATUSES:
             raise ValueError(

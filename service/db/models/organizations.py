@@ -62,7 +62,7 @@ class Organization(SQLModel, table=True):
     version: int = Field(default=1)
     created_at: datetime = Field(sa_column=timestamp_column())
     updated_at: datetime = Field(sa_column=timestamp_column())
-    archived_at: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime(timezone=True), nullable=True))
+    archived_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
 
 
 CreditCode = Annotated[str, StringConstraints(strip_whitespace=True, to_upper=True, min_length=18, max_length=18)]

@@ -36,7 +36,7 @@ class Station(SQLModel, table=True):
     version: int = Field(default=1)
     created_at: datetime = Field(sa_column=timestamp_column())
     updated_at: datetime = Field(sa_column=timestamp_column())
-    archived_at: datetime | None = Field(default=None, sa_column=sa.Column(sa.DateTime(timezone=True), nullable=True))
+    archived_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
 
 
 def _both_or_neither(lat: float | None, lon: float | None) -> None:

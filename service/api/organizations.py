@@ -1,0 +1,77 @@
+"""Social organizations (社会组织) and their supply lists."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+
+from service.api.deps import Actor, ExpectedVersion, Paging, RegionQuery, Session, SettingsDep, set_etag
+from service.api.problems import problem_responses
+from service.db.models.common import Page
+from service.db.models.offers import OfferList, OfferRead
+from service.db.models.organizations import (
+    OrganizationCreate,
+    OrganizationKind,
+    OrganizationRead,
+    OrganizationUpdate,
+)
+from service.services import offers as offer_service
+from service.services import organizations as organization_service
+
+router = APIRouter(prefix="/api/v1/organizations", tags=["organizations"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=OrganizationRead,
+             responses=problem_responses(409, 422), summary="Register an organization")
+async def create_organization(body: OrganizationCreate, session: Session, actor: Actor,
+                              response: Response) -> OrganizationRead:
+    org = await organization_service.create(session, data=body)
+    set_etag(response, org.version)
+    response.headers["Location"] = f"/api/v1/organizations/{org.id}"
+    return org
+
+
+@router.get("", response_model=Page[OrganizationRead], responses=problem_responses(422), summary="List organizations")
+async def list_organizations(session: Session, actor: Actor, paging: Paging, region: RegionQuery = None,
+                             kind: OrganizationKind | None = None) -> Page[OrganizationRead]:
+    return await organization_service.list_(session, region=region, kind=kind, limit=paging.limit,
+                                            cursor=paging.cursor)
+
+
+@router.get("/{organization_id}", response_model=OrganizationRead, responses=problem_responses(404))
+async def get_organization(organization_id: int, session: Session, actor: Actor,
+                           response: Response) -> OrganizationRead:
+    org = await organization_service.get(session, organization_id=organization_id)
+    set_etag(response, org.version)
+    return org
+
+
+@router.patch("/{organization_id}", response_model=OrganizationRead, responses=problem_responses(404, 412, 422, 428))
+async def update_organization(organization_id: int, body: OrganizationUpdate, version: ExpectedVersion,
+                              session: Session, actor: Actor, response: Response) -> OrganizationRead:
+    org = await organization_service.update(session, organization_id=organization_id, data=body,
+                                            expected_version=version)
+    set_etag(response, org.version)
+    return org
+
+
+@router.delete("/{organization_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(404, 409),
+               summary="Archive an organization (refused while it has live offers)")
+async def archive_organization(organization_id: int, session: Session, actor: Actor) -> None:
+    await organization_service.archive(session, organization_id=organization_id)
+
+
+@router.post("/{organization_id}/offers", status_code=status.HTTP_201_CREATED, response_model=list[OfferRead],
+             responses=problem_responses(404, 413, 422), summary="Submit a supply list (接单): all items or none")
+async def submit_offer_list(organization_id: int, body: OfferList, session: Session, settings: SettingsDep,
+                            actor: Actor) -> list[OfferRead]:
+    return await offer_service.submit_list(session, organization_id=organization_id, items=body.items,
+                                           max_items=settings.batch_max_items)
+
+
+@router.get("/{organization_id}/offers", response_model=Page[OfferRead], responses=problem_responses(404, 422),
+            summary="An organization's supply list")
+async def list_organization_offers(organization_id: int, session: Session, actor: Actor, paging: Paging,
+                                   status: str | None = None) -> Page[OfferRead]:
+    await organization_service.get(session, organization_id=organization_id)
+    return await offer_service.list_(session, region=None, organization_id=organization_id, domain=None,
+                                     service_type=None, status=status, limit=paging.limit, cursor=paging.cursor)

@@ -1,0 +1,67 @@
+"""Stations (社工站) and their need lists."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Response, status
+
+from service.api.deps import Actor, ExpectedVersion, Paging, RegionQuery, Session, SettingsDep, set_etag
+from service.api.problems import problem_responses
+from service.db.models.common import Page
+from service.db.models.needs import NeedList, NeedRead
+from service.db.models.stations import StationCreate, StationRead, StationUpdate
+from service.services import needs as need_service
+from service.services import stations as station_service
+
+router = APIRouter(prefix="/api/v1/stations", tags=["stations"])
+
+
+@router.post("", status_code=status.HTTP_201_CREATED, response_model=StationRead,
+             responses=problem_responses(409, 422), summary="Register a station")
+async def create_station(body: StationCreate, session: Session, actor: Actor, response: Response) -> StationRead:
+    station = await station_service.create(session, data=body)
+    set_etag(response, station.version)
+    response.headers["Location"] = f"/api/v1/stations/{station.id}"
+    return station
+
+
+@router.get("", response_model=Page[StationRead], responses=problem_responses(422), summary="List stations")
+async def list_stations(session: Session, actor: Actor, paging: Paging, region: RegionQuery = None) -> Page[StationRead]:
+    return await station_service.list_(session, region=region, limit=paging.limit, cursor=paging.cursor)
+
+
+@router.get("/{station_id}", response_model=StationRead, responses=problem_responses(404))
+async def get_station(station_id: int, session: Session, actor: Actor, response: Response) -> StationRead:
+    station = await station_service.get(session, station_id=station_id)
+    set_etag(response, station.version)
+    return station
+
+
+@router.patch("/{station_id}", response_model=StationRead, responses=problem_responses(404, 412, 422, 428))
+async def update_station(station_id: int, body: StationUpdate, version: ExpectedVersion, session: Session,
+                         actor: Actor, response: Response) -> StationRead:
+    station = await station_service.update(session, station_id=station_id, data=body, expected_version=version)
+    set_etag(response, station.version)
+    return station
+
+
+@router.delete("/{station_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(404, 409),
+               summary="Archive a station (refused while it has live needs)")
+async def archive_station(station_id: int, session: Session, actor: Actor) -> None:
+    await station_service.archive(session, station_id=station_id)
+
+
+@router.post("/{station_id}/needs", status_code=status.HTTP_201_CREATED, response_model=list[NeedRead],
+             responses=problem_responses(404, 413, 422), summary="Submit a need list (点单): all items or none")
+async def submit_need_list(station_id: int, body: NeedList, session: Session, settings: SettingsDep,
+                           actor: Actor) -> list[NeedRead]:
+    return await need_service.submit_list(session, station_id=station_id, items=body.items,
+                                          max_items=settings.batch_max_items)
+
+
+@router.get("/{station_id}/needs", response_model=Page[NeedRead], responses=problem_responses(404, 422),
+            summary="A station's need list")
+async def list_station_needs(station_id: int, session: Session, actor: Actor, paging: Paging,
+                             status: str | None = None) -> Page[NeedRead]:
+    await station_service.get(session, station_id=station_id)
+    return await need_service.list_(session, region=None, station_id=station_id, domain=None, service_type=None,
+                                    status=status, limit=paging.limit, cursor=paging.cursor)

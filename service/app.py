@@ -1,0 +1,44 @@
+"""The ASGI application: routers, problem handlers, middleware and the database lifespan."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+from fastapi import FastAPI
+
+from service.api import catalog, health, needs, offers, organizations, problems, stations
+from service.api.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
+from service.db.session import Database
+from service.settings import Settings, get_settings
+
+DESCRIPTION = """
+Matching service for 结对帮扶: township and street social-work stations (乡镇街道社工站) post need lists
+(需求清单, 点单); social organizations (社会组织) post supply lists (供给清单, 接单); the bureau (民政局)
+matches them into pairings (结对).
+
+Errors are RFC 9457 `application/problem+json` with a stable `code` and per-field `errors`;
+send `Accept-Language: zh-CN` for Chinese messages. Updates need `If-Match` with the ETag you read.
+"""
+
+
+def create_app(settings: Settings | None = None) -> FastAPI:
+    """Build the app for the given settings (the environment's by default)."""
+    settings = settings or get_settings()
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        app.state.db = Database.from_settings(settings)
+        try:
+            yield
+        finally:
+            await app.state.db.dispose()
+
+    app = FastAPI(title="结对帮扶 Matching Service", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
+    app.state.settings = settings
+    problems.install(app)
+    for module in (health, catalog, stations, organizations, needs, offers):
+        app.include_router(module.router)
+    app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(RequestIdMiddleware)
+    return app

@@ -1,0 +1,102 @@
+"""Helpers every use case shares: paging by cursor, optimistic versions, loading or 404."""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from typing import Any
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.errors import FieldError, InvalidInput, NotFound, StaleVersion, VersionRequired
+
+
+def encode_cursor(last_id: int) -> str:
+    """An opaque cursor that resumes after `last_id`."""
+    return base64.urlsafe_b64encode(json.dumps({"after": last_id}).encode()).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str | None) -> int | None:
+    """The id a cursor resumes after; a forged or damaged cursor is a 422, not a 500."""
+    if not cursor:
+        return None
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        after = json.loads(base64.urlsafe_b64decode(padded.encode()))["after"]
+        if not isinstance(after, int) or after < 0:
+            raise ValueError
+        return after
+    except (ValueError, KeyError, TypeError, binascii.Error, UnicodeDecodeError):
+        raise InvalidInput(
+            "The cursor is not one this service issued",
+            "分页游标无效",
+            errors=[FieldError("query:cursor", "invalid_cursor", "invalid cursor", "分页游标无效")],
+        ) from None
+
+
+async def fetch_page(
+    session: AsyncSession, stmt: sa.Select[Any], id_column: Any, *, limit: int, cursor: str | None
+) -> tuple[list[Any], str | None]:
+    """Rows of `stmt` after the cursor in id order, and the cursor of the next page."""
+    after = decode_cursor(cursor)
+    if after is not None:
+        stmt = stmt.where(id_column > after)
+    rows = list((await session.scalars(stmt.order_by(id_column).limit(limit + 1))).unique())
+    if len(rows) > limit:
+        rows = rows[:limit]
+        return rows, encode_cursor(rows[-1].id)
+    return rows, None
+
+
+def parse_if_match(header: str | None) -> int:
+    """The version an If-Match header names; writes without one are refused (428)."""
+    if header is None:
+        raise VersionRequired(
+            "Send If-Match with the ETag you read, so that concurrent edits are not lost",
+            "请在 If-Match 中带上读取时的 ETag，以免覆盖他人的修改",
+        )
+    tag = header.strip().removeprefix("W/").strip('"')
+    if not tag.isdigit():
+        raise StaleVersion("If-Match does not name a version of this resource", "If-Match 与该资源的版本不符")
+    return int(tag)
+
+
+def check_version(current: int, expected: int, *, what: str) -> None:
+    """Refuse a write based on an older read (412)."""
+    if current != expected:
+        raise StaleVersion(
+            f"The {what} is at version {current}; you sent {expected}. Read it again and retry.",
+            f"该数据当前版本为 {current}，您提交的是 {expected}，请重新读取后再修改。",
+            extra={"current_version": current},
+        )
+
+
+def etag(version: int) -> str:
+    """The strong ETag of a version."""
+    return f'"{version}"'
+
+
+async def get_or_404(session: AsyncSession, model: type[Any], object_id: int, *, what_en: str, what_zh: str,
+                     for_update: bool = False, options: tuple[Any, ...] = ()) -> Any:
+    """Load one row by id or raise 404; archived rows count as absent."""
+    stmt = sa.select(model).where(model.id == object_id).options(*options)
+    if hasattr(model, "archived_at"):
+        stmt = stmt.where(model.archived_at.is_(None))
+    if for_update:
+        stmt = stmt.with_for_update()
+    obj = (await session.scalars(stmt)).first()
+    if obj is None:
+        raise NotFound(f"No {what_en} with id {object_id}", f"{what_zh} {object_id} 不存在")
+    return obj
+
+
+def region_prefix_filter(column: Any, prefix: str | None) -> Any:
+    """SQL condition: a region code under `prefix` (a county code '420502' or its trailing-zero form '420500')."""
+    if not prefix:
+        return sa.true()
+    from service.reference.regions import prefix_of
+
+    significant = prefix_of(prefix) if len(prefix) == 6 else prefix
+    return column.like(significant + "%")

@@ -1,0 +1,101 @@
+"""Use cases for stations (社工站): register, read, list, edit, archive."""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.db.base import utcnow
+from service.db.models.common import Page
+from service.db.models.needs import LIVE_NEED_STATUSES, Need
+from service.db.models.stations import Station, StationCreate, StationRead, StationUpdate
+from service.errors import Conflict, ErrorCollector
+from service.reference import regions
+from service.services.common import check_version, fetch_page, get_or_404, region_prefix_filter
+
+
+def to_read(station: Station) -> StationRead:
+    """The API view of a station, with coordinates filled from its county when it gave none."""
+    read = StationRead.model_validate(station)
+    read.county_name = regions.name_of(station.region_code[:6])
+    if station.latitude is None:
+        point = regions.coordinates(station.region_code)
+        if point:
+            read.latitude, read.longitude = point
+            read.coordinates_source = "region"
+    return read
+
+
+async def _get(session: AsyncSession, station_id: int, *, for_update: bool = False) -> Station:
+    return await get_or_404(session, Station, station_id, what_en="station", what_zh="社工站", for_update=for_update)
+
+
+async def _ensure_region_free(session: AsyncSession, region_code: str) -> None:
+    taken = await session.scalar(
+        sa.select(Station.id).where(Station.region_code == region_code, Station.archived_at.is_(None))
+    )
+    if taken is not None:
+        raise Conflict(
+            f"Township {region_code} already has station {taken}",
+            f"乡镇街道 {region_code} 已有社工站（编号 {taken}）",
+            code="station_exists",
+            extra={"station_id": taken},
+        )
+
+
+async def create(session: AsyncSession, *, data: StationCreate) -> StationRead:
+    """Register a station for a township."""
+    errors = ErrorCollector()
+    try:
+        region_code = regions.normalise_township(data.region_code)
+    except regions.RegionCodeError as exc:
+        errors.add("/region_code", exc.reason, exc.message_en, exc.message_zh)
+    errors.raise_if_any()
+    await _ensure_region_free(session, region_code)
+    station = Station(**data.model_dump(exclude={"region_code"}), region_code=region_code)
+    session.add(station)
+    await session.flush()
+    return to_read(station)
+
+
+async def get(session: AsyncSession, *, station_id: int) -> StationRead:
+    """One station."""
+    return to_read(await _get(session, station_id))
+
+
+async def list_(session: AsyncSession, *, region: str | None, limit: int, cursor: str | None) -> Page[StationRead]:
+    """Stations under a region, in id order."""
+    stmt = sa.select(Station).where(Station.archived_at.is_(None), region_prefix_filter(Station.region_code, region))
+    rows, next_cursor = await fetch_page(session, stmt, Station.id, limit=limit, cursor=cursor)
+    return Page[StationRead](items=[to_read(s) for s in rows], next_cursor=next_cursor, limit=limit)
+
+
+async def update(session: AsyncSession, *, station_id: int, data: StationUpdate, expected_version: int) -> StationRead:
+    """Edit a station, refusing writes based on a stale read."""
+    station = await _get(session, station_id, for_update=True)
+    check_version(station.version, expected_version, what="station")
+    for key, value in data.model_dump(exclude_unset=True).items():
+        setattr(station, key, value)
+    station.version += 1
+    station.updated_at = utcnow()
+    await session.flush()
+    return to_read(station)
+
+
+async def archive(session: AsyncSession, *, station_id: int) -> None:
+    """Retire a station; refused while it has live needs (they must be cancelled or met first)."""
+    station = await _get(session, station_id, for_update=True)
+    live = await session.scalar(
+        sa.select(sa.func.count()).select_from(Need).where(Need.station_id == station_id,
+                                                          Need.status.in_(LIVE_NEED_STATUSES))
+    )
+    if live:
+        raise Conflict(
+            f"Station {station_id} still has {live} live need(s); cancel them first",
+            f"社工站 {station_id} 仍有 {live} 项进行中的需求，请先取消",
+            code="station_has_live_needs",
+            extra={"live_needs": live},
+        )
+    station.archived_at = utcnow()
+    station.version += 1
+    await session.flush()
