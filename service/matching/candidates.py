@@ -1,0 +1,299 @@
+"""Records to candidate edges: hard filters, distances and score components, vectorised with numpy."""
+
+from __future__ import annotations
+
+import hashlib
+import itertools
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+import numpy as np
+from scipy.spatial import cKDTree
+
+from service.matching.records import Id, NeedRecord, OfferRecord, OrganizationRecord, StationRecord, Weights
+
+LEVELS = (0, 2, 4, 6, 9, 12)  # region-code prefix lengths: nationwide, province, city, county, township, village
+_TEN12 = 10**12
+EARTH_KM = 6371.0088
+COMPONENTS = ("service_type", "expertise", "distance", "rating", "feedback", "continuity", "priority")
+
+
+def stable_key(value: Id) -> int:
+    """Process-independent signed 64-bit key of an id (Python's str hash is salted per process)."""
+    if isinstance(value, int) and -(2**62) < value < 2**62:
+        return value
+    digest = hashlib.blake2b(str(value).encode(), digest_size=8).digest()
+    return int.from_bytes(digest, "little", signed=True)
+
+
+def _ids(records: Sequence, kind: str) -> dict[Id, int]:
+    """Index of each record id; duplicates are a data error."""
+    index = {r.id: k for k, r in enumerate(records)}
+    if len(index) != len(records):
+        raise ValueError(f"duplicate {kind} ids")
+    return index
+
+
+def _lookup(index: dict[Id, int], key: Id, what: str) -> int:
+    """Index of a referenced id with a clear error."""
+    try:
+        return index[key]
+    except KeyError:
+        raise ValueError(f"unknown {what} id {key!r}") from None
+
+
+def _region_int(code: str, what: str) -> tuple[int, int]:
+    """(level, integer prefix) of a region-code prefix string."""
+    if len(code) not in LEVELS or not (code.isdigit() or code == ""):
+        raise ValueError(f"{what}: region code {code!r} must be 0, 2, 4, 6, 9 or 12 digits")
+    return LEVELS.index(len(code)), int(code) if code else 0
+
+
+def _floats(values: Iterable[float | None]) -> np.ndarray:
+    """Floats with None as NaN."""
+    return np.array([np.nan if v is None else float(v) for v in values], dtype=np.float64)
+
+
+@dataclass
+class Indexed:
+    """The records as arrays (indices instead of ids)."""
+
+    needs: Sequence[NeedRecord]
+    offers: Sequence[OfferRecord]
+    orgs: Sequence[OrganizationRecord]
+    stations: Sequence[StationRecord]
+    need_index: dict[Id, int]
+    offer_index: dict[Id, int]
+    org_index: dict[Id, int]
+    station_index: dict[Id, int]
+    need_station: np.ndarray
+    need_type: np.ndarray
+    need_qty: np.ndarray
+    need_prio: np.ndarray
+    need_split: np.ndarray
+    need_domain: np.ndarray
+    need_start: np.ndarray
+    need_end: np.ndarray
+    st_region: np.ndarray
+    st_lat: np.ndarray
+    st_lon: np.ndarray
+    org_rating: np.ndarray
+    org_feedback: np.ndarray
+    org_limit: np.ndarray
+    org_lat: np.ndarray
+    org_lon: np.ndarray
+    org_domains: np.ndarray  # sorted codes org * n_domains + domain
+    offer_org: np.ndarray
+    offer_active: np.ndarray
+    offer_start: np.ndarray
+    offer_end: np.ndarray
+    offer_maxdist: np.ndarray
+    offer_cap: np.ndarray
+    offer_primary: np.ndarray
+    ot_offer: np.ndarray  # flattened (offer, type)
+    ot_type: np.ndarray
+    oa_offer: np.ndarray  # flattened (offer, area prefix)
+    oa_level: np.ndarray
+    oa_prefix: np.ndarray
+    n_types: int
+    n_domains: int
+
+
+def index_records(needs: Sequence[NeedRecord], offers: Sequence[OfferRecord], orgs: Sequence[OrganizationRecord],
+                  stations: Sequence[StationRecord]) -> Indexed:
+    """Validate references and convert records to arrays."""
+    need_index, offer_index = _ids(needs, "need"), _ids(offers, "offer")
+    org_index, station_index = _ids(orgs, "organization"), _ids(stations, "station")
+    types: dict[str, int] = {}
+    domains: dict[str, int] = {}
+    for n in needs:
+        if n.quantity <= 0:
+            raise ValueError(f"need {n.id!r}: quantity must be > 0")
+    need_type = np.array([types.setdefault(n.service_type, len(types)) for n in needs], np.int64)
+    ot_pairs = [(k, types.setdefault(t, len(types))) for k, o in enumerate(offers)
+                for t in dict.fromkeys(o.service_types)]
+    need_domain = np.array([-1 if n.domain is None else domains.setdefault(n.domain, len(domains)) for n in needs],
+                           np.int64)
+    org_dom = [(g, domains.setdefault(d, len(domains))) for g, o in enumerate(orgs) for d in o.domains]
+    oa = [(k, *_region_int(a, f"offer {o.id!r}")) for k, o in enumerate(offers) for a in o.area]
+    org_active = np.array([o.active for o in orgs], bool)
+    offer_org = np.array([_lookup(org_index, o.organization_id, "organization") for o in offers], np.int64)
+    nd = max(len(domains), 1)
+    return Indexed(
+        needs, offers, orgs, stations, need_index, offer_index, org_index, station_index,
+        need_station=np.array([_lookup(station_index, n.station_id, "station") for n in needs], np.int64),
+        need_type=need_type,
+        need_qty=np.array([n.quantity for n in needs], np.int64),
+        need_prio=np.array([n.priority for n in needs], np.float64),
+        need_split=np.array([n.splittable for n in needs], bool),
+        need_domain=need_domain,
+        need_start=np.array([n.window[0].toordinal() for n in needs], np.int64),
+        need_end=np.array([n.window[1].toordinal() for n in needs], np.int64),
+        st_region=np.array([_region_int(s.region_code, f"station {s.id!r}")[1] for s in stations], np.int64),
+        st_lat=_floats(s.lat for s in stations), st_lon=_floats(s.lon for s in stations),
+        org_rating=_floats(o.rating for o in orgs), org_feedback=_floats(o.feedback for o in orgs),
+        org_limit=np.array([-1 if o.max_stations is None else o.max_stations for o in orgs], np.int64),
+        org_lat=_floats(o.lat for o in orgs), org_lon=_floats(o.lon for o in orgs),
+        org_domains=np.unique(np.array([g * nd + d for g, d in org_dom], np.int64)),
+        offer_org=offer_org,
+        offer_active=np.array([o.active for o in offers], bool) & org_active[offer_org] if len(offers) else
+        np.zeros(0, bool),
+        offer_start=np.array([o.window[0].toordinal() for o in offers], np.int64),
+        offer_end=np.array([o.window[1].toordinal() for o in offers], np.int64),
+        offer_maxdist=_floats(o.max_distance_km for o in offers),
+        offer_cap=np.array([o.capacity for o in offers], np.int64),
+        offer_primary=np.array([types.get(o.service_types[0], -1) if o.service_types else -1 for o in offers],
+                               np.int64),
+        ot_offer=np.array([p[0] for p in ot_pairs], np.int64), ot_type=np.array([p[1] for p in ot_pairs], np.int64),
+        oa_offer=np.array([p[0] for p in oa], np.int64), oa_level=np.array([p[1] for p in oa], np.int64),
+        oa_prefix=np.array([p[2] for p in oa], np.int64),
+        n_types=len(types), n_domains=nd,
+    )
+
+
+def join(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """All index pairs (i, j) with left[i] == right[j] (a vectorised many-to-many join)."""
+    order = np.argsort(right, kind="stable")
+    sk = right[order]
+    lo = np.searchsorted(sk, left, "left")
+    cnt = np.searchsorted(sk, left, "right") - lo
+    total = int(cnt.sum())
+    li = np.repeat(np.arange(len(left)), cnt)
+    within = np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt)
+    return li, order[np.repeat(lo, cnt) + within]
+
+
+def _area_pairs(ix: Indexed) -> tuple[np.ndarray, np.ndarray]:
+    """(need, offer) pairs where an active offer of the need's type covers the station's region."""
+    act = ix.offer_active[ix.oa_offer]
+    oa_off, oa_lvl, oa_pre = ix.oa_offer[act], ix.oa_level[act], ix.oa_prefix[act]
+    ai, ti = join(oa_off, ix.ot_offer)  # offer areas x offer types
+    right = (ix.ot_type[ti] * 8 + oa_lvl[ai]) * _TEN12 + oa_pre[ai]
+    region = ix.st_region[ix.need_station]
+    n = len(ix.needs)
+    left = np.concatenate([(ix.need_type * 8 + li) * _TEN12 + region // 10 ** (12 - lvl)
+                           for li, lvl in enumerate(LEVELS)])
+    ni, ri = join(left, right)
+    return ni % n if n else ni, oa_off[ai[ri]]
+
+
+def _unit_vectors(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
+    """Points on the unit sphere."""
+    la, lo = np.radians(lat), np.radians(lon)
+    return np.stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)], axis=1)
+
+
+def _distance_pairs(ix: Indexed) -> tuple[np.ndarray, np.ndarray]:
+    """(need, offer) pairs where the station lies within the active offer's maximum distance."""
+    lat, lon = ix.org_lat[ix.offer_org], ix.org_lon[ix.offer_org]
+    offers = np.flatnonzero(ix.offer_active & np.isfinite(ix.offer_maxdist) & np.isfinite(lat) & np.isfinite(lon))
+    stations = np.flatnonzero(np.isfinite(ix.st_lat) & np.isfinite(ix.st_lon))
+    empty = np.zeros(0, np.int64)
+    if offers.size == 0 or stations.size == 0:
+        return empty, empty
+    tree = cKDTree(_unit_vectors(ix.st_lat[stations], ix.st_lon[stations]))
+    chord = 2 * np.sin(np.minimum(ix.offer_maxdist[offers] / EARTH_KM, np.pi) / 2)
+    hits = tree.query_ball_point(_unit_vectors(lat[offers], lon[offers]), chord)
+    lens = np.fromiter((len(h) for h in hits), np.int64, len(hits))
+    st = stations[np.fromiter(itertools.chain.from_iterable(hits), np.int64, int(lens.sum()))]
+    off = np.repeat(offers, lens)
+    pi, ti = join(off, ix.ot_offer)
+    t = max(ix.n_types, 1)
+    ni, ri = join(ix.need_station * t + ix.need_type, st[pi] * t + ix.ot_type[ti])
+    return ni, off[pi[ri]]
+
+
+def haversine_km(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.ndarray) -> np.ndarray:
+    """Great-circle distance in km (NaN where a coordinate is missing)."""
+    p1, p2 = np.radians(lat1), np.radians(lat2)
+    a = np.sin((p2 - p1) / 2) ** 2 + np.cos(p1) * np.cos(p2) * np.sin(np.radians(lon2 - lon1) / 2) ** 2
+    return 2 * EARTH_KM * np.arcsin(np.sqrt(np.clip(a, 0, 1)))
+
+
+@dataclass
+class Candidates:
+    """Candidate edges with their score components, plus per-need filter counts for explanations."""
+
+    need: np.ndarray
+    offer: np.ndarray
+    distance_km: np.ndarray
+    components: np.ndarray  # (edges, 7) in COMPONENTS order
+    score: np.ndarray
+    value: np.ndarray  # per unit (splittable) or for the whole need (unsplittable)
+    forced: np.ndarray  # edges added for accepted allocations regardless of filters
+    filter_counts: dict[str, np.ndarray]  # candidates left per need after each filter
+
+
+def _pair_codes(need: np.ndarray, offer: np.ndarray, n_offers: int) -> np.ndarray:
+    """One int64 code per (need, offer) pair."""
+    return need * max(n_offers, 1) + offer
+
+
+def build_candidates(ix: Indexed, weights: Weights, pairings: Iterable[tuple[Id, Id]] = (),
+                     rejected: Iterable[tuple[Id, Id]] = (), forced: Iterable[tuple[Id, Id]] = ()) -> Candidates:
+    """Apply the hard filters (type, active, area or distance, window, rejection) and score what is left."""
+    n, m = len(ix.needs), len(ix.offers)
+    a_n, a_o = _area_pairs(ix)
+    d_n, d_o = _distance_pairs(ix)
+    codes = np.unique(_pair_codes(np.concatenate([a_n, d_n]), np.concatenate([a_o, d_o]), m))
+    need, offer = codes // max(m, 1), codes % max(m, 1)
+    counts = _type_counts(ix)
+    counts["none_in_range"] = np.bincount(need, minlength=n)
+    overlap = (ix.need_start[need] <= ix.offer_end[offer]) & (ix.offer_start[offer] <= ix.need_end[need])
+    need, offer = need[overlap], offer[overlap]
+    counts["none_in_window"] = np.bincount(need, minlength=n)
+    rej = np.array([_lookup(ix.need_index, a, "need") * len(ix.orgs) + _lookup(ix.org_index, g, "organization")
+                    for a, g in rejected], np.int64)
+    keep = ~np.isin(need * len(ix.orgs) + ix.offer_org[offer], rej)
+    need, offer = need[keep], offer[keep]
+    counts["all_rejected"] = np.bincount(need, minlength=n)
+    need, offer, is_forced = _add_forced(ix, need, offer, forced)
+    return _score(ix, weights, need, offer, is_forced, counts, pairings)
+
+
+def _type_counts(ix: Indexed) -> dict[str, np.ndarray]:
+    """Offers of each need's type, at all and active only."""
+    t = max(ix.n_types, 1)
+    all_t = np.bincount(ix.ot_type, minlength=t)
+    act_t = np.bincount(ix.ot_type[ix.offer_active[ix.ot_offer]], minlength=t)
+    return {"no_offer_of_type": all_t[ix.need_type], "no_active_offer": act_t[ix.need_type]}
+
+
+def _add_forced(ix: Indexed, need: np.ndarray, offer: np.ndarray, forced: Iterable[tuple[Id, Id]]
+                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Append accepted pairs that the filters removed (an accepted allocation stays)."""
+    m = len(ix.offers)
+    pairs = [(_lookup(ix.need_index, a, "need"), _lookup(ix.offer_index, b, "offer")) for a, b in forced]
+    f = _pair_codes(np.array([p[0] for p in pairs], np.int64), np.array([p[1] for p in pairs], np.int64), m)
+    codes = _pair_codes(need, offer, m)
+    extra = np.setdiff1d(np.unique(f), codes)
+    allc = np.concatenate([codes, extra])
+    order = np.argsort(allc, kind="stable")
+    allc = allc[order]
+    return allc // max(m, 1), allc % max(m, 1), np.isin(allc, f)
+
+
+def _score(ix: Indexed, w: Weights, need: np.ndarray, offer: np.ndarray, forced: np.ndarray,
+           counts: dict[str, np.ndarray], pairings: Iterable[tuple[Id, Id]]) -> Candidates:
+    """Score components, weighted score and integer value of each edge."""
+    org, st = ix.offer_org[offer], ix.need_station[need]
+    dist = haversine_km(ix.st_lat[st], ix.st_lon[st], ix.org_lat[org], ix.org_lon[org])
+    unk = w.unknown
+    type_score = np.where(ix.offer_primary[offer] == ix.need_type[need], 1.0, w.secondary_type)
+    dom = ix.need_domain[need]
+    has_dom = np.isin(org * ix.n_domains + dom, ix.org_domains) & (dom >= 0)
+    org_has_any = np.isin(np.arange(len(ix.orgs)), ix.org_domains // ix.n_domains)[org]
+    expertise = np.where(has_dom, 1.0, np.where((dom < 0) | ~org_has_any, unk, 0.0))
+    distance = np.where(np.isfinite(dist), np.exp(-np.nan_to_num(dist) / w.distance_scale_km), unk)
+    rating = np.where(np.isfinite(ix.org_rating[org]), np.clip(ix.org_rating[org] / 5.0, 0, 1), unk)
+    feedback = np.where(np.isfinite(ix.org_feedback[org]), np.clip(ix.org_feedback[org], 0, 1), unk)
+    pair_codes = np.array([_lookup(ix.org_index, g, "organization") * max(len(ix.stations), 1)
+                           + _lookup(ix.station_index, s, "station") for g, s in pairings], np.int64)
+    continuity = np.isin(org * max(len(ix.stations), 1) + st, pair_codes).astype(np.float64)
+    priority = np.clip((ix.need_prio[need] - 1) / 4, 0, 1)
+    comps = np.stack([type_score, expertise, distance, rating, feedback, continuity, priority], axis=1)
+    wv = np.array([w.service_type, w.expertise, w.distance, w.rating, w.feedback, w.continuity, w.priority])
+    score = comps @ wv
+    per_unit = 1 + np.rint(w.resolution * score).astype(np.int64)
+    value = np.where(ix.need_split[need], per_unit, per_unit * ix.need_qty[need])
+    return Candidates(need, offer, dist, comps, score, value, forced, counts)
