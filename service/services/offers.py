@@ -28,10 +28,14 @@ from service.services.organizations import check_area_codes
 _LOAD_TYPES = (selectinload(Offer.service_types),)  # type: ignore[arg-type]
 
 
+def _position(link: OfferServiceType) -> int:
+    return link.position
+
+
 def to_read(offer: Offer) -> OfferRead:
     """The API view of an offer."""
     return OfferRead.model_validate(
-        {**offer.model_dump(), "service_types": [t.service_type_code for t in offer.service_types]}
+        {**offer.model_dump(), "service_types": [t.service_type_code for t in sorted(offer.service_types, key=_position)]}
     )
 
 

@@ -3,9 +3,9 @@
 from __future__ import annotations
 
 from datetime import date
-from typing import Annotated, Generic, TypeVar
+from typing import Annotated, Any, Generic, TypeVar
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints
+from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationInfo, field_validator
 
 T = TypeVar("T")
 
@@ -33,6 +33,16 @@ def check_window(start: date | None, end: date | None) -> None:
     """A window must not end before it starts."""
     if start is not None and end is not None and end < start:
         raise ValueError("window_end must not be before window_start / 结束日期不能早于开始日期")
+
+
+def window_end_after_start() -> Any:
+    """A field validator reporting a reversed window on `window_end`, where the person must fix it."""
+
+    def _check(cls: type, value: date | None, info: ValidationInfo) -> date | None:
+        check_window(info.data.get("window_start"), value)
+        return value
+
+    return field_validator("window_end")(classmethod(_check))
 
 
 class Coordinates(Strict):

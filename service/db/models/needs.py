@@ -6,12 +6,12 @@ from datetime import date, datetime
 from enum import IntEnum, StrEnum
 
 import sqlalchemy as sa
-from pydantic import BaseModel, ConfigDict, model_validator
+from pydantic import BaseModel, ConfigDict
 from pydantic import Field as PydField
 from sqlmodel import Field, SQLModel
 
 from service.db.base import timestamp_column
-from service.db.models.common import Description, ServiceTypeCode, Strict, Title, WindowDate, check_window
+from service.db.models.common import Description, ServiceTypeCode, Strict, Title, WindowDate, window_end_after_start
 
 
 class NeedStatus(StrEnum):
@@ -105,10 +105,7 @@ class NeedItem(Strict):
     splittable: bool = PydField(True, description="False: one organization serves it whole")
     mode: NeedMode = NeedMode.direct_aid
 
-    @model_validator(mode="after")
-    def _window(self) -> NeedItem:
-        check_window(self.window_start, self.window_end)
-        return self
+    _window = window_end_after_start()
 
 
 class NeedCreate(NeedItem):
@@ -137,10 +134,7 @@ class NeedUpdate(Strict):
     splittable: bool | None = None
     mode: NeedMode | None = None
 
-    @model_validator(mode="after")
-    def _window(self) -> NeedUpdate:
-        check_window(self.window_start, self.window_end)
-        return self
+    _window = window_end_after_start()
 
 
 class NeedRead(BaseModel):

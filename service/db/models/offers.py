@@ -19,7 +19,7 @@ from service.db.models.common import (
     Strict,
     Title,
     WindowDate,
-    check_window,
+    window_end_after_start,
 )
 from service.db.models.organizations import JSON
 
@@ -93,9 +93,10 @@ class OfferItem(Strict):
     window_end: WindowDate
     status: OfferStatus = PydField(OfferStatus.active, description="active or paused on creation")
 
+    _window = window_end_after_start()
+
     @model_validator(mode="after")
     def _check(self) -> "OfferItem":
-        check_window(self.window_start, self.window_end)
         if len(set(self.service_types)) != len(self.service_types):
             raise ValueError("service_types must not repeat / 服务类型不能重复")
         if self.status not in LIVE_OFFER_STATUSES:
@@ -127,9 +128,10 @@ class OfferUpdate(Strict):
     window_end: WindowDate | None = None
     status: OfferStatus | None = None
 
+    _window = window_end_after_start()
+
     @model_validator(mode="after")
     def _check(self) -> "OfferUpdate":
-        check_window(self.window_start, self.window_end)
         if self.status is not None and self.status not in LIVE_OFFER_STATUSES:
             raise ValueError(
                 "status can be set to active or paused; DELETE withdraws"
