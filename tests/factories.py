@@ -66,8 +66,18 @@ def need(**overrides: Any) -> dict[str, Any]:
 
 
 def free_clinic_need(**overrides: Any) -> dict[str, Any]:
-    return need(service_type="elderly_care.free_clinic", title="社区慢病义诊", description="高血压、糖尿病筛查",
-                quantity=2, beneficiary_group="elderly", beneficiary_count=150, splittable=False) | overrides
+    return (
+        need(
+            service_type="elderly_care.free_clinic",
+            title="社区慢病义诊",
+            description="高血压、糖尿病筛查",
+            quantity=2,
+            beneficiary_group="elderly",
+            beneficiary_count=150,
+            splittable=False,
+        )
+        | overrides
+    )
 
 
 def offer(**overrides: Any) -> dict[str, Any]:

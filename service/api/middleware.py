@@ -79,13 +79,22 @@ class BodySizeLimitMiddleware:
                 "type": "https://jiedui.example.org/problems/payload_too_large",
                 "title": "请求体过大" if zh else "Payload too large",
                 "status": 413,
-                "detail": f"请求体不能超过 {self.max_bytes} 字节" if zh else f"Bodies are limited to {self.max_bytes} bytes",
+                "detail": f"请求体不能超过 {self.max_bytes} 字节"
+                if zh
+                else f"Bodies are limited to {self.max_bytes} bytes",
                 "code": "payload_too_large",
                 "instance": scope.get("path", ""),
             },
             ensure_ascii=False,
         ).encode()
-        await send({"type": "http.response.start", "status": 413,
-                    "headers": [(b"content-type", b"application/problem+json"),
-                                (b"content-length", str(len(body)).encode())]})
+        await send(
+            {
+                "type": "http.response.start",
+                "status": 413,
+                "headers": [
+                    (b"content-type", b"application/problem+json"),
+                    (b"content-length", str(len(body)).encode()),
+                ],
+            }
+        )
         await send({"type": "http.response.body", "body": body})

@@ -13,8 +13,13 @@ from service.services import needs as need_service
 router = APIRouter(prefix="/api/v1/needs", tags=["needs"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=NeedRead, responses=problem_responses(404, 422),
-             summary="Add one need to a station's list")
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=NeedRead,
+    responses=problem_responses(404, 422),
+    summary="Add one need to a station's list",
+)
 async def create_need(body: NeedCreate, session: Session, actor: Actor, response: Response) -> NeedRead:
     need = await need_service.create(session, data=body)
     set_etag(response, need.version)
@@ -23,12 +28,26 @@ async def create_need(body: NeedCreate, session: Session, actor: Actor, response
 
 
 @router.get("", response_model=Page[NeedRead], responses=problem_responses(422), summary="Search needs")
-async def list_needs(session: Session, actor: Actor, paging: Paging, region: RegionQuery = None,
-                     station_id: int | None = None, domain: str | None = None, service_type: str | None = None,
-                     status: NeedStatus | None = None) -> Page[NeedRead]:
-    return await need_service.list_(session, region=region, station_id=station_id, domain=domain,
-                                    service_type=service_type, status=status, limit=paging.limit,
-                                    cursor=paging.cursor)
+async def list_needs(
+    session: Session,
+    actor: Actor,
+    paging: Paging,
+    region: RegionQuery = None,
+    station_id: int | None = None,
+    domain: str | None = None,
+    service_type: str | None = None,
+    status: NeedStatus | None = None,
+) -> Page[NeedRead]:
+    return await need_service.list_(
+        session,
+        region=region,
+        station_id=station_id,
+        domain=domain,
+        service_type=service_type,
+        status=status,
+        limit=paging.limit,
+        cursor=paging.cursor,
+    )
 
 
 @router.get("/{need_id}", response_model=NeedRead, responses=problem_responses(404))
@@ -39,15 +58,20 @@ async def get_need(need_id: int, session: Session, actor: Actor, response: Respo
 
 
 @router.patch("/{need_id}", response_model=NeedRead, responses=problem_responses(404, 409, 412, 422, 428))
-async def update_need(need_id: int, body: NeedUpdate, version: ExpectedVersion, session: Session, actor: Actor,
-                      response: Response) -> NeedRead:
+async def update_need(
+    need_id: int, body: NeedUpdate, version: ExpectedVersion, session: Session, actor: Actor, response: Response
+) -> NeedRead:
     need = await need_service.update(session, need_id=need_id, data=body, expected_version=version)
     set_etag(response, need.version)
     return need
 
 
-@router.delete("/{need_id}", response_model=NeedRead, responses=problem_responses(404, 409),
-               summary="Cancel a need (it stays on record as cancelled)")
+@router.delete(
+    "/{need_id}",
+    response_model=NeedRead,
+    responses=problem_responses(404, 409),
+    summary="Cancel a need (it stays on record as cancelled)",
+)
 async def cancel_need(need_id: int, session: Session, actor: Actor, response: Response) -> NeedRead:
     need = await need_service.cancel(session, need_id=need_id)
     set_etag(response, need.version)

@@ -13,8 +13,13 @@ from service.services import offers as offer_service
 router = APIRouter(prefix="/api/v1/offers", tags=["offers"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=OfferRead, responses=problem_responses(404, 422),
-             summary="Add one offer to an organization's supply list")
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=OfferRead,
+    responses=problem_responses(404, 422),
+    summary="Add one offer to an organization's supply list",
+)
 async def create_offer(body: OfferCreate, session: Session, actor: Actor, response: Response) -> OfferRead:
     offer = await offer_service.create(session, data=body)
     set_etag(response, offer.version)
@@ -23,12 +28,26 @@ async def create_offer(body: OfferCreate, session: Session, actor: Actor, respon
 
 
 @router.get("", response_model=Page[OfferRead], responses=problem_responses(422), summary="Search offers")
-async def list_offers(session: Session, actor: Actor, paging: Paging, region: RegionQuery = None,
-                     organization_id: int | None = None, domain: str | None = None, service_type: str | None = None,
-                     status: OfferStatus | None = None) -> Page[OfferRead]:
-    return await offer_service.list_(session, region=region, organization_id=organization_id, domain=domain,
-                                    service_type=service_type, status=status, limit=paging.limit,
-                                    cursor=paging.cursor)
+async def list_offers(
+    session: Session,
+    actor: Actor,
+    paging: Paging,
+    region: RegionQuery = None,
+    organization_id: int | None = None,
+    domain: str | None = None,
+    service_type: str | None = None,
+    status: OfferStatus | None = None,
+) -> Page[OfferRead]:
+    return await offer_service.list_(
+        session,
+        region=region,
+        organization_id=organization_id,
+        domain=domain,
+        service_type=service_type,
+        status=status,
+        limit=paging.limit,
+        cursor=paging.cursor,
+    )
 
 
 @router.get("/{offer_id}", response_model=OfferRead, responses=problem_responses(404))
@@ -39,15 +58,20 @@ async def get_offer(offer_id: int, session: Session, actor: Actor, response: Res
 
 
 @router.patch("/{offer_id}", response_model=OfferRead, responses=problem_responses(404, 409, 412, 422, 428))
-async def update_offer(offer_id: int, body: OfferUpdate, version: ExpectedVersion, session: Session, actor: Actor,
-                      response: Response) -> OfferRead:
+async def update_offer(
+    offer_id: int, body: OfferUpdate, version: ExpectedVersion, session: Session, actor: Actor, response: Response
+) -> OfferRead:
     offer = await offer_service.update(session, offer_id=offer_id, data=body, expected_version=version)
     set_etag(response, offer.version)
     return offer
 
 
-@router.delete("/{offer_id}", response_model=OfferRead, responses=problem_responses(404, 409),
-               summary="Withdraw an offer (it stays on record as withdrawn)")
+@router.delete(
+    "/{offer_id}",
+    response_model=OfferRead,
+    responses=problem_responses(404, 409),
+    summary="Withdraw an offer (it stays on record as withdrawn)",
+)
 async def cancel_offer(offer_id: int, session: Session, actor: Actor, response: Response) -> OfferRead:
     offer = await offer_service.withdraw(session, offer_id=offer_id)
     set_etag(response, offer.version)

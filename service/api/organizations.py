@@ -20,10 +20,16 @@ from service.services import organizations as organization_service
 router = APIRouter(prefix="/api/v1/organizations", tags=["organizations"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=OrganizationRead,
-             responses=problem_responses(409, 422), summary="Register an organization")
-async def create_organization(body: OrganizationCreate, session: Session, actor: Actor,
-                              response: Response) -> OrganizationRead:
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=OrganizationRead,
+    responses=problem_responses(409, 422),
+    summary="Register an organization",
+)
+async def create_organization(
+    body: OrganizationCreate, session: Session, actor: Actor, response: Response
+) -> OrganizationRead:
     org = await organization_service.create(session, data=body)
     set_etag(response, org.version)
     response.headers["Location"] = f"/api/v1/organizations/{org.id}"
@@ -31,47 +37,79 @@ async def create_organization(body: OrganizationCreate, session: Session, actor:
 
 
 @router.get("", response_model=Page[OrganizationRead], responses=problem_responses(422), summary="List organizations")
-async def list_organizations(session: Session, actor: Actor, paging: Paging, region: RegionQuery = None,
-                             kind: OrganizationKind | None = None) -> Page[OrganizationRead]:
-    return await organization_service.list_(session, region=region, kind=kind, limit=paging.limit,
-                                            cursor=paging.cursor)
+async def list_organizations(
+    session: Session, actor: Actor, paging: Paging, region: RegionQuery = None, kind: OrganizationKind | None = None
+) -> Page[OrganizationRead]:
+    return await organization_service.list_(session, region=region, kind=kind, limit=paging.limit, cursor=paging.cursor)
 
 
 @router.get("/{organization_id}", response_model=OrganizationRead, responses=problem_responses(404))
-async def get_organization(organization_id: int, session: Session, actor: Actor,
-                           response: Response) -> OrganizationRead:
+async def get_organization(
+    organization_id: int, session: Session, actor: Actor, response: Response
+) -> OrganizationRead:
     org = await organization_service.get(session, organization_id=organization_id)
     set_etag(response, org.version)
     return org
 
 
 @router.patch("/{organization_id}", response_model=OrganizationRead, responses=problem_responses(404, 412, 422, 428))
-async def update_organization(organization_id: int, body: OrganizationUpdate, version: ExpectedVersion,
-                              session: Session, actor: Actor, response: Response) -> OrganizationRead:
-    org = await organization_service.update(session, organization_id=organization_id, data=body,
-                                            expected_version=version)
+async def update_organization(
+    organization_id: int,
+    body: OrganizationUpdate,
+    version: ExpectedVersion,
+    session: Session,
+    actor: Actor,
+    response: Response,
+) -> OrganizationRead:
+    org = await organization_service.update(
+        session, organization_id=organization_id, data=body, expected_version=version
+    )
     set_etag(response, org.version)
     return org
 
 
-@router.delete("/{organization_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(404, 409),
-               summary="Archive an organization (refused while it has live offers)")
+@router.delete(
+    "/{organization_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(404, 409),
+    summary="Archive an organization (refused while it has live offers)",
+)
 async def archive_organization(organization_id: int, session: Session, actor: Actor) -> None:
     await organization_service.archive(session, organization_id=organization_id)
 
 
-@router.post("/{organization_id}/offers", status_code=status.HTTP_201_CREATED, response_model=list[OfferRead],
-             responses=problem_responses(404, 413, 422), summary="Submit a supply list (接单): all items or none")
-async def submit_offer_list(organization_id: int, body: OfferList, session: Session, settings: SettingsDep,
-                            actor: Actor) -> list[OfferRead]:
-    return await offer_service.submit_list(session, organization_id=organization_id, items=body.items,
-                                           max_items=settings.batch_max_items)
+@router.post(
+    "/{organization_id}/offers",
+    status_code=status.HTTP_201_CREATED,
+    response_model=list[OfferRead],
+    responses=problem_responses(404, 413, 422),
+    summary="Submit a supply list (接单): all items or none",
+)
+async def submit_offer_list(
+    organization_id: int, body: OfferList, session: Session, settings: SettingsDep, actor: Actor
+) -> list[OfferRead]:
+    return await offer_service.submit_list(
+        session, organization_id=organization_id, items=body.items, max_items=settings.batch_max_items
+    )
 
 
-@router.get("/{organization_id}/offers", response_model=Page[OfferRead], responses=problem_responses(404, 422),
-            summary="An organization's supply list")
-async def list_organization_offers(organization_id: int, session: Session, actor: Actor, paging: Paging,
-                                   status: str | None = None) -> Page[OfferRead]:
+@router.get(
+    "/{organization_id}/offers",
+    response_model=Page[OfferRead],
+    responses=problem_responses(404, 422),
+    summary="An organization's supply list",
+)
+async def list_organization_offers(
+    organization_id: int, session: Session, actor: Actor, paging: Paging, status: str | None = None
+) -> Page[OfferRead]:
     await organization_service.get(session, organization_id=organization_id)
-    return await offer_service.list_(session, region=None, organization_id=organization_id, domain=None,
-                                     service_type=None, status=status, limit=paging.limit, cursor=paging.cursor)
+    return await offer_service.list_(
+        session,
+        region=None,
+        organization_id=organization_id,
+        domain=None,
+        service_type=None,
+        status=status,
+        limit=paging.limit,
+        cursor=paging.cursor,
+    )

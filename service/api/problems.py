@@ -129,7 +129,9 @@ async def _validation_handler(request: Request, exc: RequestValidationError) -> 
         status=422,
         code="invalid_input",
         title="输入数据无效" if zh else "Invalid input",
-        detail=f"{len(errors)} 处输入有误，未保存任何数据" if zh else f"{len(errors)} invalid field(s); nothing was stored",
+        detail=f"{len(errors)} 处输入有误，未保存任何数据"
+        if zh
+        else f"{len(errors)} invalid field(s); nothing was stored",
         errors=errors,
     )
 
@@ -149,8 +151,20 @@ async def _domain_handler(request: Request, exc: DomainError) -> JSONResponse:
 
 _HTTP_TEXT = {
     404: ("not_found", "Not found", "未找到", "No such resource", "资源不存在"),
-    405: ("method_not_allowed", "Method not allowed", "不支持的请求方法", "Method not allowed here", "此地址不支持该方法"),
-    413: ("payload_too_large", "Payload too large", "请求体过大", "The request body is too large", "请求体超过大小限制"),
+    405: (
+        "method_not_allowed",
+        "Method not allowed",
+        "不支持的请求方法",
+        "Method not allowed here",
+        "此地址不支持该方法",
+    ),
+    413: (
+        "payload_too_large",
+        "Payload too large",
+        "请求体过大",
+        "The request body is too large",
+        "请求体超过大小限制",
+    ),
 }
 
 

@@ -15,8 +15,13 @@ from service.services import stations as station_service
 router = APIRouter(prefix="/api/v1/stations", tags=["stations"])
 
 
-@router.post("", status_code=status.HTTP_201_CREATED, response_model=StationRead,
-             responses=problem_responses(409, 422), summary="Register a station")
+@router.post(
+    "",
+    status_code=status.HTTP_201_CREATED,
+    response_model=StationRead,
+    responses=problem_responses(409, 422),
+    summary="Register a station",
+)
 async def create_station(body: StationCreate, session: Session, actor: Actor, response: Response) -> StationRead:
     station = await station_service.create(session, data=body)
     set_etag(response, station.version)
@@ -25,7 +30,9 @@ async def create_station(body: StationCreate, session: Session, actor: Actor, re
 
 
 @router.get("", response_model=Page[StationRead], responses=problem_responses(422), summary="List stations")
-async def list_stations(session: Session, actor: Actor, paging: Paging, region: RegionQuery = None) -> Page[StationRead]:
+async def list_stations(
+    session: Session, actor: Actor, paging: Paging, region: RegionQuery = None
+) -> Page[StationRead]:
     return await station_service.list_(session, region=region, limit=paging.limit, cursor=paging.cursor)
 
 
@@ -37,31 +44,56 @@ async def get_station(station_id: int, session: Session, actor: Actor, response:
 
 
 @router.patch("/{station_id}", response_model=StationRead, responses=problem_responses(404, 412, 422, 428))
-async def update_station(station_id: int, body: StationUpdate, version: ExpectedVersion, session: Session,
-                         actor: Actor, response: Response) -> StationRead:
+async def update_station(
+    station_id: int, body: StationUpdate, version: ExpectedVersion, session: Session, actor: Actor, response: Response
+) -> StationRead:
     station = await station_service.update(session, station_id=station_id, data=body, expected_version=version)
     set_etag(response, station.version)
     return station
 
 
-@router.delete("/{station_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(404, 409),
-               summary="Archive a station (refused while it has live needs)")
+@router.delete(
+    "/{station_id}",
+    status_code=status.HTTP_204_NO_CONTENT,
+    responses=problem_responses(404, 409),
+    summary="Archive a station (refused while it has live needs)",
+)
 async def archive_station(station_id: int, session: Session, actor: Actor) -> None:
     await station_service.archive(session, station_id=station_id)
 
 
-@router.post("/{station_id}/needs", status_code=status.HTTP_201_CREATED, response_model=list[NeedRead],
-             responses=problem_responses(404, 413, 422), summary="Submit a need list (点单): all items or none")
-async def submit_need_list(station_id: int, body: NeedList, session: Session, settings: SettingsDep,
-                           actor: Actor) -> list[NeedRead]:
-    return await need_service.submit_list(session, station_id=station_id, items=body.items,
-                                          max_items=settings.batch_max_items)
+@router.post(
+    "/{station_id}/needs",
+    status_code=status.HTTP_201_CREATED,
+    response_model=list[NeedRead],
+    responses=problem_responses(404, 413, 422),
+    summary="Submit a need list (点单): all items or none",
+)
+async def submit_need_list(
+    station_id: int, body: NeedList, session: Session, settings: SettingsDep, actor: Actor
+) -> list[NeedRead]:
+    return await need_service.submit_list(
+        session, station_id=station_id, items=body.items, max_items=settings.batch_max_items
+    )
 
 
-@router.get("/{station_id}/needs", response_model=Page[NeedRead], responses=problem_responses(404, 422),
-            summary="A station's need list")
-async def list_station_needs(station_id: int, session: Session, actor: Actor, paging: Paging,
-                             status: str | None = None) -> Page[NeedRead]:
+@router.get(
+    "/{station_id}/needs",
+    response_model=Page[NeedRead],
+    responses=problem_responses(404, 422),
+    summary="A station's need list",
+)
+async def list_station_needs(
+    station_id: int, session: Session, actor: Actor, paging: Paging, status: str | None = None
+) -> Page[NeedRead]:
     await station_service.get(session, station_id=station_id)
-    return await need_service.list_(session, region=None, station_id=station_id, domain=None, service_type=None,
-                                    status=status, limit=paging.limit, cursor=paging.cursor)
+    return await need_service.list_(
+        session,
+        region=None,
+        station_id=station_id,
+        domain=None,
+        service_type=None,
+        status=status,
+        limit=paging.limit,
+        cursor=paging.cursor,
+    )

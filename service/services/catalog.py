@@ -43,8 +43,9 @@ def unit_read(unit: str) -> UnitRead:
 
 
 def type_read(t: ServiceType) -> ServiceTypeRead:
-    return ServiceTypeRead(code=t.code, domain_code=t.domain_code, name_zh=t.name_zh, name_en=t.name_en,
-                           unit=unit_read(t.unit))
+    return ServiceTypeRead(
+        code=t.code, domain_code=t.domain_code, name_zh=t.name_zh, name_en=t.name_en, unit=unit_read(t.unit)
+    )
 
 
 async def list_domains(session: AsyncSession) -> list[ServiceDomainRead]:
@@ -54,8 +55,10 @@ async def list_domains(session: AsyncSession) -> list[ServiceDomainRead]:
     by_domain: dict[str, list[ServiceTypeRead]] = {d.code: [] for d in domains}
     for t in types:
         by_domain.setdefault(t.domain_code, []).append(type_read(t))
-    return [ServiceDomainRead(code=d.code, name_zh=d.name_zh, name_en=d.name_en, service_types=by_domain[d.code])
-            for d in domains]
+    return [
+        ServiceDomainRead(code=d.code, name_zh=d.name_zh, name_en=d.name_en, service_types=by_domain[d.code])
+        for d in domains
+    ]
 
 
 async def list_types(session: AsyncSession, *, domain: str | None = None) -> list[ServiceTypeRead]:

@@ -78,8 +78,16 @@ def etag(version: int) -> str:
     return f'"{version}"'
 
 
-async def get_or_404(session: AsyncSession, model: type[Any], object_id: int, *, what_en: str, what_zh: str,
-                     for_update: bool = False, options: tuple[Any, ...] = ()) -> Any:
+async def get_or_404(
+    session: AsyncSession,
+    model: type[Any],
+    object_id: int,
+    *,
+    what_en: str,
+    what_zh: str,
+    for_update: bool = False,
+    options: tuple[Any, ...] = (),
+) -> Any:
     """Load one row by id or raise 404; archived rows count as absent."""
     stmt = sa.select(model).where(model.id == object_id).options(*options)
     if hasattr(model, "archived_at"):

@@ -35,23 +35,33 @@ def _position(link: OfferServiceType) -> int:
 def to_read(offer: Offer) -> OfferRead:
     """The API view of an offer."""
     return OfferRead.model_validate(
-        {**offer.model_dump(), "service_types": [t.service_type_code for t in sorted(offer.service_types, key=_position)]}
+        {
+            **offer.model_dump(),
+            "service_types": [t.service_type_code for t in sorted(offer.service_types, key=_position)],
+        }
     )
 
 
-def _common_unit(errors: ErrorCollector, catalog: catalog_service.Catalog, codes: list[str], pointer: str) -> str | None:
+def _common_unit(
+    errors: ErrorCollector, catalog: catalog_service.Catalog, codes: list[str], pointer: str
+) -> str | None:
     """The one unit an offer's service types share; capacity means nothing across units."""
     units: set[str] = set()
     for i, code in enumerate(codes):
         if code not in catalog.types:
-            errors.add(f"{pointer}/{i}", "unknown_service_type", f"unknown service type {code!r}",
-                       f"未知的服务类型 {code}")
+            errors.add(
+                f"{pointer}/{i}", "unknown_service_type", f"unknown service type {code!r}", f"未知的服务类型 {code}"
+            )
         else:
             units.add(catalog.unit_of(code))
     if len(units) > 1:
-        errors.add(pointer, "mixed_units", f"service types counted in different units ({', '.join(sorted(units))})"
-                   " cannot share one capacity; post them as separate offers",
-                   "计量单位不同的服务类型不能共用一个服务量，请分别发布")
+        errors.add(
+            pointer,
+            "mixed_units",
+            f"service types counted in different units ({', '.join(sorted(units))})"
+            " cannot share one capacity; post them as separate offers",
+            "计量单位不同的服务类型不能共用一个服务量，请分别发布",
+        )
     return units.pop() if len(units) == 1 else None
 
 
@@ -81,10 +91,18 @@ async def _insert(session: AsyncSession, organization_id: int, items: list[Offer
         unit = _common_unit(errors, catalog, item.service_types, f"{base}/service_types")
         area = check_area_codes(errors, f"{base}/service_area", item.service_area)
         values = item.model_dump(exclude={"service_types", "service_area", "organization_id"})
-        offers.append(Offer(organization_id=organization_id, unit=unit or "", service_area=area, **values,
-                            service_types=_link_types(item.service_types)))
-    errors.raise_if_any(f"{len(errors.errors)} problem(s) found; nothing was stored",
-                        f"{len(errors.errors)} 处有误，未保存任何数据")
+        offers.append(
+            Offer(
+                organization_id=organization_id,
+                unit=unit or "",
+                service_area=area,
+                **values,
+                service_types=_link_types(item.service_types),
+            )
+        )
+    errors.raise_if_any(
+        f"{len(errors.errors)} problem(s) found; nothing was stored", f"{len(errors.errors)} 处有误，未保存任何数据"
+    )
     session.add_all(offers)
     await session.flush()
     return [to_read(o) for o in offers]
@@ -96,18 +114,19 @@ async def create(session: AsyncSession, *, data: OfferCreate) -> OfferRead:
     return read
 
 
-async def submit_list(session: AsyncSession, *, organization_id: int, items: list[OfferItem],
-                      max_items: int) -> list[OfferRead]:
+async def submit_list(
+    session: AsyncSession, *, organization_id: int, items: list[OfferItem], max_items: int
+) -> list[OfferRead]:
     """Add a whole supply list: every item valid → all stored; any invalid → none, each bad item reported."""
     if len(items) > max_items:
-        raise InvalidInput(f"At most {max_items} items per list", f"每次最多提交 {max_items} 项",
-                           code="too_many_items")
+        raise InvalidInput(f"At most {max_items} items per list", f"每次最多提交 {max_items} 项", code="too_many_items")
     return await _insert(session, organization_id, items, "/items/")
 
 
 async def _get(session: AsyncSession, offer_id: int, *, for_update: bool = False) -> Offer:
-    return await get_or_404(session, Offer, offer_id, what_en="offer", what_zh="供给", for_update=for_update,
-                            options=_LOAD_TYPES)
+    return await get_or_404(
+        session, Offer, offer_id, what_en="offer", what_zh="供给", for_update=for_update, options=_LOAD_TYPES
+    )
 
 
 async def get(session: AsyncSession, *, offer_id: int) -> OfferRead:
@@ -115,8 +134,17 @@ async def get(session: AsyncSession, *, offer_id: int) -> OfferRead:
     return to_read(await _get(session, offer_id))
 
 
-async def list_(session: AsyncSession, *, region: str | None, organization_id: int | None, domain: str | None,
-                service_type: str | None, status: str | None, limit: int, cursor: str | None) -> Page[OfferRead]:
+async def list_(
+    session: AsyncSession,
+    *,
+    region: str | None,
+    organization_id: int | None,
+    domain: str | None,
+    service_type: str | None,
+    status: str | None,
+    limit: int,
+    cursor: str | None,
+) -> Page[OfferRead]:
     """Offers filtered by the organization's home region, organization, domain, service type and status."""
     stmt = sa.select(Offer).join(Organization, Organization.id == Offer.organization_id).options(*_LOAD_TYPES)
     stmt = stmt.where(region_prefix_filter(Organization.home_region_code, region))
@@ -142,8 +170,12 @@ async def update(session: AsyncSession, *, offer_id: int, data: OfferUpdate, exp
     offer = await _get(session, offer_id, for_update=True)
     check_version(offer.version, expected_version, what="offer")
     if offer.status not in LIVE_OFFER_STATUSES:
-        raise Conflict(f"A {offer.status} offer cannot be changed", f"状态为 {offer.status} 的供给不能修改",
-                       code="offer_not_editable", extra={"current_status": offer.status})
+        raise Conflict(
+            f"A {offer.status} offer cannot be changed",
+            f"状态为 {offer.status} 的供给不能修改",
+            code="offer_not_editable",
+            extra={"current_status": offer.status},
+        )
     changes = data.model_dump(exclude_unset=True)
     errors = ErrorCollector()
     if "service_types" in changes:
@@ -170,8 +202,12 @@ async def withdraw(session: AsyncSession, *, offer_id: int) -> OfferRead:
     """Withdraw an offer; it stays on record. Withdrawing a withdrawn offer is a no-op."""
     offer = await _get(session, offer_id, for_update=True)
     if offer.status == OfferStatus.expired:
-        raise Conflict("An expired offer cannot be withdrawn", "已过期的供给不能撤回", code="offer_not_withdrawable",
-                       extra={"current_status": offer.status})
+        raise Conflict(
+            "An expired offer cannot be withdrawn",
+            "已过期的供给不能撤回",
+            code="offer_not_withdrawable",
+            extra={"current_status": offer.status},
+        )
     if offer.status != OfferStatus.withdrawn:
         offer.status = OfferStatus.withdrawn
         offer.version += 1

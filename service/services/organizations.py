@@ -34,8 +34,9 @@ def check_area_codes(errors: ErrorCollector, pointer: str, codes: list[str] | No
     return sorted(set(result))
 
 
-async def _check_fields(session: AsyncSession, errors: ErrorCollector, data: OrganizationCreate | OrganizationUpdate,
-                        values: dict) -> None:
+async def _check_fields(
+    session: AsyncSession, errors: ErrorCollector, data: OrganizationCreate | OrganizationUpdate, values: dict
+) -> None:
     if "home_region_code" in values and values["home_region_code"] is not None:
         try:
             values["home_region_code"] = regions.normalise_area(values["home_region_code"])
@@ -47,8 +48,9 @@ async def _check_fields(session: AsyncSession, errors: ErrorCollector, data: Org
         known = set((await session.scalars(sa.select(ServiceDomain.code))).all())
         for i, code in enumerate(values["expertise"]):
             if code not in known:
-                errors.add(f"/expertise/{i}", "unknown_domain", f"unknown service domain {code!r}",
-                           f"未知的服务领域 {code}")
+                errors.add(
+                    f"/expertise/{i}", "unknown_domain", f"unknown service domain {code!r}", f"未知的服务领域 {code}"
+                )
         values["expertise"] = sorted(set(values["expertise"]))
 
 
@@ -64,9 +66,12 @@ async def create(session: AsyncSession, *, data: OrganizationCreate) -> Organiza
     values["expertise"] = values["expertise"] or []
     taken = await session.scalar(sa.select(Organization.id).where(Organization.credit_code == data.credit_code))
     if taken is not None:
-        raise Conflict(f"An organization with credit code {data.credit_code} exists (id {taken})",
-                       f"统一社会信用代码 {data.credit_code} 已登记（编号 {taken}）",
-                       code="organization_exists", extra={"organization_id": taken})
+        raise Conflict(
+            f"An organization with credit code {data.credit_code} exists (id {taken})",
+            f"统一社会信用代码 {data.credit_code} 已登记（编号 {taken}）",
+            code="organization_exists",
+            extra={"organization_id": taken},
+        )
     org = Organization(**values)
     session.add(org)
     await session.flush()
@@ -74,8 +79,9 @@ async def create(session: AsyncSession, *, data: OrganizationCreate) -> Organiza
 
 
 async def _get(session: AsyncSession, organization_id: int, *, for_update: bool = False) -> Organization:
-    return await get_or_404(session, Organization, organization_id, what_en="organization", what_zh="社会组织",
-                            for_update=for_update)
+    return await get_or_404(
+        session, Organization, organization_id, what_en="organization", what_zh="社会组织", for_update=for_update
+    )
 
 
 async def get(session: AsyncSession, *, organization_id: int) -> OrganizationRead:
@@ -83,8 +89,9 @@ async def get(session: AsyncSession, *, organization_id: int) -> OrganizationRea
     return OrganizationRead.model_validate(await _get(session, organization_id))
 
 
-async def list_(session: AsyncSession, *, region: str | None, kind: str | None, limit: int,
-                cursor: str | None) -> Page[OrganizationRead]:
+async def list_(
+    session: AsyncSession, *, region: str | None, kind: str | None, limit: int, cursor: str | None
+) -> Page[OrganizationRead]:
     """Organizations based under a region, optionally of one kind."""
     stmt = sa.select(Organization).where(
         Organization.archived_at.is_(None), region_prefix_filter(Organization.home_region_code, region)
@@ -92,12 +99,14 @@ async def list_(session: AsyncSession, *, region: str | None, kind: str | None, 
     if kind:
         stmt = stmt.where(Organization.kind == kind)
     rows, next_cursor = await fetch_page(session, stmt, Organization.id, limit=limit, cursor=cursor)
-    return Page[OrganizationRead](items=[OrganizationRead.model_validate(o) for o in rows], next_cursor=next_cursor,
-                                  limit=limit)
+    return Page[OrganizationRead](
+        items=[OrganizationRead.model_validate(o) for o in rows], next_cursor=next_cursor, limit=limit
+    )
 
 
-async def update(session: AsyncSession, *, organization_id: int, data: OrganizationUpdate,
-                 expected_version: int) -> OrganizationRead:
+async def update(
+    session: AsyncSession, *, organization_id: int, data: OrganizationUpdate, expected_version: int
+) -> OrganizationRead:
     """Edit an organization, refusing writes based on a stale read."""
     org = await _get(session, organization_id, for_update=True)
     check_version(org.version, expected_version, what="organization")
@@ -119,8 +128,9 @@ async def archive(session: AsyncSession, *, organization_id: int) -> None:
     """Retire an organization; refused while it has live offers."""
     org = await _get(session, organization_id, for_update=True)
     live = await session.scalar(
-        sa.select(sa.func.count()).select_from(Offer).where(Offer.organization_id == organization_id,
-                                                           Offer.status.in_(LIVE_OFFER_STATUSES))
+        sa.select(sa.func.count())
+        .select_from(Offer)
+        .where(Offer.organization_id == organization_id, Offer.status.in_(LIVE_OFFER_STATUSES))
     )
     if live:
         raise Conflict(

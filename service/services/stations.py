@@ -86,8 +86,9 @@ async def archive(session: AsyncSession, *, station_id: int) -> None:
     """Retire a station; refused while it has live needs (they must be cancelled or met first)."""
     station = await _get(session, station_id, for_update=True)
     live = await session.scalar(
-        sa.select(sa.func.count()).select_from(Need).where(Need.station_id == station_id,
-                                                          Need.status.in_(LIVE_NEED_STATUSES))
+        sa.select(sa.func.count())
+        .select_from(Need)
+        .where(Need.station_id == station_id, Need.status.in_(LIVE_NEED_STATUSES))
     )
     if live:
         raise Conflict(

@@ -24,9 +24,17 @@ async def test_a_need_carries_its_domain_and_unit_from_the_catalog(client):
 
 async def test_a_whole_need_list_is_stored_in_one_request(client):
     station = await f.create_station(client)
-    items = [f.need(), f.free_clinic_need(),
-             f.need(service_type="child_welfare.tutoring", title="留守儿童周末学业辅导", quantity=24,
-                    beneficiary_group="left_behind_children", beneficiary_count=12)]
+    items = [
+        f.need(),
+        f.free_clinic_need(),
+        f.need(
+            service_type="child_welfare.tutoring",
+            title="留守儿童周末学业辅导",
+            quantity=24,
+            beneficiary_group="left_behind_children",
+            beneficiary_count=12,
+        ),
+    ]
     response = await client.post(f"/api/v1/stations/{station['id']}/needs", json={"items": items})
     assert response.status_code == 201, response.text
     assert [n["title"] for n in response.json()] == ["独居老人每月探访", "社区慢病义诊", "留守儿童周末学业辅导"]
@@ -53,17 +61,24 @@ async def test_one_bad_item_stores_nothing_and_every_bad_item_is_reported(client
     response = await client.post(f"/api/v1/stations/{station['id']}/needs", json={"items": items})
     assert response.status_code == 422
     assert response.json()["errors"] == [
-        {"pointer": "/items/2/service_type", "code": "unknown_service_type", "index": 2, "field": "service_type",
-         "message": "unknown service type 'elderly_care.teleportation'"}
+        {
+            "pointer": "/items/2/service_type",
+            "code": "unknown_service_type",
+            "index": 2,
+            "field": "service_type",
+            "message": "unknown service type 'elderly_care.teleportation'",
+        }
     ]
     assert await count_needs(backend) == 0
 
 
 async def test_errors_speak_chinese_when_asked(client):
     station = await f.create_station(client)
-    response = await client.post(f"/api/v1/stations/{station['id']}/needs",
-                                 json={"items": [f.need(quantity="很多", beneficiary_group="aliens")]},
-                                 headers={"Accept-Language": "zh-CN"})
+    response = await client.post(
+        f"/api/v1/stations/{station['id']}/needs",
+        json={"items": [f.need(quantity="很多", beneficiary_group="aliens")]},
+        headers={"Accept-Language": "zh-CN"},
+    )
     body = response.json()
     assert body["title"] == "输入数据无效"
     messages = {e["field"]: e["message"] for e in body["errors"]}
@@ -73,8 +88,9 @@ async def test_errors_speak_chinese_when_asked(client):
 
 async def test_beneficiary_personal_data_has_nowhere_to_go(client):
     station = await f.create_station(client)
-    response = await client.post("/api/v1/needs", json={"station_id": station["id"],
-                                                        **f.need(beneficiary_names=["张三"], id_number="4205")})
+    response = await client.post(
+        "/api/v1/needs", json={"station_id": station["id"], **f.need(beneficiary_names=["张三"], id_number="4205")}
+    )
     assert response.status_code == 422
     assert {e["field"] for e in response.json()["errors"]} == {"beneficiary_names", "id_number"}
 
@@ -97,8 +113,14 @@ async def test_needs_are_searched_by_region_domain_type_and_status(client):
     zigui = await f.create_station(client, name="秭归县茅坪镇社工站", region_code="420527101")
     await f.create_need(client, xiling["id"])
     clinic = await f.create_need(client, xiling["id"], **f.free_clinic_need())
-    await f.create_need(client, zigui["id"], service_type="child_welfare.tutoring", title="学业辅导", quantity=10,
-                        beneficiary_group="left_behind_children")
+    await f.create_need(
+        client,
+        zigui["id"],
+        service_type="child_welfare.tutoring",
+        title="学业辅导",
+        quantity=10,
+        beneficiary_group="left_behind_children",
+    )
     await client.delete(f"/api/v1/needs/{clinic['id']}")
 
     async def titles(**params):
@@ -134,8 +156,9 @@ async def test_a_cancelled_need_cannot_be_edited_but_stays_on_record(client):
     assert cancelled.json()["status"] == "cancelled"
     again = await client.delete(f"/api/v1/needs/{need['id']}")
     assert again.status_code == 200 and again.json()["version"] == cancelled.json()["version"]
-    edit = await client.patch(f"/api/v1/needs/{need['id']}", json={"quantity": 3},
-                              headers={"If-Match": f'"{cancelled.json()["version"]}"'})
+    edit = await client.patch(
+        f"/api/v1/needs/{need['id']}", json={"quantity": 3}, headers={"If-Match": f'"{cancelled.json()["version"]}"'}
+    )
     assert edit.status_code == 409
     assert edit.json()["current_status"] == "cancelled"
 

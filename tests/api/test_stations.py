@@ -19,8 +19,9 @@ async def test_a_station_is_registered_and_read_back(client):
 
 
 async def test_a_station_without_coordinates_takes_its_countys(client):
-    body = await f.create_station(client, name="西陵区窑湾乡社工站", region_code="420502200", latitude=None,
-                                  longitude=None)
+    body = await f.create_station(
+        client, name="西陵区窑湾乡社工站", region_code="420502200", latitude=None, longitude=None
+    )
     assert body["coordinates_source"] == "region"
     assert abs(body["latitude"] - 30.71) < 0.05 and abs(body["longitude"] - 111.29) < 0.05
 
@@ -29,8 +30,12 @@ async def test_region_codes_that_name_no_real_county_are_refused(client):
     response = await client.post("/api/v1/stations", json=f.station(region_code="429999001"))
     assert response.status_code == 422
     assert response.json()["errors"] == [
-        {"pointer": "/region_code", "code": "unknown_county", "field": "region_code",
-         "message": "no county-level division 429999 exists"}
+        {
+            "pointer": "/region_code",
+            "code": "unknown_county",
+            "field": "region_code",
+            "message": "no county-level division 429999 exists",
+        }
     ]
 
 
@@ -58,8 +63,12 @@ async def test_one_live_station_per_township(client):
 
 
 async def test_stations_are_listed_by_region_prefix_and_paged(client):
-    for name, code in [("西陵街道", "420502001"), ("学院街道", "420502002"), ("大公桥街道", "420503001"),
-                       ("茅坪镇", "420527101")]:
+    for name, code in [
+        ("西陵街道", "420502001"),
+        ("学院街道", "420502002"),
+        ("大公桥街道", "420503001"),
+        ("茅坪镇", "420527101"),
+    ]:
         await f.create_station(client, name=f"{name}社工站", region_code=code)
     xiling = (await client.get("/api/v1/stations", params={"region": "420502"})).json()
     assert [s["name"] for s in xiling["items"]] == ["西陵街道社工站", "学院街道社工站"]

@@ -87,8 +87,13 @@ def lp_splittable(norm: Normalised) -> float | None:
         rows.append(np.concatenate([-eye[e], -eye[e]]))
         rhs.append(-norm.incumbent[e])
     bounds = [(float(f), None) for f in norm.fixed] + [(0, None)] * k
-    res = linprog(c, A_ub=np.array(rows) if rows else None, b_ub=np.array(rhs, float) if rhs else None,
-                  bounds=bounds, method="highs")
+    res = linprog(
+        c,
+        A_ub=np.array(rows) if rows else None,
+        b_ub=np.array(rhs, float) if rhs else None,
+        bounds=bounds,
+        method="highs",
+    )
     return None if res.status != 0 else -res.fun
 
 
@@ -96,8 +101,13 @@ def milp_mixed(norm: Normalised) -> float | None:
     """MILP optimum of a mixed problem with usages and station limits (no coverage objective)."""
     k = norm.n_edges
     split = norm.edge_split
-    pairs = sorted({(int(norm.org[norm.e_offer[e]]), int(norm.station[norm.e_need[e]])) for e in range(k)
-                    if len(norm.org_limit) and norm.org_limit[norm.org[norm.e_offer[e]]] >= 0})
+    pairs = sorted(
+        {
+            (int(norm.org[norm.e_offer[e]]), int(norm.station[norm.e_need[e]]))
+            for e in range(k)
+            if len(norm.org_limit) and norm.org_limit[norm.org[norm.e_offer[e]]] >= 0
+        }
+    )
     nz = len(pairs)
     n_var = 2 * k + nz  # x (units or 0/1 choice), t = |units - h|, z (org, station)
     whole = norm.demand[norm.e_need].astype(float)

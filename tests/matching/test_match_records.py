@@ -60,8 +60,11 @@ def _reasons(result: MatchResult) -> dict[str, tuple[str, str | None]]:
 
 
 def test_each_hard_filter_is_named_when_it_removes_the_last_candidate() -> None:
-    offers = [_offer("oa", "A", ("elder_care",), 10), _offer("oc", "C", ("legal_aid",), 10),
-              _offer("ob", "B", ("child_care",), 10, window=SPRING)]
+    offers = [
+        _offer("oa", "A", ("elder_care",), 10),
+        _offer("oc", "C", ("legal_aid",), 10),
+        _offer("ob", "B", ("child_care",), 10, window=SPRING),
+    ]
     needs = [
         _need("n_type", "s1", "disability", 2),
         _need("n_active", "s1", "legal_aid", 2),
@@ -90,8 +93,11 @@ def test_maximum_distance_reaches_a_station_outside_the_area() -> None:
 
 
 def test_allocation_carries_score_components_and_distance() -> None:
-    result = _run([_need("n", "s1", "elder_care", 3, priority=5, domain="elderly")],
-                  [_offer("oa", "A", ("elder_care",), 10)], pairings=[("A", "s1")])
+    result = _run(
+        [_need("n", "s1", "elder_care", 3, priority=5, domain="elderly")],
+        [_offer("oa", "A", ("elder_care",), 10)],
+        pairings=[("A", "s1")],
+    )
     (a,) = result.allocations
     c = a.components
     assert (c.service_type, c.expertise, c.rating, c.feedback, c.continuity, c.priority) == (1, 1, 1, 0.9, 1, 1)
@@ -121,8 +127,13 @@ def test_capacity_taken_names_the_higher_value_needs() -> None:
     result = _run(needs, [_offer("oa", "A", ("elder_care",), 5)])
     assert _units(result) == {("urgent", "oa"): 4, ("later", "oa"): 1}
     (u,) = result.unmatched
-    assert (u.need_id, u.reason, u.units_missing, u.candidates, u.taken_by) == ("later", "capacity_taken", 2, 1,
-                                                                                 ("urgent",))
+    assert (u.need_id, u.reason, u.units_missing, u.candidates, u.taken_by) == (
+        "later",
+        "capacity_taken",
+        2,
+        1,
+        ("urgent",),
+    )
 
 
 def test_utilisation_is_reported_for_every_offer() -> None:

@@ -10,8 +10,14 @@ from service.matching import Problem, solve
 
 def _problem(**over) -> Problem:
     """Two needs, two offers, three edges."""
-    base = dict(need_demand=[3, 2], need_splittable=[True, False], offer_capacity=[4, 2], edge_need=[0, 0, 1],
-                edge_offer=[0, 1, 1], edge_value=[5, 1, 9])
+    base = dict(
+        need_demand=[3, 2],
+        need_splittable=[True, False],
+        offer_capacity=[4, 2],
+        edge_need=[0, 0, 1],
+        edge_offer=[0, 1, 1],
+        edge_value=[5, 1, 9],
+    )
     base.update(over)
     return Problem(**base)
 
@@ -25,29 +31,37 @@ def test_solution_reports_status_objective_bound_and_units() -> None:
 
 
 def test_numpy_arrays_are_accepted_like_lists() -> None:
-    p = _problem(need_demand=np.array([3, 2]), need_splittable=np.array([True, False]),
-                 offer_capacity=np.array([4, 2], np.int32), edge_need=np.array([0, 0, 1]),
-                 edge_offer=np.array([0, 1, 1]), edge_value=np.array([5, 1, 9], np.int16))
+    p = _problem(
+        need_demand=np.array([3, 2]),
+        need_splittable=np.array([True, False]),
+        offer_capacity=np.array([4, 2], np.int32),
+        edge_need=np.array([0, 0, 1]),
+        edge_offer=np.array([0, 1, 1]),
+        edge_value=np.array([5, 1, 9], np.int16),
+    )
     assert solve(p).objective == 24
 
 
-@pytest.mark.parametrize(("field", "value", "message"), [
-    ("need_demand", [3, 0], "need_demand"),
-    ("need_splittable", [True], "need_splittable"),
-    ("offer_capacity", [4, -1], "offer_capacity"),
-    ("edge_need", [0, 0, 2], "edge_need"),
-    ("edge_offer", [0, 1], "edge_offer"),
-    ("edge_offer", [0, 1, -1], "edge_offer"),
-    ("edge_value", [5, 1.5, 9], "edge_value"),
-    ("edge_value", [[5, 1, 9]], "edge_value"),
-    ("edge_value", ["a", "b", "c"], "edge_value"),
-    ("edge_usage", [1, 1], "edge_usage"),
-    ("incumbent", [0, -1, 0], "incumbent"),
-    ("fixed", [0, 0, -2], "fixed"),
-    ("change_penalty", -1, "change_penalty"),
-    ("change_penalty", 1.5, "change_penalty"),
-    ("edge_value", [2**60, 1, 1], "edge_value"),
-])
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("need_demand", [3, 0], "need_demand"),
+        ("need_splittable", [True], "need_splittable"),
+        ("offer_capacity", [4, -1], "offer_capacity"),
+        ("edge_need", [0, 0, 2], "edge_need"),
+        ("edge_offer", [0, 1], "edge_offer"),
+        ("edge_offer", [0, 1, -1], "edge_offer"),
+        ("edge_value", [5, 1.5, 9], "edge_value"),
+        ("edge_value", [[5, 1, 9]], "edge_value"),
+        ("edge_value", ["a", "b", "c"], "edge_value"),
+        ("edge_usage", [1, 1], "edge_usage"),
+        ("incumbent", [0, -1, 0], "incumbent"),
+        ("fixed", [0, 0, -2], "fixed"),
+        ("change_penalty", -1, "change_penalty"),
+        ("change_penalty", 1.5, "change_penalty"),
+        ("edge_value", [2**60, 1, 1], "edge_value"),
+    ],
+)
 def test_invalid_input_raises_a_clear_value_error(field: str, value, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         solve(_problem(**{field: value}))
@@ -75,8 +89,9 @@ def test_fixed_units_stay_even_when_worse() -> None:
 
 
 def test_empty_problem_is_optimal_with_zero_objective() -> None:
-    s = solve(Problem(need_demand=[], need_splittable=[], offer_capacity=[], edge_need=[], edge_offer=[],
-                      edge_value=[]))
+    s = solve(
+        Problem(need_demand=[], need_splittable=[], offer_capacity=[], edge_need=[], edge_offer=[], edge_value=[])
+    )
     assert (s.status, s.objective, s.bound, len(s.edge_units)) == ("optimal", 0, 0, 0)
 
 
@@ -87,8 +102,16 @@ def test_negative_or_zero_values_are_never_served_without_incumbent() -> None:
 
 def test_change_penalty_keeps_an_equally_good_incumbent() -> None:
     # Both offers are worth the same: without a penalty either is optimal; with one, the incumbent stays.
-    p = Problem(need_demand=[2], need_splittable=[True], offer_capacity=[2, 2], edge_need=[0, 0], edge_offer=[0, 1],
-                edge_value=[7, 7], incumbent=[0, 2], change_penalty=1)
+    p = Problem(
+        need_demand=[2],
+        need_splittable=[True],
+        offer_capacity=[2, 2],
+        edge_need=[0, 0],
+        edge_offer=[0, 1],
+        edge_value=[7, 7],
+        incumbent=[0, 2],
+        change_penalty=1,
+    )
     s = solve(p)
     assert s.edge_units.tolist() == [0, 2]
     assert s.objective == 14
@@ -96,8 +119,16 @@ def test_change_penalty_keeps_an_equally_good_incumbent() -> None:
 
 def test_penalty_applies_to_units_dropped_below_the_incumbent() -> None:
     # Moving a unit to the better edge gains 3 and costs the penalty twice (one unit less, one unit more).
-    p = Problem(need_demand=[3], need_splittable=[True], offer_capacity=[3, 3], edge_need=[0, 0], edge_offer=[0, 1],
-                edge_value=[1, 4], incumbent=[3, 0], change_penalty=1)
+    p = Problem(
+        need_demand=[3],
+        need_splittable=[True],
+        offer_capacity=[3, 3],
+        edge_need=[0, 0],
+        edge_offer=[0, 1],
+        edge_value=[1, 4],
+        incumbent=[3, 0],
+        change_penalty=1,
+    )
     s = solve(p)
     assert s.edge_units.tolist() == [0, 3]
     assert s.objective == 12 - 3 - 3

@@ -15,16 +15,23 @@ SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[Healt
 
 
 @st.composite
-def problems(draw, *, splittable: bool | None, max_needs: int = 5, usage: bool = False, limits: bool = False,
-             incumbent: bool = True, coverage: bool = False) -> Problem:
+def problems(
+    draw,
+    *,
+    splittable: bool | None,
+    max_needs: int = 5,
+    usage: bool = False,
+    limits: bool = False,
+    incumbent: bool = True,
+    coverage: bool = False,
+) -> Problem:
     """A small random problem; `splittable` None mixes both kinds."""
     n = draw(st.integers(1, max_needs))
     m = draw(st.integers(1, 4))
     demand = draw(st.lists(st.integers(1, 6), min_size=n, max_size=n))
     split = [splittable] * n if splittable is not None else draw(st.lists(st.booleans(), min_size=n, max_size=n))
     cap = draw(st.lists(st.integers(0, 12), min_size=m, max_size=m))
-    pairs = draw(st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, m - 1)), min_size=1, max_size=8,
-                          unique=True))
+    pairs = draw(st.lists(st.tuples(st.integers(0, n - 1), st.integers(0, m - 1)), min_size=1, max_size=8, unique=True))
     k = len(pairs)
     value = draw(st.lists(st.integers(-3, 20), min_size=k, max_size=k))
     kw: dict = {}
@@ -40,8 +47,15 @@ def problems(draw, *, splittable: bool | None, max_needs: int = 5, usage: bool =
     if coverage:
         kw.setdefault("need_station", draw(st.lists(st.integers(0, 2), min_size=n, max_size=n)))
         kw["coverage_first"] = True
-    return Problem(need_demand=demand, need_splittable=split, offer_capacity=cap,
-                   edge_need=[i for i, _ in pairs], edge_offer=[j for _, j in pairs], edge_value=value, **kw)
+    return Problem(
+        need_demand=demand,
+        need_splittable=split,
+        offer_capacity=cap,
+        edge_need=[i for i, _ in pairs],
+        edge_offer=[j for _, j in pairs],
+        edge_value=value,
+        **kw,
+    )
 
 
 def _solve_checked(p: Problem):

@@ -93,6 +93,25 @@ class Need(SQLModel, table=True):
 class NeedItem(Strict):
     """A need as a station writes it (one item of a need list)."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "service_type": "elderly_care.home_visit",
+                    "title": "独居老人每月探访",
+                    "quantity": 40,
+                    "beneficiary_group": "elderly_living_alone",
+                    "beneficiary_count": 40,
+                    "priority": 3,
+                    "window_start": "2026-01-01",
+                    "window_end": "2026-12-31",
+                    "splittable": True,
+                    "mode": "direct_aid",
+                }
+            ]
+        }
+    )
+
     service_type: ServiceTypeCode
     title: Title
     description: Description = ""
@@ -110,6 +129,10 @@ class NeedItem(Strict):
 
 class NeedCreate(NeedItem):
     """A single new need."""
+
+    model_config = ConfigDict(
+        json_schema_extra={"examples": [{"station_id": 1, **NeedItem.model_config["json_schema_extra"]["examples"][0]}]}
+    )
 
     station_id: int = PydField(ge=1)
 

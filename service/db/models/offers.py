@@ -82,6 +82,20 @@ class OfferServiceType(SQLModel, table=True):
 class OfferItem(Strict):
     """An offer as an organization writes it (one item of a supply list)."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "service_types": ["child_welfare.safety_education", "child_welfare.parent_child_activity"],
+                    "title": "留守儿童安全教育与亲子活动",
+                    "capacity": 10,
+                    "window_start": "2026-01-01",
+                    "window_end": "2026-12-31",
+                }
+            ]
+        }
+    )
+
     service_types: list[ServiceTypeCode] = PydField(min_length=1, max_length=10)
     title: Title
     description: Description = ""
@@ -106,6 +120,12 @@ class OfferItem(Strict):
 
 class OfferCreate(OfferItem):
     """A single new offer."""
+
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [{"organization_id": 1, **OfferItem.model_config["json_schema_extra"]["examples"][0]}]
+        }
+    )
 
     organization_id: int = PydField(ge=1)
 

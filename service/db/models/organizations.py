@@ -91,6 +91,23 @@ class _OrganizationFields(Strict):
 class OrganizationCreate(_OrganizationFields):
     """A new organization. Service area defaults to its home region; a county code covers its townships."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "宜昌市三峡社会工作服务中心",
+                    "credit_code": "52420502MJ0001001C",
+                    "kind": "social_service_agency",
+                    "home_region_code": "420502",
+                    "service_area": ["420500"],
+                    "expertise": ["child_welfare"],
+                    "rating": "4A",
+                    "max_stations": 5,
+                }
+            ]
+        }
+    )
+
     name: Name
     credit_code: CreditCode
     kind: OrganizationKind

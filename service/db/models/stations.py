@@ -47,6 +47,21 @@ def _both_or_neither(lat: float | None, lon: float | None) -> None:
 class StationCreate(Strict):
     """A new station. Its contact is the station's office, never a private person."""
 
+    model_config = ConfigDict(
+        json_schema_extra={
+            "examples": [
+                {
+                    "name": "西陵区西陵街道社工站",
+                    "region_code": "420502001",
+                    "latitude": 30.7046,
+                    "longitude": 111.295,
+                    "contact_phone": "0717-6221001",
+                    "address": "西陵区西陵二路 12 号",
+                }
+            ]
+        }
+    )
+
     name: Name
     region_code: TownshipCode
     latitude: Latitude | None = None
