@@ -20,6 +20,7 @@ class CpResult:
     units: np.ndarray | None
     status: str  # "optimal" | "feasible" | "infeasible" | "unknown"
     bound: int | None
+    ortools_s: float = 0.0  # wall time inside CP-SAT
 
 
 class _Model:
@@ -187,12 +188,14 @@ def solve_cpsat(norm: Normalised, edges: np.ndarray, hint: np.ndarray, time_limi
         mdl.model.add(sum(mdl.w.values()) >= covered)
         time_limit_s -= phase1.wall_time
         proven = status == cp_model.OPTIMAL
+        spent = phase1.wall_time
     else:
-        proven = True
+        proven, spent = True, 0.0
     solver = _solver(time_limit_s, workers)
     mdl.model.maximize(mdl.value_expr())
     status = solver.solve(mdl.model)
+    spent += solver.wall_time
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        return CpResult(None, _STATUS.get(status, "unknown"), _bound(solver, status))
+        return CpResult(None, _STATUS.get(status, "unknown"), _bound(solver, status), spent)
     name = "optimal" if status == cp_model.OPTIMAL and proven else "feasible"
-    return CpResult(mdl.units(solver), name, _bound(solver, status))
+    return CpResult(mdl.units(solver), name, _bound(solver, status), spent)

@@ -10,6 +10,7 @@ lcm of those demands so costs stay integral; the caller checks whether the relax
 from __future__ import annotations
 
 import math
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -28,6 +29,7 @@ class FlowResult:
     units: np.ndarray
     scaled_gain: np.ndarray  # per edge: scale * (value term - penalty term) at the solution
     scale: int
+    ortools_s: float = 0.0  # time inside OR-Tools (graph build and solve)
 
 
 def relaxation_scale(norm: Normalised, edges: np.ndarray) -> int:
@@ -91,15 +93,19 @@ def solve_flow(norm: Normalised, edges: np.ndarray, scale: int = 1) -> FlowResul
     # An arc that gains nothing is never needed: dropping it removes ties and shrinks the graph.
     keep[: 2 * k] = (costs[: 2 * k] < 0) & (caps[: 2 * k] > 0)
     arc_idx = np.flatnonzero(keep)
-    smcf = min_cost_flow.SimpleMinCostFlow()
-    arcs = smcf.add_arcs_with_capacity_and_unit_cost(tails[arc_idx].astype(np.int32), heads[arc_idx].astype(np.int32),
-                                                     caps[arc_idx], costs[arc_idx])
+    tails, heads = tails[arc_idx].astype(np.int32), heads[arc_idx].astype(np.int32)
+    caps, costs = caps[arc_idx], costs[arc_idx]
     supplies = np.concatenate([res_dem, [-int(res_dem.sum())]]).astype(np.int64)
     nodes = np.concatenate([np.arange(n_loc), [sink]]).astype(np.int32)
+    t0 = time.perf_counter()
+    smcf = min_cost_flow.SimpleMinCostFlow()
+    arcs = smcf.add_arcs_with_capacity_and_unit_cost(tails, heads, caps, costs)
     smcf.set_nodes_supplies(nodes, supplies)
     if smcf.solve() != smcf.OPTIMAL:
         return None
-    flows = np.zeros(len(tails), np.int64)
-    flows[arc_idx] = smcf.flows(arcs)
+    arc_flow = smcf.flows(arcs)
+    took = time.perf_counter() - t0
+    flows = np.zeros(len(keep), np.int64)
+    flows[arc_idx] = arc_flow
     units = fixed + flows[:k] + flows[k: 2 * k]
-    return FlowResult(units, scaled_gain(norm, edges, units, scale), scale)
+    return FlowResult(units, scaled_gain(norm, edges, units, scale), scale, took)

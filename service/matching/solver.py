@@ -108,7 +108,7 @@ class _Run:
         self.status = np.full(c, "optimal", dtype=object)
         self.relax_bound = self._trivial_bound()
         self.cp_bound = self.relax_bound.copy()
-        self.timings: dict[str, float] = {}
+        self.timings: dict[str, float] = {"ortools_flow": 0.0, "ortools_cpsat": 0.0, "greedy": 0.0}
 
     def _trivial_bound(self) -> np.ndarray:
         """Per component: every positive value served in full (penalties only lower the objective)."""
@@ -172,6 +172,7 @@ class _Run:
         """Keep flow answers that are integral and within side constraints; return the other components."""
         norm, comps = self.norm, self.comps
         edge_comp = comps.need_comp[norm.e_need[edges]]
+        self.timings["ortools_flow"] += res.ortools_s
         gain = np.zeros(comps.count, np.int64)
         np.add.at(gain, edge_comp, res.scaled_gain)
         self.relax_bound[batch] = np.floor_divide(gain[batch], res.scale)
@@ -204,9 +205,12 @@ class _Run:
     def _cp_component(self, c: int, edges: np.ndarray, budget: float) -> None:
         """One CP-SAT component with the greedy answer as hint and fallback."""
         norm = self.norm
+        t0 = time.perf_counter()
         base = greedy(norm, edges)
+        self.timings["greedy"] += time.perf_counter() - t0
         workers = self.workers if len(edges) >= _CP_WORKERS_MIN_EDGES else 1
         res = solve_cpsat(norm, edges, base, budget, workers)
+        self.timings["ortools_cpsat"] += res.ortools_s
         if res.bound is not None:
             self.cp_bound[c] = res.bound
         best, method, status = base, "greedy", "feasible"

@@ -1,0 +1,147 @@
+"""Benchmark: `.venv/bin/python -m bench.run --sizes city,province,national --gap gapa,gapb,gapc,gapd`.
+
+Each size runs in its own process (so peak RSS is per size) and prints one markdown row.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import subprocess
+import sys
+import time
+from dataclasses import replace
+
+import numpy as np
+from ortools.graph.python import min_cost_flow
+
+from bench.generate import generate
+from service.matching import Weights, match
+from service.matching.candidates import build_candidates, index_records
+from service.matching.greedy import greedy
+from service.matching.match import build_problem
+from service.matching.problem import normalise
+from service.matching.solver import Solution, edge_objective
+
+
+def raw_flow_seconds(sol: Solution, problem) -> float:
+    """Raw OR-Tools min-cost flow of the same model (all needs splittable), one graph per connected component,
+    timing only the OR-Tools calls; arrays are prepared beforehand with numpy."""
+    norm = normalise(problem)
+    comps = sol.table.comps
+    total = 0.0
+    for c in range(comps.count):
+        e = comps.edges_of(c)
+        if e.size == 0:
+            continue
+        needs, ln = np.unique(norm.e_need[e], return_inverse=True)
+        offers, lo = np.unique(norm.e_offer[e], return_inverse=True)
+        n, m = len(needs), len(offers)
+        tails = np.concatenate([ln, np.arange(n), n + np.arange(m)]).astype(np.int32)
+        heads = np.concatenate([n + lo, np.full(n + m, n + m)]).astype(np.int32)
+        caps = np.concatenate([norm.demand[norm.e_need[e]], norm.demand[needs], norm.capacity[offers]])
+        costs = np.concatenate([-norm.value[e], np.zeros(n + m, np.int64)])
+        supplies = np.concatenate([norm.demand[needs], [-int(norm.demand[needs].sum())]])
+        nodes = np.arange(n + 1, dtype=np.int32)
+        nodes[-1] = n + m
+        t0 = time.perf_counter()
+        smcf = min_cost_flow.SimpleMinCostFlow()
+        smcf.add_arcs_with_capacity_and_unit_cost(tails, heads, caps, costs)
+        smcf.set_nodes_supplies(nodes, supplies)
+        smcf.solve()
+        total += time.perf_counter() - t0
+    return total
+
+
+def one_size(name: str, time_limit: float) -> dict:
+    """All measurements of one size, in this process."""
+    inst = generate(name)
+    kw = dict(pairings=inst.pairings, rejected=inst.rejected, time_limit_s=time_limit)
+    t0 = time.perf_counter()
+    res = match(inst.needs, inst.offers, inst.orgs, inst.stations, **kw)
+    total = time.perf_counter() - t0
+    sol = res.solution
+    ix = index_records(inst.needs, inst.offers, inst.orgs, inst.stations)
+    cand = build_candidates(ix, Weights(), inst.pairings, inst.rejected)
+    problem = build_problem(ix, cand, incumbent=None, fixed=None, change_penalty=1, coverage_first=False)
+    norm = normalise(problem)
+    tg = time.perf_counter()
+    g_units = greedy(norm, np.arange(norm.n_edges))
+    greedy_s = time.perf_counter() - tg
+    g_obj = int(edge_objective(norm, g_units).sum())
+    raw = raw_flow_seconds(sol, problem)
+    # Re-solve after 1 % of the needs change quantity.
+    rng = np.random.default_rng(1)
+    changed = set(rng.choice(len(inst.needs), size=max(1, len(inst.needs) // 100), replace=False).tolist())
+    needs2 = [replace(n, quantity=n.quantity + 1) if k in changed else n for k, n in enumerate(inst.needs)]
+    t1 = time.perf_counter()
+    res2 = match(needs2, inst.offers, inst.orgs, inst.stations, previous=res, **kw)
+    resolve = time.perf_counter() - t1
+    t = res.timings
+    return {
+        "size": name, "needs": len(inst.needs), "offers": len(inst.offers), "edges": int(norm.n_edges),
+        "components": sol.stats["components"], "cp_components": sol.stats.get("components_cpsat", 0)
+        + sol.stats.get("components_greedy", 0),
+        "candidates_s": t["candidates"], "prepare_s": t["solve_prepare"], "flow_s": t["solve_flow"],
+        "cpsat_s": t["solve_cpsat"], "explain_s": t["explain"], "total_s": total,
+        "ortools_flow_s": t["solve_ortools_flow"], "ortools_cpsat_s": t["solve_ortools_cpsat"], "raw_flow_s": raw,
+        "status": res.status, "objective": res.objective, "bound": res.bound, "greedy_objective": g_obj,
+        "units": int(sol.edge_units.sum()), "greedy_units": int(g_units.sum()), "greedy_s": greedy_s,
+        "resolve_s": resolve, "resolve_reused": res2.solution.stats.get("components_reused", 0),
+        "churn": [len(res2.churn.added), len(res2.churn.removed), len(res2.churn.changed)],
+        "peak_rss_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+    }
+
+
+HEADER = ("| size | needs | offers | edges | components (CP-SAT) | candidates s | model+components s | flow s "
+          "| CP-SAT s | explain s | total s | raw OR-Tools flow s | engine / raw | status | objective vs greedy "
+          "| units vs greedy | re-solve 1 % s (vs cold) | peak RSS MiB |")
+
+
+def row(r: dict) -> str:
+    """One markdown row."""
+    raw = r["raw_flow_s"] + r["ortools_cpsat_s"]
+    gap = (r["bound"] - r["objective"]) / max(r["bound"], 1) * 100
+    return (f"| {r['size']} | {r['needs']:,} | {r['offers']:,} | {r['edges']:,} | {r['components']:,} "
+            f"({r['cp_components']}) | {r['candidates_s']:.3f} | {r['prepare_s']:.3f} | {r['flow_s']:.3f} "
+            f"| {r['cpsat_s']:.3f} | {r['explain_s']:.3f} | {r['total_s']:.3f} | {raw:.3f} "
+            f"| {(r['total_s'] - r['candidates_s'] - r['explain_s']) / max(raw, 1e-9):.2f}x | {r['status']} "
+            f"(gap {gap:.3f} %) | +{(r['objective'] / max(r['greedy_objective'], 1) - 1) * 100:.1f} % "
+            f"| +{(r['units'] / max(r['greedy_units'], 1) - 1) * 100:.1f} % "
+            f"| {r['resolve_s']:.3f} ({r['resolve_s'] / r['total_s'] * 100:.0f} %) | {r['peak_rss_mib']:.0f} |")
+
+
+def main() -> None:
+    """Parse flags, run each size in a subprocess, run the GAP comparison, print markdown tables."""
+    ap = argparse.ArgumentParser(description=__doc__)
+    ap.add_argument("--sizes", default="city,province,national")
+    ap.add_argument("--gap", default="gapa,gapb,gapc,gapd")
+    ap.add_argument("--gap-seconds", type=float, default=60.0)
+    ap.add_argument("--gap-instances", default="last", help="'last' (largest), 'all' or a 1-based index")
+    ap.add_argument("--time-limit", type=float, default=10.0)
+    ap.add_argument("--one", help=argparse.SUPPRESS)
+    args = ap.parse_args()
+    if args.one:
+        print(json.dumps(one_size(args.one, args.time_limit)))
+        return
+    sizes = [s for s in args.sizes.split(",") if s]
+    if sizes:
+        print(HEADER)
+        print("|" + "---|" * (HEADER.count("|") - 1))
+    for s in sizes:
+        out = subprocess.run([sys.executable, "-m", "bench.run", "--one", s, "--time-limit", str(args.time_limit)],
+                             capture_output=True, text=True, check=True)
+        r = json.loads(out.stdout.strip().splitlines()[-1])
+        print(row(r), flush=True)
+        print(f"<!-- {json.dumps(r)} -->", flush=True)
+    files = [g for g in args.gap.split(",") if g]
+    if files:
+        from bench.gap_bench import run
+
+        print()
+        run(files, args.gap_seconds, args.gap_instances)
+
+
+if __name__ == "__main__":
+    main()
