@@ -7,9 +7,11 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from service.api import catalog, health, needs, offers, organizations, problems, stations
+from service.api import audit, catalog, health, needs, offers, organizations, problems, stations
+from service.api.deps import RateLimit
 from service.api.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from service.db.session import Database
+from service.services.tokens import Verifier
 from service.settings import Settings, get_settings
 
 DESCRIPTION = """
@@ -19,6 +21,10 @@ matches them into pairings (结对).
 
 Errors are RFC 9457 `application/problem+json` with a stable `code` and per-field `errors`;
 send `Accept-Language: zh-CN` for Chinese messages. Updates need `If-Match` with the ETag you read.
+
+Every `/api/v1` call needs `Authorization: Bearer <JWT>` (roles: admin, coordinator and auditor scoped to a
+region code, station and organization scoped to one id). Locally: `python -m service.cli token --role coordinator
+--scope 420500`.
 """
 
 
@@ -36,8 +42,10 @@ def create_app(settings: Settings | None = None) -> FastAPI:
 
     app = FastAPI(title="结对帮扶 Matching Service", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings
+    app.state.verifier = Verifier(settings)
+    app.state.rate_limit = RateLimit(settings)
     problems.install(app)
-    for module in (health, catalog, stations, organizations, needs, offers):
+    for module in (health, catalog, stations, organizations, needs, offers, audit):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)

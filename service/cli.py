@@ -1,4 +1,4 @@
-"""Command line: `jiedui serve | migrate | demo` (run as `python -m service.cli …`)."""
+"""Command line: `jiedui serve | migrate | demo | token` (run as `python -m service.cli …`)."""
 
 from __future__ import annotations
 
@@ -49,8 +49,36 @@ def cmd_demo(settings: Settings) -> None:
     print(f"demo data loaded: {created}" if created else "database not empty: demo data not loaded")
 
 
+def _parse_lifetime(text: str) -> int:
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400}
+    if text[-1:] in units and text[:-1].isdigit():
+        return int(text[:-1]) * units[text[-1]]
+    if text.isdigit():
+        return int(text)
+    raise argparse.ArgumentTypeError("lifetime like 3600, 45m, 8h or 7d")
+
+
+def cmd_token(settings: Settings, *, role: str, scope: str | None, lifetime_s: int, subject: str | None) -> None:
+    from service.services import tokens
+    from service.services.principals import Role
+
+    if settings.uses_rs256:
+        sys.exit("tokens come from the identity provider when RS256 is configured")
+    try:
+        token = tokens.issue(
+            settings, subject=subject or f"{role}:{scope or 'all'}", role=Role(role), scope=scope, lifetime_s=lifetime_s
+        )
+    except tokens.TokenError as exc:
+        sys.exit(f"cannot issue: {exc.reason}")
+    print(token)
+
+
 def cmd_serve(settings: Settings, *, with_demo: bool) -> None:
     import uvicorn
+
+    from service import demo
+    from service.services import tokens
+    from service.services.principals import Role
 
     asyncio.run(_migrate(settings))
     if with_demo and settings.load_demo_data:
@@ -59,6 +87,12 @@ def cmd_serve(settings: Settings, *, with_demo: bool) -> None:
             print(f"demo data loaded: {created}")
     base = f"http://{settings.host}:{settings.port}"
     print(f"database: {_safe_url(settings)}")
+    if with_demo and not settings.uses_rs256:
+        token = tokens.issue(
+            settings, subject="demo-coordinator", role=Role.coordinator, scope=demo.CITY, lifetime_s=8 * 3600
+        )
+        print(f"coordinator token for {demo.CITY} (宜昌市), valid 8 h:\n  export TOKEN={token}")
+        print(f'  curl -H "Authorization: Bearer $TOKEN" {base}/api/v1/needs')
     print(f"OpenAPI docs: {base}/docs   (spec: {base}/openapi.json)", flush=True)
     uvicorn.run("service.app:create_app", factory=True, host=settings.host, port=settings.port, log_level="info")
 
@@ -70,6 +104,11 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--demo", action="store_true", help="load demo data when the database is empty")
     sub.add_parser("migrate", help="apply database migrations")
     sub.add_parser("demo", help="migrate and load demo data into an empty database")
+    token = sub.add_parser("token", help="issue a bearer token for local use (HS256)")
+    token.add_argument("--role", required=True, choices=["admin", "coordinator", "auditor", "station", "organization"])
+    token.add_argument("--scope", help="region code (coordinator, auditor) or station/organization id")
+    token.add_argument("--lifetime", type=_parse_lifetime, default=3600, help="e.g. 3600, 45m, 8h, 7d (default 1h)")
+    token.add_argument("--subject", help="who the token is for (default: role:scope)")
     args = parser.parse_args(argv)
     settings = get_settings()
     if args.command == "serve":
@@ -78,6 +117,8 @@ def main(argv: list[str] | None = None) -> None:
         cmd_migrate(settings)
     elif args.command == "demo":
         cmd_demo(settings)
+    elif args.command == "token":
+        cmd_token(settings, role=args.role, scope=args.scope, lifetime_s=args.lifetime, subject=args.subject)
 
 
 if __name__ == "__main__":

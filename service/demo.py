@@ -21,7 +21,9 @@ from service.services import needs as need_service
 from service.services import offers as offer_service
 from service.services import organizations as organization_service
 from service.services import stations as station_service
+from service.services.principals import Principal
 
+CITY = "420500"  # 宜昌市
 YEAR = date.today().year
 SPAN = (date(YEAR, 1, 1), date(YEAR, 12, 31))
 
@@ -248,11 +250,13 @@ async def is_empty(session: AsyncSession) -> bool:
 
 async def load(session: AsyncSession) -> dict[str, int]:
     """Create the demo city; returns how many of each thing were created."""
+    actor = Principal.system("demo-loader")
     station_ids = []
     for name, code, point, phone in STATIONS:
         lat, lon = point if point else (None, None)
         s = await station_service.create(
             session,
+            actor=actor,
             data=StationCreate(
                 name=name, region_code=code, latitude=lat, longitude=lon, contact_phone=phone, address=f"{name}办公室"
             ),
@@ -262,6 +266,7 @@ async def load(session: AsyncSession) -> dict[str, int]:
     for i, (name, kind, digit, home, area, expertise, rating, max_st, max_km) in enumerate(ORGANIZATIONS):
         o = await organization_service.create(
             session,
+            actor=actor,
             data=OrganizationCreate(
                 name=name,
                 credit_code=_credit_code(digit, home, 1000 + i),
@@ -282,7 +287,9 @@ async def load(session: AsyncSession) -> dict[str, int]:
             for t, title, cap in items
         ]
         n_offers += len(
-            await offer_service.submit_list(session, organization_id=org_ids[i], items=offers, max_items=100)
+            await offer_service.submit_list(
+                session, actor=actor, organization_id=org_ids[i], items=offers, max_items=100
+            )
         )
     for i, items in NEEDS.items():
         needs = [
@@ -299,5 +306,7 @@ async def load(session: AsyncSession) -> dict[str, int]:
             )
             for t, title, q, g, c, p, split in items
         ]
-        n_needs += len(await need_service.submit_list(session, station_id=station_ids[i], items=needs, max_items=100))
+        n_needs += len(
+            await need_service.submit_list(session, actor=actor, station_id=station_ids[i], items=needs, max_items=100)
+        )
     return {"stations": len(station_ids), "organizations": len(org_ids), "offers": n_offers, "needs": n_needs}

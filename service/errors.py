@@ -46,12 +46,14 @@ class DomainError(Exception):
         errors: list[FieldError] | None = None,
         extra: dict[str, Any] | None = None,
         code: str | None = None,
+        headers: dict[str, str] | None = None,
     ) -> None:
         super().__init__(detail_en)
         self.detail_en = detail_en
         self.detail_zh = detail_zh
         self.errors = errors or []
         self.extra = extra or {}
+        self.headers = headers or {}
         if code:
             self.code = code  # type: ignore[misc]
 
@@ -82,6 +84,20 @@ class VersionRequired(DomainError):
     code = "if_match_required"
     title_en = "If-Match header required"
     title_zh = "缺少 If-Match 请求头"
+
+
+class Unauthenticated(DomainError):
+    status = 401
+    code = "unauthenticated"
+    title_en = "Authentication required"
+    title_zh = "需要身份认证"
+
+
+class RateLimited(DomainError):
+    status = 429
+    code = "rate_limited"
+    title_en = "Too many requests"
+    title_zh = "请求过于频繁"
 
 
 class InvalidInput(DomainError):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from functools import lru_cache
 from pathlib import Path
 
-from pydantic import Field, field_validator
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 PROJECT_ROOT = Path(__file__).resolve().parent.parent
@@ -40,6 +40,15 @@ class Settings(BaseSettings):
     batch_max_items: int = Field(500, ge=1, le=10000)
     max_body_bytes: int = Field(2_000_000, ge=1024)
 
+    jwt_secret: SecretStr | None = Field(None, description="HS256 signing secret (embedded default: var/jwt-secret)")
+    jwt_public_key: str | None = Field(None, description="PEM public key for RS256 tokens from an identity provider")
+    jwt_jwks_url: str | None = Field(None, description="JWKS endpoint of the identity provider (RS256)")
+    jwt_issuer: str = "jiedui-matching"
+    jwt_audience: str = "jiedui-api"
+    jwt_leeway_s: int = Field(30, ge=0, le=300)
+    rate_limit: str = Field("600/minute", description="per principal, in the `limits` notation")
+    rate_limit_storage: str = Field("memory://", description="limits storage URI; redis://… shares it across processes")
+
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     load_demo_data: bool = True
@@ -52,6 +61,25 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def uses_rs256(self) -> bool:
+        return bool(self.jwt_public_key or self.jwt_jwks_url)
+
+    def signing_secret(self) -> str:
+        """The HS256 secret; the embedded default keeps a generated one in var/ so tokens survive restarts."""
+        if self.jwt_secret is not None:
+            return self.jwt_secret.get_secret_value()
+        if not self.is_sqlite:
+            raise RuntimeError("MATCH_JWT_SECRET, MATCH_JWT_PUBLIC_KEY or MATCH_JWT_JWKS_URL must be set on PostgreSQL")
+        path = PROJECT_ROOT / "var" / "jwt-secret"
+        if not path.exists():
+            import secrets
+
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.touch(mode=0o600)
+            path.write_text(secrets.token_urlsafe(48))
+        return path.read_text().strip()
 
 
 @lru_cache

@@ -22,13 +22,22 @@ from sqlalchemy.engine import make_url
 from service.app import create_app
 from service.db import migrate
 from service.db.session import Database
+from service.services import tokens
+from service.services.principals import Role
 from service.settings import Settings, normalise_database_url
 
 PG_ADMIN_URL = normalise_database_url(
     os.environ.get("MATCH_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
 )
 REQUIRE_PG = os.environ.get("MATCH_TEST_REQUIRE_POSTGRES", "") not in ("", "0", "false")
-DATA_TABLES = ("offer_service_types", "offers", "needs", "organizations", "stations")
+DATA_TABLES = ("audit_events", "offer_service_types", "offers", "needs", "organizations", "stations")
+# The audit trail is append-only by trigger; only the test harness lifts the guard, to start each test empty.
+PG_UNGUARD, PG_GUARD = (f"ALTER TABLE audit_events {verb} TRIGGER USER" for verb in ("DISABLE", "ENABLE"))
+SQLITE_GUARD = (
+    "CREATE TRIGGER audit_events_no_delete BEFORE DELETE ON audit_events "
+    "BEGIN SELECT RAISE(ABORT, 'audit_events is append-only'); END"
+)
+TEST_JWT_SECRET = "test-secret-for-the-jiedui-suite-only-0123456789"
 _pg_notice: list[str] = []
 
 
@@ -71,7 +80,8 @@ class Backend:
     url: str
 
     def settings(self, **overrides: object) -> Settings:
-        return Settings(database_url=self.url, load_demo_data=False, **overrides)
+        defaults: dict[str, object] = {"jwt_secret": TEST_JWT_SECRET, "rate_limit": "100000/minute"}
+        return Settings(database_url=self.url, load_demo_data=False, **(defaults | overrides))
 
     @property
     def is_postgres(self) -> bool:
@@ -98,10 +108,14 @@ async def empty_tables(backend: Backend) -> None:
     db = Database.from_settings(backend.settings())
     async with db.engine.begin() as conn:
         if backend.is_postgres:
+            await conn.execute(sa.text(PG_UNGUARD))
             await conn.execute(sa.text(f"TRUNCATE {', '.join(DATA_TABLES)} RESTART IDENTITY CASCADE"))
+            await conn.execute(sa.text(PG_GUARD))
         else:
+            await conn.execute(sa.text("DROP TRIGGER audit_events_no_delete"))
             for table in DATA_TABLES:
                 await conn.execute(sa.text(f"DELETE FROM {table}"))
+            await conn.execute(sa.text(SQLITE_GUARD))
     await db.dispose()
 
 
@@ -115,11 +129,30 @@ async def app(backend: Backend) -> AsyncIterator[object]:
 
 
 @pytest.fixture
-async def client(app: object) -> AsyncIterator[httpx.AsyncClient]:
-    """An HTTP client talking to the app in-process over ASGI."""
+async def anonymous(app: object) -> AsyncIterator[httpx.AsyncClient]:
+    """An HTTP client talking to the app in-process over ASGI, with no token."""
     transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
     async with httpx.AsyncClient(transport=transport, base_url="http://jiedui.test") as http:
         yield http
+
+
+@pytest.fixture
+async def client(app: object, anonymous: httpx.AsyncClient) -> httpx.AsyncClient:
+    """The anonymous client carrying an admin token: for specs about behaviour, not about permissions."""
+    anonymous.headers["Authorization"] = f"Bearer {token(app, Role.admin)}"
+    return anonymous
+
+
+def token(app: object, role: Role, scope: str | int | None = None, lifetime_s: int = 600) -> str:
+    """A token the app under test accepts."""
+    settings = app.state.settings  # type: ignore[attr-defined]
+    return tokens.issue(
+        settings,
+        subject=f"test-{role}-{scope}",
+        role=role,
+        scope=None if scope is None else str(scope),
+        lifetime_s=lifetime_s,
+    )
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -9,10 +9,13 @@ from service.db.session import Database
 from service.settings import Settings
 from tests import factories as f
 from tests.apps import with_client
+from tests.conftest import TEST_JWT_SECRET
 
 
 async def test_needs_survive_a_restart_on_the_sqlite_file(tmp_path):
-    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path / 'var' / 'jiedui.db'}")
+    settings = Settings(
+        database_url=f"sqlite+aiosqlite:///{tmp_path / 'var' / 'jiedui.db'}", jwt_secret=TEST_JWT_SECRET
+    )
     db = Database.from_settings(settings)
     await migrate.upgrade(db.engine)
     await db.dispose()

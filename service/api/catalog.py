@@ -9,7 +9,7 @@ from service.api.problems import problem_responses
 from service.db.models.catalog import UNIT_LABELS, ServiceDomainRead, ServiceTypeRead, UnitRead
 from service.services import catalog as catalog_service
 
-router = APIRouter(prefix="/api/v1/catalog", tags=["catalog"])
+router = APIRouter(prefix="/api/v1/catalog", tags=["catalog"], responses=problem_responses(401, 429))
 
 
 @router.get("/domains", response_model=list[ServiceDomainRead], summary="Service domains with their types")

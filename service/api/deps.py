@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+import asyncio
+import math
+import time
 from collections.abc import AsyncIterator
-from typing import Annotated
+from typing import Annotated, Any
 
+import limits
 from fastapi import Depends, Header, Query, Request, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from limits.aio.strategies import MovingWindowRateLimiter
+from limits.storage import storage_from_string
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.errors import RateLimited, Unauthenticated
 from service.services.common import etag, parse_if_match
-from service.services.principals import Principal
+from service.services.policy import Forbidden
+from service.services.principals import Principal, Role
+from service.services.tokens import TokenError, Verifier
 from service.settings import Settings
 
 
@@ -32,14 +42,80 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             raise
 
 
-async def get_principal() -> Principal:
-    """The caller. Authentication replaces this with token verification."""
-    return Principal.local_operator()
+class RateLimit:
+    """A moving-window limit per principal, on the storage the settings name (memory, or redis for a fleet)."""
+
+    def __init__(self, settings: Settings) -> None:
+        uri = settings.rate_limit_storage
+        self.limiter = MovingWindowRateLimiter(storage_from_string(uri if uri.startswith("async+") else f"async+{uri}"))
+        self.item = limits.parse(settings.rate_limit)
+
+    async def check(self, key: str) -> None:
+        if not await self.limiter.hit(self.item, key):
+            stats = await self.limiter.get_window_stats(self.item, key)
+            retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+            raise RateLimited(
+                f"Rate limit {self.item} exceeded; retry in {retry_after} s",
+                f"请求过于频繁（限制 {self.item}），请 {retry_after} 秒后重试",
+                headers={"Retry-After": str(retry_after)},
+            )
+
+
+_bearer = HTTPBearer(auto_error=False, description="JWT from `python -m service.cli token` or the bureau's IdP")
+
+
+def _unauthenticated(reason: str) -> Unauthenticated:
+    return Unauthenticated(
+        f"Bearer token required ({reason})",
+        f"需要有效的访问令牌（{reason}）",
+        headers={"WWW-Authenticate": f'Bearer error="invalid_token", error_description="{reason}"'},
+    )
+
+
+async def authenticate(
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+) -> Principal:
+    """The caller named by a valid bearer token, within its rate limit."""
+    if credentials is None:
+        raise _unauthenticated("missing")
+    verifier: Verifier = request.app.state.verifier
+    try:
+        if verifier.uses_network:
+            principal = await asyncio.to_thread(verifier.verify, credentials.credentials)
+        else:
+            principal = verifier.verify(credentials.credentials)
+    except TokenError as exc:
+        raise _unauthenticated(exc.reason) from None
+    await request.app.state.rate_limit.check(f"{principal.role}:{principal.subject}")
+    return principal.with_request(getattr(request.state, "request_id", None))
+
+
+def allow(*roles: Role) -> Any:
+    """A dependency type admitting only the given roles (403 for the others)."""
+
+    async def guard(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
+        if principal.role not in roles:
+            raise Forbidden(
+                f"The {principal.role} role cannot do this",
+                f"{principal.role} 角色无权执行此操作",
+                code="role_not_allowed",
+            )
+        return principal
+
+    guard.__name__ = "allow_" + "_".join(roles)
+    return Annotated[Principal, Depends(guard)]
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 Session = Annotated[AsyncSession, Depends(get_session, scope="function")]
-Actor = Annotated[Principal, Depends(get_principal)]
+Actor = Annotated[Principal, Depends(authenticate)]
+# Who may call what (object-level checks follow in the service layer's policy).
+BureauStaff = allow(Role.admin, Role.coordinator)
+StationSideReader = allow(Role.admin, Role.coordinator, Role.auditor, Role.station)
+StationSideEditor = allow(Role.admin, Role.coordinator, Role.station)
+OrganizationSideReader = allow(Role.admin, Role.coordinator, Role.auditor, Role.organization)
+OrganizationSideEditor = allow(Role.admin, Role.coordinator, Role.organization)
+AuditReader = allow(Role.admin, Role.coordinator, Role.auditor)
 
 
 class PageParams:

@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from service.api.deps import Actor, ExpectedVersion, Paging, RegionQuery, Session, set_etag
+from service.api.deps import (
+    ExpectedVersion,
+    Paging,
+    RegionQuery,
+    Session,
+    StationSideEditor,
+    StationSideReader,
+    set_etag,
+)
 from service.api.problems import problem_responses
 from service.db.models.common import Page
 from service.db.models.needs import NeedCreate, NeedRead, NeedStatus, NeedUpdate
 from service.services import needs as need_service
 
-router = APIRouter(prefix="/api/v1/needs", tags=["needs"])
+router = APIRouter(prefix="/api/v1/needs", tags=["needs"], responses=problem_responses(401, 403, 429))
 
 
 @router.post(
@@ -20,8 +28,8 @@ router = APIRouter(prefix="/api/v1/needs", tags=["needs"])
     responses=problem_responses(404, 422),
     summary="Add one need to a station's list",
 )
-async def create_need(body: NeedCreate, session: Session, actor: Actor, response: Response) -> NeedRead:
-    need = await need_service.create(session, data=body)
+async def create_need(body: NeedCreate, session: Session, actor: StationSideEditor, response: Response) -> NeedRead:
+    need = await need_service.create(session, actor=actor, data=body)
     set_etag(response, need.version)
     response.headers["Location"] = f"/api/v1/needs/{need.id}"
     return need
@@ -30,7 +38,7 @@ async def create_need(body: NeedCreate, session: Session, actor: Actor, response
 @router.get("", response_model=Page[NeedRead], responses=problem_responses(422), summary="Search needs")
 async def list_needs(
     session: Session,
-    actor: Actor,
+    actor: StationSideReader,
     paging: Paging,
     region: RegionQuery = None,
     station_id: int | None = None,
@@ -40,6 +48,7 @@ async def list_needs(
 ) -> Page[NeedRead]:
     return await need_service.list_(
         session,
+        actor=actor,
         region=region,
         station_id=station_id,
         domain=domain,
@@ -51,17 +60,22 @@ async def list_needs(
 
 
 @router.get("/{need_id}", response_model=NeedRead, responses=problem_responses(404))
-async def get_need(need_id: int, session: Session, actor: Actor, response: Response) -> NeedRead:
-    need = await need_service.get(session, need_id=need_id)
+async def get_need(need_id: int, session: Session, actor: StationSideReader, response: Response) -> NeedRead:
+    need = await need_service.get(session, actor=actor, need_id=need_id)
     set_etag(response, need.version)
     return need
 
 
 @router.patch("/{need_id}", response_model=NeedRead, responses=problem_responses(404, 409, 412, 422, 428))
 async def update_need(
-    need_id: int, body: NeedUpdate, version: ExpectedVersion, session: Session, actor: Actor, response: Response
+    need_id: int,
+    body: NeedUpdate,
+    version: ExpectedVersion,
+    session: Session,
+    actor: StationSideEditor,
+    response: Response,
 ) -> NeedRead:
-    need = await need_service.update(session, need_id=need_id, data=body, expected_version=version)
+    need = await need_service.update(session, actor=actor, need_id=need_id, data=body, expected_version=version)
     set_etag(response, need.version)
     return need
 
@@ -72,7 +86,7 @@ async def update_need(
     responses=problem_responses(404, 409),
     summary="Cancel a need (it stays on record as cancelled)",
 )
-async def cancel_need(need_id: int, session: Session, actor: Actor, response: Response) -> NeedRead:
-    need = await need_service.cancel(session, need_id=need_id)
+async def cancel_need(need_id: int, session: Session, actor: StationSideEditor, response: Response) -> NeedRead:
+    need = await need_service.cancel(session, actor=actor, need_id=need_id)
     set_etag(response, need.version)
     return need

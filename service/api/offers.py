@@ -4,13 +4,21 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from service.api.deps import Actor, ExpectedVersion, Paging, RegionQuery, Session, set_etag
+from service.api.deps import (
+    ExpectedVersion,
+    OrganizationSideEditor,
+    OrganizationSideReader,
+    Paging,
+    RegionQuery,
+    Session,
+    set_etag,
+)
 from service.api.problems import problem_responses
 from service.db.models.common import Page
 from service.db.models.offers import OfferCreate, OfferRead, OfferStatus, OfferUpdate
 from service.services import offers as offer_service
 
-router = APIRouter(prefix="/api/v1/offers", tags=["offers"])
+router = APIRouter(prefix="/api/v1/offers", tags=["offers"], responses=problem_responses(401, 403, 429))
 
 
 @router.post(
@@ -20,8 +28,10 @@ router = APIRouter(prefix="/api/v1/offers", tags=["offers"])
     responses=problem_responses(404, 422),
     summary="Add one offer to an organization's supply list",
 )
-async def create_offer(body: OfferCreate, session: Session, actor: Actor, response: Response) -> OfferRead:
-    offer = await offer_service.create(session, data=body)
+async def create_offer(
+    body: OfferCreate, session: Session, actor: OrganizationSideEditor, response: Response
+) -> OfferRead:
+    offer = await offer_service.create(session, actor=actor, data=body)
     set_etag(response, offer.version)
     response.headers["Location"] = f"/api/v1/offers/{offer.id}"
     return offer
@@ -30,7 +40,7 @@ async def create_offer(body: OfferCreate, session: Session, actor: Actor, respon
 @router.get("", response_model=Page[OfferRead], responses=problem_responses(422), summary="Search offers")
 async def list_offers(
     session: Session,
-    actor: Actor,
+    actor: OrganizationSideReader,
     paging: Paging,
     region: RegionQuery = None,
     organization_id: int | None = None,
@@ -40,6 +50,7 @@ async def list_offers(
 ) -> Page[OfferRead]:
     return await offer_service.list_(
         session,
+        actor=actor,
         region=region,
         organization_id=organization_id,
         domain=domain,
@@ -51,17 +62,22 @@ async def list_offers(
 
 
 @router.get("/{offer_id}", response_model=OfferRead, responses=problem_responses(404))
-async def get_offer(offer_id: int, session: Session, actor: Actor, response: Response) -> OfferRead:
-    offer = await offer_service.get(session, offer_id=offer_id)
+async def get_offer(offer_id: int, session: Session, actor: OrganizationSideReader, response: Response) -> OfferRead:
+    offer = await offer_service.get(session, actor=actor, offer_id=offer_id)
     set_etag(response, offer.version)
     return offer
 
 
 @router.patch("/{offer_id}", response_model=OfferRead, responses=problem_responses(404, 409, 412, 422, 428))
 async def update_offer(
-    offer_id: int, body: OfferUpdate, version: ExpectedVersion, session: Session, actor: Actor, response: Response
+    offer_id: int,
+    body: OfferUpdate,
+    version: ExpectedVersion,
+    session: Session,
+    actor: OrganizationSideEditor,
+    response: Response,
 ) -> OfferRead:
-    offer = await offer_service.update(session, offer_id=offer_id, data=body, expected_version=version)
+    offer = await offer_service.update(session, actor=actor, offer_id=offer_id, data=body, expected_version=version)
     set_etag(response, offer.version)
     return offer
 
@@ -72,7 +88,9 @@ async def update_offer(
     responses=problem_responses(404, 409),
     summary="Withdraw an offer (it stays on record as withdrawn)",
 )
-async def cancel_offer(offer_id: int, session: Session, actor: Actor, response: Response) -> OfferRead:
-    offer = await offer_service.withdraw(session, offer_id=offer_id)
+async def withdraw_offer(
+    offer_id: int, session: Session, actor: OrganizationSideEditor, response: Response
+) -> OfferRead:
+    offer = await offer_service.withdraw(session, actor=actor, offer_id=offer_id)
     set_etag(response, offer.version)
     return offer

@@ -4,10 +4,20 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from service.api.deps import Actor, ExpectedVersion, Paging, RegionQuery, Session, SettingsDep, set_etag
+from service.api.deps import (
+    BureauStaff,
+    ExpectedVersion,
+    OrganizationSideEditor,
+    OrganizationSideReader,
+    Paging,
+    RegionQuery,
+    Session,
+    SettingsDep,
+    set_etag,
+)
 from service.api.problems import problem_responses
 from service.db.models.common import Page
-from service.db.models.offers import OfferList, OfferRead
+from service.db.models.offers import OfferList, OfferRead, OfferStatus
 from service.db.models.organizations import (
     OrganizationCreate,
     OrganizationKind,
@@ -17,7 +27,7 @@ from service.db.models.organizations import (
 from service.services import offers as offer_service
 from service.services import organizations as organization_service
 
-router = APIRouter(prefix="/api/v1/organizations", tags=["organizations"])
+router = APIRouter(prefix="/api/v1/organizations", tags=["organizations"], responses=problem_responses(401, 403, 429))
 
 
 @router.post(
@@ -25,12 +35,12 @@ router = APIRouter(prefix="/api/v1/organizations", tags=["organizations"])
     status_code=status.HTTP_201_CREATED,
     response_model=OrganizationRead,
     responses=problem_responses(409, 422),
-    summary="Register an organization",
+    summary="Register an organization (bureau staff)",
 )
 async def create_organization(
-    body: OrganizationCreate, session: Session, actor: Actor, response: Response
+    body: OrganizationCreate, session: Session, actor: BureauStaff, response: Response
 ) -> OrganizationRead:
-    org = await organization_service.create(session, data=body)
+    org = await organization_service.create(session, actor=actor, data=body)
     set_etag(response, org.version)
     response.headers["Location"] = f"/api/v1/organizations/{org.id}"
     return org
@@ -38,31 +48,42 @@ async def create_organization(
 
 @router.get("", response_model=Page[OrganizationRead], responses=problem_responses(422), summary="List organizations")
 async def list_organizations(
-    session: Session, actor: Actor, paging: Paging, region: RegionQuery = None, kind: OrganizationKind | None = None
+    session: Session,
+    actor: OrganizationSideReader,
+    paging: Paging,
+    region: RegionQuery = None,
+    kind: OrganizationKind | None = None,
 ) -> Page[OrganizationRead]:
-    return await organization_service.list_(session, region=region, kind=kind, limit=paging.limit, cursor=paging.cursor)
+    return await organization_service.list_(
+        session, actor=actor, region=region, kind=kind, limit=paging.limit, cursor=paging.cursor
+    )
 
 
 @router.get("/{organization_id}", response_model=OrganizationRead, responses=problem_responses(404))
 async def get_organization(
-    organization_id: int, session: Session, actor: Actor, response: Response
+    organization_id: int, session: Session, actor: OrganizationSideReader, response: Response
 ) -> OrganizationRead:
-    org = await organization_service.get(session, organization_id=organization_id)
+    org = await organization_service.get(session, actor=actor, organization_id=organization_id)
     set_etag(response, org.version)
     return org
 
 
-@router.patch("/{organization_id}", response_model=OrganizationRead, responses=problem_responses(404, 412, 422, 428))
+@router.patch(
+    "/{organization_id}",
+    response_model=OrganizationRead,
+    responses=problem_responses(404, 412, 422, 428),
+    summary="Edit an organization (rating and home region: bureau staff only)",
+)
 async def update_organization(
     organization_id: int,
     body: OrganizationUpdate,
     version: ExpectedVersion,
     session: Session,
-    actor: Actor,
+    actor: OrganizationSideEditor,
     response: Response,
 ) -> OrganizationRead:
     org = await organization_service.update(
-        session, organization_id=organization_id, data=body, expected_version=version
+        session, actor=actor, organization_id=organization_id, data=body, expected_version=version
     )
     set_etag(response, org.version)
     return org
@@ -74,8 +95,8 @@ async def update_organization(
     responses=problem_responses(404, 409),
     summary="Archive an organization (refused while it has live offers)",
 )
-async def archive_organization(organization_id: int, session: Session, actor: Actor) -> None:
-    await organization_service.archive(session, organization_id=organization_id)
+async def archive_organization(organization_id: int, session: Session, actor: BureauStaff) -> None:
+    await organization_service.archive(session, actor=actor, organization_id=organization_id)
 
 
 @router.post(
@@ -86,10 +107,10 @@ async def archive_organization(organization_id: int, session: Session, actor: Ac
     summary="Submit a supply list (接单): all items or none",
 )
 async def submit_offer_list(
-    organization_id: int, body: OfferList, session: Session, settings: SettingsDep, actor: Actor
+    organization_id: int, body: OfferList, session: Session, settings: SettingsDep, actor: OrganizationSideEditor
 ) -> list[OfferRead]:
     return await offer_service.submit_list(
-        session, organization_id=organization_id, items=body.items, max_items=settings.batch_max_items
+        session, actor=actor, organization_id=organization_id, items=body.items, max_items=settings.batch_max_items
     )
 
 
@@ -100,11 +121,16 @@ async def submit_offer_list(
     summary="An organization's supply list",
 )
 async def list_organization_offers(
-    organization_id: int, session: Session, actor: Actor, paging: Paging, status: str | None = None
+    organization_id: int,
+    session: Session,
+    actor: OrganizationSideReader,
+    paging: Paging,
+    status: OfferStatus | None = None,
 ) -> Page[OfferRead]:
-    await organization_service.get(session, organization_id=organization_id)
+    await organization_service.get(session, actor=actor, organization_id=organization_id)
     return await offer_service.list_(
         session,
+        actor=actor,
         region=None,
         organization_id=organization_id,
         domain=None,

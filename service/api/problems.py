@@ -146,6 +146,7 @@ async def _domain_handler(request: Request, exc: DomainError) -> JSONResponse:
         detail=exc.detail_zh if zh else exc.detail_en,
         errors=[e.render(zh) for e in exc.errors] or None,
         extra=exc.extra,
+        headers=exc.headers or None,
     )
 
 
@@ -238,11 +239,14 @@ PROBLEM_SCHEMA = {
 def problem_responses(*statuses: int) -> dict[int | str, dict[str, Any]]:
     """OpenAPI `responses=` entries for the problem statuses a route can answer."""
     text = {
+        401: "Missing, expired or invalid bearer token",
+        403: "Your role or scope does not allow this",
         404: "Not found (or not visible to you)",
         409: "Conflicts with the current state",
         412: "Stale If-Match version",
         413: "Body too large",
         422: "Invalid input, per field",
         428: "If-Match header required",
+        429: "Rate limit exceeded; see Retry-After",
     }
     return {s: {"description": text.get(s, "Error"), **PROBLEM_SCHEMA} for s in statuses}

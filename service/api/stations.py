@@ -4,15 +4,25 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
-from service.api.deps import Actor, ExpectedVersion, Paging, RegionQuery, Session, SettingsDep, set_etag
+from service.api.deps import (
+    BureauStaff,
+    ExpectedVersion,
+    Paging,
+    RegionQuery,
+    Session,
+    SettingsDep,
+    StationSideEditor,
+    StationSideReader,
+    set_etag,
+)
 from service.api.problems import problem_responses
 from service.db.models.common import Page
-from service.db.models.needs import NeedList, NeedRead
+from service.db.models.needs import NeedList, NeedRead, NeedStatus
 from service.db.models.stations import StationCreate, StationRead, StationUpdate
 from service.services import needs as need_service
 from service.services import stations as station_service
 
-router = APIRouter(prefix="/api/v1/stations", tags=["stations"])
+router = APIRouter(prefix="/api/v1/stations", tags=["stations"], responses=problem_responses(401, 403, 429))
 
 
 @router.post(
@@ -20,10 +30,10 @@ router = APIRouter(prefix="/api/v1/stations", tags=["stations"])
     status_code=status.HTTP_201_CREATED,
     response_model=StationRead,
     responses=problem_responses(409, 422),
-    summary="Register a station",
+    summary="Register a station (bureau staff)",
 )
-async def create_station(body: StationCreate, session: Session, actor: Actor, response: Response) -> StationRead:
-    station = await station_service.create(session, data=body)
+async def create_station(body: StationCreate, session: Session, actor: BureauStaff, response: Response) -> StationRead:
+    station = await station_service.create(session, actor=actor, data=body)
     set_etag(response, station.version)
     response.headers["Location"] = f"/api/v1/stations/{station.id}"
     return station
@@ -31,23 +41,30 @@ async def create_station(body: StationCreate, session: Session, actor: Actor, re
 
 @router.get("", response_model=Page[StationRead], responses=problem_responses(422), summary="List stations")
 async def list_stations(
-    session: Session, actor: Actor, paging: Paging, region: RegionQuery = None
+    session: Session, actor: StationSideReader, paging: Paging, region: RegionQuery = None
 ) -> Page[StationRead]:
-    return await station_service.list_(session, region=region, limit=paging.limit, cursor=paging.cursor)
+    return await station_service.list_(session, actor=actor, region=region, limit=paging.limit, cursor=paging.cursor)
 
 
 @router.get("/{station_id}", response_model=StationRead, responses=problem_responses(404))
-async def get_station(station_id: int, session: Session, actor: Actor, response: Response) -> StationRead:
-    station = await station_service.get(session, station_id=station_id)
+async def get_station(station_id: int, session: Session, actor: StationSideReader, response: Response) -> StationRead:
+    station = await station_service.get(session, actor=actor, station_id=station_id)
     set_etag(response, station.version)
     return station
 
 
 @router.patch("/{station_id}", response_model=StationRead, responses=problem_responses(404, 412, 422, 428))
 async def update_station(
-    station_id: int, body: StationUpdate, version: ExpectedVersion, session: Session, actor: Actor, response: Response
+    station_id: int,
+    body: StationUpdate,
+    version: ExpectedVersion,
+    session: Session,
+    actor: StationSideEditor,
+    response: Response,
 ) -> StationRead:
-    station = await station_service.update(session, station_id=station_id, data=body, expected_version=version)
+    station = await station_service.update(
+        session, actor=actor, station_id=station_id, data=body, expected_version=version
+    )
     set_etag(response, station.version)
     return station
 
@@ -58,8 +75,8 @@ async def update_station(
     responses=problem_responses(404, 409),
     summary="Archive a station (refused while it has live needs)",
 )
-async def archive_station(station_id: int, session: Session, actor: Actor) -> None:
-    await station_service.archive(session, station_id=station_id)
+async def archive_station(station_id: int, session: Session, actor: BureauStaff) -> None:
+    await station_service.archive(session, actor=actor, station_id=station_id)
 
 
 @router.post(
@@ -70,10 +87,10 @@ async def archive_station(station_id: int, session: Session, actor: Actor) -> No
     summary="Submit a need list (点单): all items or none",
 )
 async def submit_need_list(
-    station_id: int, body: NeedList, session: Session, settings: SettingsDep, actor: Actor
+    station_id: int, body: NeedList, session: Session, settings: SettingsDep, actor: StationSideEditor
 ) -> list[NeedRead]:
     return await need_service.submit_list(
-        session, station_id=station_id, items=body.items, max_items=settings.batch_max_items
+        session, actor=actor, station_id=station_id, items=body.items, max_items=settings.batch_max_items
     )
 
 
@@ -84,11 +101,12 @@ async def submit_need_list(
     summary="A station's need list",
 )
 async def list_station_needs(
-    station_id: int, session: Session, actor: Actor, paging: Paging, status: str | None = None
+    station_id: int, session: Session, actor: StationSideReader, paging: Paging, status: NeedStatus | None = None
 ) -> Page[NeedRead]:
-    await station_service.get(session, station_id=station_id)
+    await station_service.get(session, actor=actor, station_id=station_id)
     return await need_service.list_(
         session,
+        actor=actor,
         region=None,
         station_id=station_id,
         domain=None,

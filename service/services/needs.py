@@ -11,8 +11,11 @@ from service.db.models.common import Page, check_window
 from service.db.models.needs import EDITABLE_NEED_STATUSES, Need, NeedCreate, NeedItem, NeedRead, NeedStatus, NeedUpdate
 from service.db.models.stations import Station
 from service.errors import Conflict, ErrorCollector, InvalidInput
+from service.services import audit, policy
 from service.services import catalog as catalog_service
+from service.services import stations as station_service
 from service.services.common import check_version, fetch_page, get_or_404, region_prefix_filter
+from service.services.principals import Principal
 
 
 def to_read(need: Need, catalog: catalog_service.Catalog) -> NeedRead:
@@ -27,8 +30,14 @@ def to_read(need: Need, catalog: catalog_service.Catalog) -> NeedRead:
     )
 
 
-async def _station(session: AsyncSession, station_id: int) -> Station:
-    return await get_or_404(session, Station, station_id, what_en="station", what_zh="社工站")
+async def load(session: AsyncSession, *, actor: Principal, need_id: int, write: bool = False) -> tuple[Need, Station]:
+    """A need and its station, if the actor may see it (404) and, for writes, change it (403)."""
+    need = await get_or_404(session, Need, need_id, what_en="need", what_zh="需求", for_update=write)
+    station = await session.get_one(Station, need.station_id)
+    policy.authorize(
+        actor, station_service.ownership(station), write=write, what_en="need", what_zh="需求", object_id=need_id
+    )
+    return need, station
 
 
 def _check_types(errors: ErrorCollector, catalog: catalog_service.Catalog, items: list[NeedItem], batch: bool) -> None:
@@ -43,15 +52,14 @@ def _check_types(errors: ErrorCollector, catalog: catalog_service.Catalog, items
 
 
 def _new_need(station_id: int, item: NeedItem) -> Need:
-    return Need(
-        station_id=station_id,
-        service_type_code=item.service_type,
-        **item.model_dump(exclude={"service_type", "station_id"}),
-    )
+    values = item.model_dump(exclude={"service_type", "station_id"})
+    return Need(station_id=station_id, service_type_code=item.service_type, **values)
 
 
-async def _insert(session: AsyncSession, station_id: int, items: list[NeedItem], *, batch: bool) -> list[NeedRead]:
-    await _station(session, station_id)
+async def _insert(
+    session: AsyncSession, actor: Principal, station_id: int, items: list[NeedItem], *, batch: bool
+) -> list[NeedRead]:
+    station = await station_service.load(session, actor=actor, station_id=station_id, write=True)
     catalog = await catalog_service.load(session)
     errors = ErrorCollector()
     _check_types(errors, catalog, items, batch)
@@ -61,33 +69,45 @@ async def _insert(session: AsyncSession, station_id: int, items: list[NeedItem],
     needs = [_new_need(station_id, item) for item in items]
     session.add_all(needs)
     await session.flush()
-    return [to_read(n, catalog) for n in needs]
+    reads = [to_read(n, catalog) for n in needs]
+    for read in reads:
+        await audit.record(
+            session,
+            actor=actor,
+            action="create",
+            object_type="need",
+            object_id=read.id,
+            region_code=station.region_code,
+            after=read,
+        )
+    return reads
 
 
-async def create(session: AsyncSession, *, data: NeedCreate) -> NeedRead:
+async def create(session: AsyncSession, *, actor: Principal, data: NeedCreate) -> NeedRead:
     """Add one need to a station's list."""
-    (read,) = await _insert(session, data.station_id, [data], batch=False)
+    (read,) = await _insert(session, actor, data.station_id, [data], batch=False)
     return read
 
 
 async def submit_list(
-    session: AsyncSession, *, station_id: int, items: list[NeedItem], max_items: int
+    session: AsyncSession, *, actor: Principal, station_id: int, items: list[NeedItem], max_items: int
 ) -> list[NeedRead]:
     """Add a whole need list: every item valid → all stored; any invalid → none, each bad item reported."""
     if len(items) > max_items:
         raise InvalidInput(f"At most {max_items} items per list", f"每次最多提交 {max_items} 项", code="too_many_items")
-    return await _insert(session, station_id, items, batch=True)
+    return await _insert(session, actor, station_id, items, batch=True)
 
 
-async def get(session: AsyncSession, *, need_id: int) -> NeedRead:
+async def get(session: AsyncSession, *, actor: Principal, need_id: int) -> NeedRead:
     """One need."""
-    need = await get_or_404(session, Need, need_id, what_en="need", what_zh="需求")
+    need, _ = await load(session, actor=actor, need_id=need_id)
     return to_read(need, await catalog_service.load(session))
 
 
 async def list_(
     session: AsyncSession,
     *,
+    actor: Principal,
     region: str | None,
     station_id: int | None,
     domain: str | None,
@@ -96,17 +116,19 @@ async def list_(
     limit: int,
     cursor: str | None,
 ) -> Page[NeedRead]:
-    """Needs filtered by the station's region, station, domain, service type and status."""
+    """Needs the actor may see, filtered by the station's region, station, domain, service type and status."""
     stmt = sa.select(Need).join(Station, Station.id == Need.station_id)
-    stmt = stmt.where(region_prefix_filter(Station.region_code, region))
+    stmt = stmt.where(
+        region_prefix_filter(Station.region_code, region),
+        policy.visible(actor, region_column=Station.region_code, station_column=Station.id),
+    )
     if station_id is not None:
         stmt = stmt.where(Need.station_id == station_id)
     if service_type:
         stmt = stmt.where(Need.service_type_code == service_type)
     if domain:
-        stmt = stmt.join(ServiceType, ServiceType.code == Need.service_type_code).where(
-            ServiceType.domain_code == domain
-        )
+        stmt = stmt.join(ServiceType, ServiceType.code == Need.service_type_code)
+        stmt = stmt.where(ServiceType.domain_code == domain)
     if status:
         stmt = stmt.where(Need.status == status)
     rows, next_cursor = await fetch_page(session, stmt, Need.id, limit=limit, cursor=cursor)
@@ -114,9 +136,21 @@ async def list_(
     return Page[NeedRead](items=[to_read(n, catalog) for n in rows], next_cursor=next_cursor, limit=limit)
 
 
-async def update(session: AsyncSession, *, need_id: int, data: NeedUpdate, expected_version: int) -> NeedRead:
+def _check_window(need: Need, changes: dict) -> None:
+    try:
+        check_window(changes.get("window_start", need.window_start), changes.get("window_end", need.window_end))
+    except ValueError as exc:
+        en, _, zh = str(exc).partition(" / ")
+        errors = ErrorCollector()
+        errors.add("/window_end", "window_order", en, zh)
+        errors.raise_if_any()
+
+
+async def update(
+    session: AsyncSession, *, actor: Principal, need_id: int, data: NeedUpdate, expected_version: int
+) -> NeedRead:
     """Change an open need, refusing writes based on a stale read."""
-    need = await get_or_404(session, Need, need_id, what_en="need", what_zh="需求", for_update=True)
+    need, station = await load(session, actor=actor, need_id=need_id, write=True)
     check_version(need.version, expected_version, what="need")
     if need.status not in EDITABLE_NEED_STATUSES:
         raise Conflict(
@@ -126,24 +160,31 @@ async def update(session: AsyncSession, *, need_id: int, data: NeedUpdate, expec
             extra={"current_status": need.status},
         )
     changes = data.model_dump(exclude_unset=True)
-    try:
-        check_window(changes.get("window_start", need.window_start), changes.get("window_end", need.window_end))
-    except ValueError as exc:
-        en, _, zh = str(exc).partition(" / ")
-        errors = ErrorCollector()
-        errors.add("/window_end", "window_order", en, zh)
-        errors.raise_if_any()
+    _check_window(need, changes)
+    catalog = await catalog_service.load(session)
+    before = to_read(need, catalog)
     for key, value in changes.items():
         setattr(need, key, value)
     need.version += 1
     need.updated_at = utcnow()
     await session.flush()
-    return to_read(need, await catalog_service.load(session))
+    after = to_read(need, catalog)
+    await audit.record(
+        session,
+        actor=actor,
+        action="update",
+        object_type="need",
+        object_id=need_id,
+        region_code=station.region_code,
+        before=before,
+        after=after,
+    )
+    return after
 
 
-async def cancel(session: AsyncSession, *, need_id: int) -> NeedRead:
+async def cancel(session: AsyncSession, *, actor: Principal, need_id: int) -> NeedRead:
     """Cancel a need; it stays on record. Cancelling a cancelled need is a no-op."""
-    need = await get_or_404(session, Need, need_id, what_en="need", what_zh="需求", for_update=True)
+    need, station = await load(session, actor=actor, need_id=need_id, write=True)
     if need.status in (NeedStatus.fulfilled, NeedStatus.expired):
         raise Conflict(
             f"A {need.status} need cannot be cancelled",
@@ -151,9 +192,23 @@ async def cancel(session: AsyncSession, *, need_id: int) -> NeedRead:
             code="need_not_cancellable",
             extra={"current_status": need.status},
         )
-    if need.status != NeedStatus.cancelled:
-        need.status = NeedStatus.cancelled
-        need.version += 1
-        need.updated_at = utcnow()
-        await session.flush()
-    return to_read(need, await catalog_service.load(session))
+    catalog = await catalog_service.load(session)
+    if need.status == NeedStatus.cancelled:
+        return to_read(need, catalog)
+    before = to_read(need, catalog)
+    need.status = NeedStatus.cancelled
+    need.version += 1
+    need.updated_at = utcnow()
+    await session.flush()
+    after = to_read(need, catalog)
+    await audit.record(
+        session,
+        actor=actor,
+        action="cancel",
+        object_type="need",
+        object_id=need_id,
+        region_code=station.region_code,
+        before=before,
+        after=after,
+    )
+    return after

@@ -21,9 +21,12 @@ from service.db.models.offers import (
 )
 from service.db.models.organizations import Organization
 from service.errors import Conflict, ErrorCollector, InvalidInput
+from service.services import audit, policy
 from service.services import catalog as catalog_service
+from service.services import organizations as organization_service
 from service.services.common import check_version, fetch_page, get_or_404, region_prefix_filter
 from service.services.organizations import check_area_codes
+from service.services.principals import Principal
 
 _LOAD_TYPES = (selectinload(Offer.service_types),)  # type: ignore[arg-type]
 
@@ -81,8 +84,10 @@ def _relink_types(offer: Offer, codes: list[str]) -> None:
         offer.service_types.remove(link)
 
 
-async def _insert(session: AsyncSession, organization_id: int, items: list[OfferItem], prefix: str) -> list[OfferRead]:
-    await get_or_404(session, Organization, organization_id, what_en="organization", what_zh="社会组织")
+async def _insert(
+    session: AsyncSession, actor: Principal, organization_id: int, items: list[OfferItem], prefix: str
+) -> list[OfferRead]:
+    org = await organization_service.load(session, actor=actor, organization_id=organization_id, write=True)
     catalog = await catalog_service.load(session)
     errors = ErrorCollector()
     offers: list[Offer] = []
@@ -105,38 +110,59 @@ async def _insert(session: AsyncSession, organization_id: int, items: list[Offer
     )
     session.add_all(offers)
     await session.flush()
-    return [to_read(o) for o in offers]
+    reads = [to_read(o) for o in offers]
+    for read in reads:
+        await audit.record(
+            session,
+            actor=actor,
+            action="create",
+            object_type="offer",
+            object_id=read.id,
+            region_code=org.home_region_code,
+            after=read,
+        )
+    return reads
 
 
-async def create(session: AsyncSession, *, data: OfferCreate) -> OfferRead:
+async def create(session: AsyncSession, *, actor: Principal, data: OfferCreate) -> OfferRead:
     """Add one offer to an organization's supply list."""
-    (read,) = await _insert(session, data.organization_id, [data], "")
+    (read,) = await _insert(session, actor, data.organization_id, [data], "")
     return read
 
 
 async def submit_list(
-    session: AsyncSession, *, organization_id: int, items: list[OfferItem], max_items: int
+    session: AsyncSession, *, actor: Principal, organization_id: int, items: list[OfferItem], max_items: int
 ) -> list[OfferRead]:
     """Add a whole supply list: every item valid → all stored; any invalid → none, each bad item reported."""
     if len(items) > max_items:
         raise InvalidInput(f"At most {max_items} items per list", f"每次最多提交 {max_items} 项", code="too_many_items")
-    return await _insert(session, organization_id, items, "/items/")
+    return await _insert(session, actor, organization_id, items, "/items/")
 
 
-async def _get(session: AsyncSession, offer_id: int, *, for_update: bool = False) -> Offer:
-    return await get_or_404(
-        session, Offer, offer_id, what_en="offer", what_zh="供给", for_update=for_update, options=_LOAD_TYPES
+async def load(
+    session: AsyncSession, *, actor: Principal, offer_id: int, write: bool = False
+) -> tuple[Offer, Organization]:
+    """An offer and its organization, if the actor may see it (404) and, for writes, change it (403)."""
+    offer = await get_or_404(
+        session, Offer, offer_id, what_en="offer", what_zh="供给", for_update=write, options=_LOAD_TYPES
     )
+    org = await session.get_one(Organization, offer.organization_id)
+    policy.authorize(
+        actor, organization_service.ownership(org), write=write, what_en="offer", what_zh="供给", object_id=offer_id
+    )
+    return offer, org
 
 
-async def get(session: AsyncSession, *, offer_id: int) -> OfferRead:
+async def get(session: AsyncSession, *, actor: Principal, offer_id: int) -> OfferRead:
     """One offer."""
-    return to_read(await _get(session, offer_id))
+    offer, _ = await load(session, actor=actor, offer_id=offer_id)
+    return to_read(offer)
 
 
 async def list_(
     session: AsyncSession,
     *,
+    actor: Principal,
     region: str | None,
     organization_id: int | None,
     domain: str | None,
@@ -145,9 +171,12 @@ async def list_(
     limit: int,
     cursor: str | None,
 ) -> Page[OfferRead]:
-    """Offers filtered by the organization's home region, organization, domain, service type and status."""
+    """Offers the actor may see, by the organization's home region, organization, domain, type and status."""
     stmt = sa.select(Offer).join(Organization, Organization.id == Offer.organization_id).options(*_LOAD_TYPES)
-    stmt = stmt.where(region_prefix_filter(Organization.home_region_code, region))
+    stmt = stmt.where(
+        region_prefix_filter(Organization.home_region_code, region),
+        policy.visible(actor, region_column=Organization.home_region_code, organization_column=Organization.id),
+    )
     if organization_id is not None:
         stmt = stmt.where(Offer.organization_id == organization_id)
     if service_type or domain:
@@ -165,9 +194,11 @@ async def list_(
     return Page[OfferRead](items=[to_read(o) for o in rows], next_cursor=next_cursor, limit=limit)
 
 
-async def update(session: AsyncSession, *, offer_id: int, data: OfferUpdate, expected_version: int) -> OfferRead:
+async def update(
+    session: AsyncSession, *, actor: Principal, offer_id: int, data: OfferUpdate, expected_version: int
+) -> OfferRead:
     """Change a live offer (including pause/resume), refusing writes based on a stale read."""
-    offer = await _get(session, offer_id, for_update=True)
+    offer, org = await load(session, actor=actor, offer_id=offer_id, write=True)
     check_version(offer.version, expected_version, what="offer")
     if offer.status not in LIVE_OFFER_STATUSES:
         raise Conflict(
@@ -176,6 +207,7 @@ async def update(session: AsyncSession, *, offer_id: int, data: OfferUpdate, exp
             code="offer_not_editable",
             extra={"current_status": offer.status},
         )
+    before = to_read(offer)
     changes = data.model_dump(exclude_unset=True)
     errors = ErrorCollector()
     if "service_types" in changes:
@@ -195,12 +227,23 @@ async def update(session: AsyncSession, *, offer_id: int, data: OfferUpdate, exp
     offer.version += 1
     offer.updated_at = utcnow()
     await session.flush()
-    return to_read(offer)
+    after = to_read(offer)
+    await audit.record(
+        session,
+        actor=actor,
+        action="update",
+        object_type="offer",
+        object_id=offer_id,
+        region_code=org.home_region_code,
+        before=before,
+        after=after,
+    )
+    return after
 
 
-async def withdraw(session: AsyncSession, *, offer_id: int) -> OfferRead:
+async def withdraw(session: AsyncSession, *, actor: Principal, offer_id: int) -> OfferRead:
     """Withdraw an offer; it stays on record. Withdrawing a withdrawn offer is a no-op."""
-    offer = await _get(session, offer_id, for_update=True)
+    offer, org = await load(session, actor=actor, offer_id=offer_id, write=True)
     if offer.status == OfferStatus.expired:
         raise Conflict(
             "An expired offer cannot be withdrawn",
@@ -208,9 +251,22 @@ async def withdraw(session: AsyncSession, *, offer_id: int) -> OfferRead:
             code="offer_not_withdrawable",
             extra={"current_status": offer.status},
         )
-    if offer.status != OfferStatus.withdrawn:
-        offer.status = OfferStatus.withdrawn
-        offer.version += 1
-        offer.updated_at = utcnow()
-        await session.flush()
-    return to_read(offer)
+    if offer.status == OfferStatus.withdrawn:
+        return to_read(offer)
+    before = to_read(offer)
+    offer.status = OfferStatus.withdrawn
+    offer.version += 1
+    offer.updated_at = utcnow()
+    await session.flush()
+    after = to_read(offer)
+    await audit.record(
+        session,
+        actor=actor,
+        action="withdraw",
+        object_type="offer",
+        object_id=offer_id,
+        region_code=org.home_region_code,
+        before=before,
+        after=after,
+    )
+    return after

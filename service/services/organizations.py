@@ -12,7 +12,9 @@ from service.db.models.offers import LIVE_OFFER_STATUSES, Offer
 from service.db.models.organizations import Organization, OrganizationCreate, OrganizationRead, OrganizationUpdate
 from service.errors import Conflict, ErrorCollector
 from service.reference import regions, uscc
+from service.services import audit, policy
 from service.services.common import check_version, fetch_page, get_or_404, region_prefix_filter
+from service.services.principals import Principal
 
 _USCC_MESSAGES = {
     "length": ("a unified social credit code has 18 characters", "统一社会信用代码应为 18 位"),
@@ -54,7 +56,7 @@ async def _check_fields(
         values["expertise"] = sorted(set(values["expertise"]))
 
 
-async def create(session: AsyncSession, *, data: OrganizationCreate) -> OrganizationRead:
+async def create(session: AsyncSession, *, actor: Principal, data: OrganizationCreate) -> OrganizationRead:
     """Register an organization; its service area defaults to its home region."""
     errors = ErrorCollector()
     if (why := uscc.problem(data.credit_code)) is not None:
@@ -62,6 +64,9 @@ async def create(session: AsyncSession, *, data: OrganizationCreate) -> Organiza
     values = data.model_dump()
     await _check_fields(session, errors, data, values)
     errors.raise_if_any()
+    policy.authorize_new(
+        actor, policy.Ownership(region_code=values["home_region_code"]), what_en="organization", what_zh="社会组织"
+    )
     values["service_area"] = values["service_area"] or [values["home_region_code"]]
     values["expertise"] = values["expertise"] or []
     taken = await session.scalar(sa.select(Organization.id).where(Organization.credit_code == data.credit_code))
@@ -75,26 +80,47 @@ async def create(session: AsyncSession, *, data: OrganizationCreate) -> Organiza
     org = Organization(**values)
     session.add(org)
     await session.flush()
-    return OrganizationRead.model_validate(org)
-
-
-async def _get(session: AsyncSession, organization_id: int, *, for_update: bool = False) -> Organization:
-    return await get_or_404(
-        session, Organization, organization_id, what_en="organization", what_zh="社会组织", for_update=for_update
+    read = OrganizationRead.model_validate(org)
+    await audit.record(
+        session,
+        actor=actor,
+        action="create",
+        object_type="organization",
+        object_id=org.id,
+        region_code=org.home_region_code,
+        after=read,
     )
+    return read
 
 
-async def get(session: AsyncSession, *, organization_id: int) -> OrganizationRead:
+def ownership(org: Organization) -> policy.Ownership:
+    return policy.Ownership(region_code=org.home_region_code, organization_id=org.id)
+
+
+async def load(session: AsyncSession, *, actor: Principal, organization_id: int, write: bool = False) -> Organization:
+    """An organization the actor may see (404 otherwise) and, for writes, change (403 otherwise)."""
+    org = await get_or_404(
+        session, Organization, organization_id, what_en="organization", what_zh="社会组织", for_update=write
+    )
+    policy.authorize(
+        actor, ownership(org), write=write, what_en="organization", what_zh="社会组织", object_id=organization_id
+    )
+    return org
+
+
+async def get(session: AsyncSession, *, actor: Principal, organization_id: int) -> OrganizationRead:
     """One organization."""
-    return OrganizationRead.model_validate(await _get(session, organization_id))
+    return OrganizationRead.model_validate(await load(session, actor=actor, organization_id=organization_id))
 
 
 async def list_(
-    session: AsyncSession, *, region: str | None, kind: str | None, limit: int, cursor: str | None
+    session: AsyncSession, *, actor: Principal, region: str | None, kind: str | None, limit: int, cursor: str | None
 ) -> Page[OrganizationRead]:
-    """Organizations based under a region, optionally of one kind."""
+    """Organizations based under a region that the actor may see, optionally of one kind."""
     stmt = sa.select(Organization).where(
-        Organization.archived_at.is_(None), region_prefix_filter(Organization.home_region_code, region)
+        Organization.archived_at.is_(None),
+        region_prefix_filter(Organization.home_region_code, region),
+        policy.visible(actor, region_column=Organization.home_region_code, organization_column=Organization.id),
     )
     if kind:
         stmt = stmt.where(Organization.kind == kind)
@@ -105,11 +131,13 @@ async def list_(
 
 
 async def update(
-    session: AsyncSession, *, organization_id: int, data: OrganizationUpdate, expected_version: int
+    session: AsyncSession, *, actor: Principal, organization_id: int, data: OrganizationUpdate, expected_version: int
 ) -> OrganizationRead:
-    """Edit an organization, refusing writes based on a stale read."""
-    org = await _get(session, organization_id, for_update=True)
+    """Edit an organization, refusing writes based on a stale read and fields the actor's role may not set."""
+    org = await load(session, actor=actor, organization_id=organization_id, write=True)
+    policy.check_fields(actor, "organization", data.model_fields_set)
     check_version(org.version, expected_version, what="organization")
+    before = OrganizationRead.model_validate(org)
     errors = ErrorCollector()
     values = data.model_dump(exclude_unset=True)
     await _check_fields(session, errors, data, values)
@@ -121,12 +149,23 @@ async def update(
     org.version += 1
     org.updated_at = utcnow()
     await session.flush()
-    return OrganizationRead.model_validate(org)
+    after = OrganizationRead.model_validate(org)
+    await audit.record(
+        session,
+        actor=actor,
+        action="update",
+        object_type="organization",
+        object_id=org.id,
+        region_code=org.home_region_code,
+        before=before,
+        after=after,
+    )
+    return after
 
 
-async def archive(session: AsyncSession, *, organization_id: int) -> None:
+async def archive(session: AsyncSession, *, actor: Principal, organization_id: int) -> None:
     """Retire an organization; refused while it has live offers."""
-    org = await _get(session, organization_id, for_update=True)
+    org = await load(session, actor=actor, organization_id=organization_id, write=True)
     live = await session.scalar(
         sa.select(sa.func.count())
         .select_from(Offer)
@@ -139,6 +178,16 @@ async def archive(session: AsyncSession, *, organization_id: int) -> None:
             code="organization_has_live_offers",
             extra={"live_offers": live},
         )
+    before = OrganizationRead.model_validate(org)
     org.archived_at = utcnow()
     org.version += 1
     await session.flush()
+    await audit.record(
+        session,
+        actor=actor,
+        action="delete",
+        object_type="organization",
+        object_id=org.id,
+        region_code=org.home_region_code,
+        before=before,
+    )
