@@ -32,15 +32,19 @@ class FlowResult:
     ortools_s: float = 0.0  # time inside OR-Tools (graph build and solve)
 
 
+# Above this lcm the relaxation uses rounded-up per-unit values: still an upper bound, no longer exact.
+MAX_EXACT_SCALE = 2520
+
+
 def relaxation_scale(norm: Normalised, edges: np.ndarray) -> int:
-    """lcm of the demands of unsplittable needs among `edges` (1 if all splittable)."""
+    """lcm of the demands of unsplittable needs among `edges` (1 if all splittable), capped."""
     needs = np.unique(norm.e_need[edges])
     demands = np.unique(norm.demand[needs[~norm.splittable[needs]]])
     scale = 1
     for d in demands.tolist():
         scale = math.lcm(scale, d)
-        if scale > 2**40:
-            break
+        if scale > MAX_EXACT_SCALE:
+            return MAX_EXACT_SCALE
     return scale
 
 
@@ -48,7 +52,8 @@ def per_unit_value(norm: Normalised, edges: np.ndarray, scale: int) -> np.ndarra
     """Value per unit times `scale` (an unsplittable need's value is spread over its demand)."""
     split = norm.splittable[norm.e_need[edges]]
     dem = norm.demand[norm.e_need[edges]]
-    return np.where(split, norm.value[edges] * scale, norm.value[edges] * (scale // dem))
+    # Ceiling division keeps the relaxation an upper bound when the scale is not a multiple of the demand.
+    return np.where(split, norm.value[edges] * scale, -((-norm.value[edges] * scale) // dem))
 
 
 def scaled_gain(norm: Normalised, edges: np.ndarray, units: np.ndarray, scale: int) -> np.ndarray:

@@ -74,11 +74,11 @@ def _assign(st: _State, units: np.ndarray, pos: int, e: int, limit: int) -> None
         units[pos] += x
 
 
-def greedy(norm: Normalised, edges: np.ndarray) -> np.ndarray:
-    """Greedy units on `edges` (whole components); fixed units are honoured first (assumed feasible)."""
+def greedy(norm: Normalised, edges: np.ndarray, start: np.ndarray | None = None) -> np.ndarray:
+    """Greedy units on `edges` (whole components); fixed (and `start`) units are taken first (assumed feasible)."""
     units = np.zeros(len(edges), np.int64)
     st = _State(norm, edges)
-    fixed = norm.fixed[edges]
+    fixed = norm.fixed[edges] if start is None else np.maximum(norm.fixed[edges], start)
     for pos in np.flatnonzero(fixed > 0).tolist():
         e = int(edges[pos])
         i, j = int(norm.e_need[e]), int(norm.e_offer[e])

@@ -70,7 +70,8 @@ def match(needs: Sequence[NeedRecord], offers: Sequence[OfferRecord], organizati
           stations: Sequence[StationRecord], *, pairings: Iterable[tuple[Id, Id]] = (),
           rejected: Iterable[tuple[Id, Id]] = (), accepted: Iterable[tuple[Id, Id, int]] = (),
           weights: Weights | None = None, previous: MatchResult | Iterable[Allocation] | None = None,
-          change_penalty: int = 1, coverage_first: bool = False, time_limit_s: float = 10.0) -> MatchResult:
+          change_penalty: int = 1, coverage_first: bool = False, time_limit_s: float = 10.0,
+          gap_tolerance: float = 0.0) -> MatchResult:
     """Match needs to offers: `pairings` are (organization id, station id), `rejected` (need id, organization id),
     `accepted` (need id, offer id, units) allocations that must stay."""
     t0 = time.perf_counter()
@@ -85,7 +86,7 @@ def match(needs: Sequence[NeedRecord], offers: Sequence[OfferRecord], organizati
                             coverage_first=coverage_first)
     t1 = time.perf_counter()
     prev_solution = previous.solution if isinstance(previous, MatchResult) else None
-    sol = solve(problem, max(time_limit_s - (t1 - t0), 0.1), previous=prev_solution)
+    sol = solve(problem, max(time_limit_s - (t1 - t0), 0.1), previous=prev_solution, gap_tolerance=gap_tolerance)
     t2 = time.perf_counter()
     result = _explain(ix, cand, problem, sol, prev)
     result.timings = {"candidates": t1 - t0, **{f"solve_{k}": v for k, v in sol.timings.items()},

@@ -98,12 +98,13 @@ def _orgs_over_limit(norm: Normalised, used_edges: np.ndarray) -> np.ndarray:
 class _Run:
     """State of one solve call."""
 
-    def __init__(self, norm: Normalised, time_limit_s: float, workers: int) -> None:
-        self.norm, self.workers = norm, workers
+    def __init__(self, norm: Normalised, time_limit_s: float, workers: int, gap_tolerance: float = 0.0) -> None:
+        self.norm, self.workers, self.gap_tolerance = norm, workers, gap_tolerance
         self.deadline = time.perf_counter() + time_limit_s
         self.comps = cc.label(norm)
         c = self.comps.count
         self.units = np.zeros(norm.n_edges, np.int64)
+        self.relaxed = np.full(norm.n_edges, -1, np.int64)  # flow relaxation units, for repair
         self.method = np.full(c, "empty", dtype=object)
         self.status = np.full(c, "optimal", dtype=object)
         self.relax_bound = self._trivial_bound()
@@ -180,6 +181,8 @@ class _Run:
         whole = norm.demand[norm.e_need[edges]]
         bad = np.zeros(comps.count, bool)
         bad[edge_comp[~split & (res.units > 0) & (res.units != whole)]] = True
+        bad[edge_comp[~split & (res.scale % whole != 0)]] = True  # rounded values: a bound, not an answer
+        self.relaxed[edges] = res.units
         used = edges[res.units > 0]
         over = _orgs_over_limit(norm, used)
         if over.size:
@@ -207,7 +210,17 @@ class _Run:
         norm = self.norm
         t0 = time.perf_counter()
         base = greedy(norm, edges)
+        if self.relaxed[edges[0]] >= 0:
+            rounded = greedy(norm, edges, start=_repair(norm, edges, self.relaxed[edges]))
+            if self._better(edges, rounded, base):
+                base = rounded
         self.timings["greedy"] += time.perf_counter() - t0
+        bound = min(self.relax_bound[c], self.cp_bound[c])
+        gap = bound - _edge_obj(norm, edges, base).sum()
+        if gap <= self.gap_tolerance * max(abs(bound), 1) and not norm.coverage_first:
+            self.units[edges] = base
+            self.method[c], self.status[c] = "rounded", "optimal" if gap <= 0 else "feasible"
+            return
         workers = self.workers if len(edges) >= _CP_WORKERS_MIN_EDGES else 1
         res = solve_cpsat(norm, edges, base, budget, workers)
         self.timings["ortools_cpsat"] += res.ortools_s
@@ -241,6 +254,24 @@ def _edge_obj(norm: Normalised, edges: np.ndarray, units: np.ndarray) -> np.ndar
     return val
 
 
+def _repair(norm: Normalised, edges: np.ndarray, relaxed: np.ndarray) -> np.ndarray:
+    """Round a relaxed answer: drop partly served unsplittable needs, then trim organizations over their limit."""
+    units = relaxed.copy()
+    need = norm.e_need[edges]
+    partial = ~norm.splittable[need] & (units > 0) & (units != norm.demand[need])
+    units[np.isin(need, need[partial])] = 0
+    for g in _orgs_over_limit(norm, edges[units > 0]).tolist():
+        mine = (norm.org[norm.e_offer[edges]] == g) & (units > 0)
+        station = norm.station[need]
+        val = _edge_obj(norm, edges[mine], units[mine])
+        totals: dict[int, int] = {}
+        for s_, v in zip(station[mine].tolist(), val.tolist(), strict=True):
+            totals[s_] = totals.get(s_, 0) + v
+        keep = sorted(totals, key=lambda k: -totals[k])[: int(norm.org_limit[g])]
+        units[mine & ~np.isin(station, keep)] = 0
+    return units
+
+
 def _infeasible(norm: Normalised) -> Solution:
     """The answer when fixed units cannot be honoured."""
     return Solution("infeasible", 0, 0, np.zeros(norm.n_edges, np.int64))
@@ -265,15 +296,18 @@ def _reusable(run: _Run, fp: np.ndarray, previous: Solution | None) -> np.ndarra
 
 
 def solve(problem: Problem, time_limit_s: float = 10.0, *, previous: Solution | None = None,
-          workers: int | None = None) -> Solution:
-    """Maximise value minus change penalties; components untouched since `previous` keep the incumbent."""
+          workers: int | None = None, gap_tolerance: float = 0.0) -> Solution:
+    """Maximise value minus change penalties; components untouched since `previous` keep the incumbent.
+
+    A component whose rounded flow answer is within `gap_tolerance` (relative) of its bound skips CP-SAT."""
     if not (isinstance(time_limit_s, int | float) and time_limit_s > 0):
         raise ValueError(f"time_limit_s must be a positive number, got {time_limit_s!r}")
     t0 = time.perf_counter()
     norm = normalise(problem)
     if not fixed_feasible(norm):
         return _infeasible(norm)
-    run = _Run(norm, time_limit_s - (time.perf_counter() - t0), workers or min(os.cpu_count() or 1, 8))
+    run = _Run(norm, time_limit_s - (time.perf_counter() - t0), workers or min(os.cpu_count() or 1, 8),
+               gap_tolerance)
     fp = cc.fingerprints(norm, run.comps)
     reused = _reusable(run, fp, previous)
     for c in reused.tolist():
