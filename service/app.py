@@ -7,7 +7,19 @@ from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
-from service.api import audit, catalog, health, needs, offers, organizations, problems, stations
+from service.api import (
+    audit,
+    catalog,
+    health,
+    needs,
+    offers,
+    organizations,
+    pairings,
+    problems,
+    proposals,
+    runs,
+    stations,
+)
 from service.api.deps import RateLimit
 from service.api.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from service.db.session import Database
@@ -45,7 +57,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.verifier = Verifier(settings)
     app.state.rate_limit = RateLimit(settings)
     problems.install(app)
-    for module in (health, catalog, stations, organizations, needs, offers, audit):
+    for module in (health, catalog, stations, organizations, needs, offers, runs, proposals, pairings, audit):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)

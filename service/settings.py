@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from datetime import timedelta
 from functools import lru_cache
 from pathlib import Path
 
@@ -49,6 +50,11 @@ class Settings(BaseSettings):
     rate_limit: str = Field("600/minute", description="per principal, in the `limits` notation")
     rate_limit_storage: str = Field("memory://", description="limits storage URI; redis://… shares it across processes")
 
+    change_penalty: int = Field(1, ge=0, le=1000, description="cost per unit that differs from standing proposals")
+    proposal_ttl_days: int = Field(14, ge=1, le=365, description="unanswered proposals expire after this many days")
+    rematch_debounce_s: float = Field(5.0, ge=0, le=3600, description="wait for changes to settle before re-matching")
+    inline_runs: bool = Field(True, description="run match jobs inside the API process (the embedded default)")
+
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     load_demo_data: bool = True
@@ -61,6 +67,10 @@ class Settings(BaseSettings):
     @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")
+
+    @property
+    def proposal_ttl(self) -> timedelta:
+        return timedelta(days=self.proposal_ttl_days)
 
     @property
     def uses_rs256(self) -> bool:

@@ -30,7 +30,18 @@ PG_ADMIN_URL = normalise_database_url(
     os.environ.get("MATCH_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
 )
 REQUIRE_PG = os.environ.get("MATCH_TEST_REQUIRE_POSTGRES", "") not in ("", "0", "false")
-DATA_TABLES = ("audit_events", "offer_service_types", "offers", "needs", "organizations", "stations")
+DATA_TABLES = (
+    "pairings",
+    "proposals",
+    "match_runs",
+    "rematch_requests",
+    "audit_events",
+    "offer_service_types",
+    "offers",
+    "needs",
+    "organizations",
+    "stations",
+)
 # The audit trail is append-only by trigger; only the test harness lifts the guard, to start each test empty.
 PG_UNGUARD, PG_GUARD = (f"ALTER TABLE audit_events {verb} TRIGGER USER" for verb in ("DISABLE", "ENABLE"))
 SQLITE_GUARD = (

@@ -15,6 +15,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.db.session import Database
 from service.errors import RateLimited, Unauthenticated
 from service.services.common import etag, parse_if_match
 from service.services.policy import Forbidden
@@ -25,6 +26,11 @@ from service.settings import Settings
 
 def get_settings(request: Request) -> Settings:
     return request.app.state.settings
+
+
+def get_database(request: Request) -> Database:
+    """For use cases that are jobs and own their transactions (match runs)."""
+    return request.app.state.db
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -107,6 +113,7 @@ def allow(*roles: Role) -> Any:
 
 
 SettingsDep = Annotated[Settings, Depends(get_settings)]
+DatabaseDep = Annotated[Database, Depends(get_database)]
 Session = Annotated[AsyncSession, Depends(get_session, scope="function")]
 Actor = Annotated[Principal, Depends(authenticate)]
 # Who may call what (object-level checks follow in the service layer's policy).
@@ -116,6 +123,7 @@ StationSideEditor = allow(Role.admin, Role.coordinator, Role.station)
 OrganizationSideReader = allow(Role.admin, Role.coordinator, Role.auditor, Role.organization)
 OrganizationSideEditor = allow(Role.admin, Role.coordinator, Role.organization)
 AuditReader = allow(Role.admin, Role.coordinator, Role.auditor)
+Anyone = allow(*Role)
 
 
 class PageParams:

@@ -13,6 +13,7 @@ from service.db.models.stations import Station
 from service.errors import Conflict, ErrorCollector, InvalidInput
 from service.services import audit, policy
 from service.services import catalog as catalog_service
+from service.services import rematch as rematch_service
 from service.services import stations as station_service
 from service.services.common import check_version, fetch_page, get_or_404, region_prefix_filter
 from service.services.principals import Principal
@@ -38,6 +39,25 @@ async def load(session: AsyncSession, *, actor: Principal, need_id: int, write: 
         actor, station_service.ownership(station), write=write, what_en="need", what_zh="需求", object_id=need_id
     )
     return need, station
+
+
+async def _record(
+    session: AsyncSession, actor: Principal, action: str, station: Station, *, before: NeedRead | None, after: NeedRead
+) -> None:
+    """Every change to a need is audited and asks for a re-match of its station's region, in the same transaction."""
+    await audit.record(
+        session,
+        actor=actor,
+        action=action,
+        object_type="need",
+        object_id=after.id,
+        region_code=station.region_code,
+        before=before,
+        after=after,
+    )
+    await rematch_service.mark(
+        session, region_code=station.region_code, reason=f"need_{action}", object_type="need", object_id=after.id
+    )
 
 
 def _check_types(errors: ErrorCollector, catalog: catalog_service.Catalog, items: list[NeedItem], batch: bool) -> None:
@@ -71,15 +91,7 @@ async def _insert(
     await session.flush()
     reads = [to_read(n, catalog) for n in needs]
     for read in reads:
-        await audit.record(
-            session,
-            actor=actor,
-            action="create",
-            object_type="need",
-            object_id=read.id,
-            region_code=station.region_code,
-            after=read,
-        )
+        await _record(session, actor, "create", station, before=None, after=read)
     return reads
 
 
@@ -161,6 +173,13 @@ async def update(
         )
     changes = data.model_dump(exclude_unset=True)
     _check_window(need, changes)
+    if changes.get("quantity", need.quantity) < need.committed:
+        raise Conflict(
+            f"{need.committed} units are already committed to accepted proposals",
+            f"已有 {need.committed} 个单位被接受的匹配占用，数量不能低于此数",
+            code="below_committed",
+            extra={"committed": need.committed},
+        )
     catalog = await catalog_service.load(session)
     before = to_read(need, catalog)
     for key, value in changes.items():
@@ -169,16 +188,7 @@ async def update(
     need.updated_at = utcnow()
     await session.flush()
     after = to_read(need, catalog)
-    await audit.record(
-        session,
-        actor=actor,
-        action="update",
-        object_type="need",
-        object_id=need_id,
-        region_code=station.region_code,
-        before=before,
-        after=after,
-    )
+    await _record(session, actor, "update", station, before=before, after=after)
     return after
 
 
@@ -201,14 +211,5 @@ async def cancel(session: AsyncSession, *, actor: Principal, need_id: int) -> Ne
     need.updated_at = utcnow()
     await session.flush()
     after = to_read(need, catalog)
-    await audit.record(
-        session,
-        actor=actor,
-        action="cancel",
-        object_type="need",
-        object_id=need_id,
-        region_code=station.region_code,
-        before=before,
-        after=after,
-    )
+    await _record(session, actor, "cancel", station, before=before, after=after)
     return after

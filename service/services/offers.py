@@ -24,11 +24,39 @@ from service.errors import Conflict, ErrorCollector, InvalidInput
 from service.services import audit, policy
 from service.services import catalog as catalog_service
 from service.services import organizations as organization_service
+from service.services import rematch as rematch_service
 from service.services.common import check_version, fetch_page, get_or_404, region_prefix_filter
 from service.services.organizations import check_area_codes
 from service.services.principals import Principal
 
 _LOAD_TYPES = (selectinload(Offer.service_types),)  # type: ignore[arg-type]
+
+
+async def _record(
+    session: AsyncSession,
+    actor: Principal,
+    action: str,
+    offer: Offer,
+    org: Organization,
+    *,
+    before: OfferRead | None,
+    after: OfferRead,
+) -> None:
+    """Every change to an offer is audited and asks for a re-match wherever the offer can serve."""
+    await audit.record(
+        session,
+        actor=actor,
+        action=action,
+        object_type="offer",
+        object_id=offer.id,
+        region_code=org.home_region_code,
+        before=before,
+        after=after,
+    )
+    for code in offer.service_area or org.service_area:
+        await rematch_service.mark(
+            session, region_code=code, reason=f"offer_{action}", object_type="offer", object_id=offer.id
+        )
 
 
 def _position(link: OfferServiceType) -> int:
@@ -111,16 +139,8 @@ async def _insert(
     session.add_all(offers)
     await session.flush()
     reads = [to_read(o) for o in offers]
-    for read in reads:
-        await audit.record(
-            session,
-            actor=actor,
-            action="create",
-            object_type="offer",
-            object_id=read.id,
-            region_code=org.home_region_code,
-            after=read,
-        )
+    for offer, read in zip(offers, reads, strict=True):
+        await _record(session, actor, "create", offer, org, before=None, after=read)
     return reads
 
 
@@ -222,22 +242,20 @@ async def update(
         en, _, zh = str(exc).partition(" / ")
         errors.add("/window_end", "window_order", en, zh)
     errors.raise_if_any()
+    if changes.get("capacity", offer.capacity) < offer.committed:
+        raise Conflict(
+            f"{offer.committed} units are already committed to accepted proposals",
+            f"已有 {offer.committed} 个单位被接受的匹配占用，服务量不能低于此数",
+            code="below_committed",
+            extra={"committed": offer.committed},
+        )
     for key, value in changes.items():
         setattr(offer, key, value)
     offer.version += 1
     offer.updated_at = utcnow()
     await session.flush()
     after = to_read(offer)
-    await audit.record(
-        session,
-        actor=actor,
-        action="update",
-        object_type="offer",
-        object_id=offer_id,
-        region_code=org.home_region_code,
-        before=before,
-        after=after,
-    )
+    await _record(session, actor, "update", offer, org, before=before, after=after)
     return after
 
 
@@ -259,14 +277,5 @@ async def withdraw(session: AsyncSession, *, actor: Principal, offer_id: int) ->
     offer.updated_at = utcnow()
     await session.flush()
     after = to_read(offer)
-    await audit.record(
-        session,
-        actor=actor,
-        action="withdraw",
-        object_type="offer",
-        object_id=offer_id,
-        region_code=org.home_region_code,
-        before=before,
-        after=after,
-    )
+    await _record(session, actor, "withdraw", offer, org, before=before, after=after)
     return after

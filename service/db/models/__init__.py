@@ -5,6 +5,23 @@ from service.db.models.catalog import ServiceDomain, ServiceType
 from service.db.models.needs import Need
 from service.db.models.offers import Offer, OfferServiceType
 from service.db.models.organizations import Organization
+from service.db.models.pairings import Pairing
+from service.db.models.proposals import Proposal
+from service.db.models.rematch import RematchRequest
+from service.db.models.runs import MatchRun
 from service.db.models.stations import Station
 
-__all__ = ["AuditEvent", "Need", "Offer", "OfferServiceType", "Organization", "ServiceDomain", "ServiceType", "Station"]
+__all__ = [
+    "AuditEvent",
+    "MatchRun",
+    "Need",
+    "Offer",
+    "OfferServiceType",
+    "Organization",
+    "Pairing",
+    "Proposal",
+    "RematchRequest",
+    "ServiceDomain",
+    "ServiceType",
+    "Station",
+]

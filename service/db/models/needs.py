@@ -64,6 +64,7 @@ class Need(SQLModel, table=True):
     __tablename__ = "needs"
     __table_args__ = (
         sa.CheckConstraint("quantity > 0", name="quantity_positive"),
+        sa.CheckConstraint("committed >= 0 AND committed <= quantity", name="committed_within_quantity"),
         sa.CheckConstraint("beneficiary_count >= 0", name="beneficiary_count_nonnegative"),
         sa.CheckConstraint("window_end >= window_start", name="window_ordered"),
         sa.CheckConstraint("priority BETWEEN 1 AND 4", name="priority_range"),
@@ -77,6 +78,7 @@ class Need(SQLModel, table=True):
     title: str = Field(max_length=100)
     description: str = Field(default="", max_length=2000)
     quantity: int
+    committed: int = Field(default=0, description="units in accepted proposals")
     beneficiary_group: str = Field(max_length=40)
     beneficiary_count: int = 0
     priority: int = Field(default=Priority.normal)
@@ -171,6 +173,7 @@ class NeedRead(BaseModel):
     title: str
     description: str
     quantity: int
+    committed: int
     beneficiary_group: BeneficiaryGroup
     beneficiary_count: int
     priority: Priority

@@ -41,6 +41,7 @@ class Offer(SQLModel, table=True):
     __tablename__ = "offers"
     __table_args__ = (
         sa.CheckConstraint("capacity >= 0", name="capacity_nonnegative"),
+        sa.CheckConstraint("committed >= 0 AND committed <= capacity", name="committed_within_capacity"),
         sa.CheckConstraint("window_end >= window_start", name="window_ordered"),
         sa.CheckConstraint(OFFER_STATUS_CHECK, name="status_known"),
         sa.Index("ix_offers_organization_status", "organization_id", "status"),
@@ -51,6 +52,7 @@ class Offer(SQLModel, table=True):
     title: str = Field(max_length=100)
     description: str = Field(default="", max_length=2000)
     capacity: int
+    committed: int = Field(default=0, description="units in accepted proposals")
     unit: str = Field(max_length=16)
     service_area: list[str] | None = Field(default=None, sa_column=sa.Column(JSON, nullable=True))
     window_start: date
@@ -171,6 +173,7 @@ class OfferRead(BaseModel):
     title: str
     description: str
     capacity: int
+    committed: int
     unit: str
     service_area: list[str] | None
     window_start: date
