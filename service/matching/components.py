@@ -37,7 +37,7 @@ def active_edges(norm: Normalised) -> np.ndarray:
     return (norm.value > 0) | (norm.incumbent > 0) | (norm.fixed > 0)
 
 
-def _link_groups(labels: np.ndarray, mask: np.ndarray, offset: int) -> tuple[np.ndarray, np.ndarray]:
+def link_groups(labels: np.ndarray, mask: np.ndarray, offset: int) -> tuple[np.ndarray, np.ndarray]:
     """Pairs joining every masked node to the first masked node with the same label."""
     idx = np.flatnonzero(mask)
     if idx.size == 0:
@@ -48,19 +48,19 @@ def _link_groups(labels: np.ndarray, mask: np.ndarray, offset: int) -> tuple[np.
     return idx + offset, idx[first][inv] + offset
 
 
-def label(norm: Normalised) -> Components:
-    """Label components over needs and offers, linking offers of station-limited organizations and, for
-    coverage-first runs, needs of the same station (their constraints span those nodes)."""
+def label(norm: Normalised, link_limits: bool = True) -> Components:
+    """Label components over needs and offers, linking (if `link_limits`) offers of station-limited organizations
+    and, for coverage-first runs, needs of the same station (their constraints span those nodes)."""
     n, m = norm.n_needs, norm.n_offers
     active = active_edges(norm)
     rows = [norm.e_need[active]]
     cols = [norm.e_offer[active] + n]
-    if m and len(norm.org_limit):
-        a, b = _link_groups(norm.org, norm.limited_offer, n)
+    if link_limits and m and len(norm.org_limit):
+        a, b = link_groups(norm.org, norm.limited_offer, n)
         rows.append(a)
         cols.append(b)
     if norm.coverage_first and n:
-        a, b = _link_groups(norm.station, np.ones(n, bool), 0)
+        a, b = link_groups(norm.station, np.ones(n, bool), 0)
         rows.append(a)
         cols.append(b)
     r = np.concatenate(rows)

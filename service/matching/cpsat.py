@@ -26,8 +26,11 @@ class CpResult:
 class _Model:
     """CP-SAT model of a set of whole components."""
 
-    def __init__(self, norm: Normalised, edges: np.ndarray) -> None:
+    def __init__(self, norm: Normalised, edges: np.ndarray, cap: np.ndarray | None = None,
+                 opened: dict[int, set[int]] | None = None) -> None:
         self.norm, self.edges = norm, edges
+        self.cap = norm.capacity if cap is None else cap
+        self.opened = opened or {}
         self.model = cp_model.CpModel()
         self.need = norm.e_need[edges]
         self.offer = norm.e_offer[edges]
@@ -44,7 +47,7 @@ class _Model:
         norm, m = self.norm, self.model
         dem = norm.demand[self.need]
         use = norm.usage[self.edges]
-        cap = norm.capacity[self.offer]
+        cap = self.cap[self.offer]
         room = np.where(use > 0, cap // np.maximum(use, 1), dem)
         ub = np.where(self.split, np.minimum(dem, room), (use <= cap).astype(np.int64))
         lb = np.where(self.split, norm.fixed[self.edges], (norm.fixed[self.edges] > 0).astype(np.int64))
@@ -73,27 +76,37 @@ class _Model:
         use = self.norm.usage[self.edges].tolist()
         for j, pos in self._groups(self.offer):
             expr = cp_model.LinearExpr.weighted_sum([self.x[p] for p in pos], [use[p] for p in pos])
-            self.model.add(expr <= int(self.norm.capacity[j]))
+            self.model.add(expr <= int(self.cap[j]))
 
     def _station_limits(self) -> dict[tuple[int, int], cp_model.IntVar]:
-        """Per organization with a limit: a station counts once any of its edges carries units."""
+        """Per organization with a limit: a station counts once any of its edges carries units (stations in
+        `opened` are already counted)."""
         norm = self.norm
         z: dict[tuple[int, int], cp_model.IntVar] = {}
         if not len(norm.org_limit):
             return z
         org = norm.org[self.offer]
-        lim = norm.org_limit[org]
         station = norm.station[self.need]
-        for p in np.flatnonzero(lim >= 0).tolist():
-            key = (int(org[p]), int(station[p]))
-            if key not in z:
-                z[key] = self.model.new_bool_var("")
-            self.model.add(self.x[p] <= self.ub[p] * z[key])
+        lim_pos = np.flatnonzero(norm.org_limit[org] >= 0)
+        keys = list(zip(org[lim_pos].tolist(), station[lim_pos].tolist(), strict=True))
+        opened = self.opened
+        for p, key in zip(lim_pos.tolist(), keys, strict=True):
+            if key[1] in opened.get(key[0], ()):
+                continue
+            var = z.get(key)
+            if var is None:
+                var = z[key] = self.model.new_bool_var("")
+            if self.split[p]:
+                self.model.add(self.x[p] <= self.ub[p] * var)
+            else:
+                self.model.add_implication(self.x[p], var)
         by_org: dict[int, list[cp_model.IntVar]] = {}
         for (g, _), var in z.items():
             by_org.setdefault(g, []).append(var)
         for g, vs in by_org.items():
-            self.model.add(sum(vs) <= int(norm.org_limit[g]))
+            room = int(norm.org_limit[g]) - len(opened.get(g, ()))
+            if room < len(vs):
+                self.model.add(sum(vs) <= room)
         return z
 
     def _coverage(self) -> dict[int, cp_model.IntVar]:
@@ -173,9 +186,13 @@ def _bound(solver: cp_model.CpSolver, status: int) -> int | None:
 
 
 def solve_cpsat(norm: Normalised, edges: np.ndarray, hint: np.ndarray, time_limit_s: float,
-                workers: int = 1) -> CpResult:
-    """Maximise the objective over `edges` (whole components); coverage-first runs solve two phases."""
-    mdl = _Model(norm, edges)
+                workers: int = 1, *, cap: np.ndarray | None = None,
+                opened: dict[int, set[int]] | None = None) -> CpResult:
+    """Maximise the objective over `edges` (every edge of their needs); coverage-first runs solve two phases.
+
+    `cap` overrides offer capacities (residual capacity) and `opened` lists the stations each organization already
+    serves outside `edges` (they do not count again towards its limit)."""
+    mdl = _Model(norm, edges, cap, opened)
     mdl.hint(hint)
     if norm.coverage_first and mdl.w:
         phase1 = _solver(time_limit_s / 2, workers)

@@ -37,11 +37,12 @@ MAX_EXACT_SCALE = 2520
 
 
 def relaxation_scale(norm: Normalised, edges: np.ndarray) -> int:
-    """lcm of the demands of unsplittable needs among `edges` (1 if all splittable), capped."""
-    needs = np.unique(norm.e_need[edges])
-    demands = np.unique(norm.demand[needs[~norm.splittable[needs]]])
+    """Smallest scale making every unsplittable edge's value per unit integral (capped at MAX_EXACT_SCALE)."""
+    whole = edges[~norm.splittable[norm.e_need[edges]]]
+    dem = norm.demand[norm.e_need[whole]]
+    dens = np.unique(dem // np.gcd(np.abs(norm.value[whole]), dem))
     scale = 1
-    for d in demands.tolist():
+    for d in dens.tolist():
         scale = math.lcm(scale, d)
         if scale > MAX_EXACT_SCALE:
             return MAX_EXACT_SCALE

@@ -23,11 +23,13 @@ def edge_gain(norm: Normalised, edges: np.ndarray) -> np.ndarray:
 class _State:
     """Residual demand, capacity and organization-station bookkeeping during the greedy pass."""
 
-    def __init__(self, norm: Normalised, edges: np.ndarray) -> None:
+    def __init__(self, norm: Normalised, edges: np.ndarray, cap: np.ndarray | None = None,
+                 opened: dict[int, set[int]] | None = None) -> None:
         self.norm = norm
-        self.dem = {int(i): int(norm.demand[i]) for i in np.unique(norm.e_need[edges])}
-        self.cap = {int(j): int(norm.capacity[j]) for j in np.unique(norm.e_offer[edges])}
-        self.stations: dict[int, set[int]] = {}
+        needs, offers = np.unique(norm.e_need[edges]), np.unique(norm.e_offer[edges])
+        self.dem = dict(zip(needs.tolist(), norm.demand[needs].tolist(), strict=True))
+        self.cap = dict(zip(offers.tolist(), (norm.capacity if cap is None else cap)[offers].tolist(), strict=True))
+        self.stations: dict[int, set[int]] = {g: set(s) for g, s in (opened or {}).items()}
         self.covered: set[int] = set()
 
     def station_ok(self, j: int, i: int) -> bool:
@@ -74,10 +76,13 @@ def _assign(st: _State, units: np.ndarray, pos: int, e: int, limit: int) -> None
         units[pos] += x
 
 
-def greedy(norm: Normalised, edges: np.ndarray, start: np.ndarray | None = None) -> np.ndarray:
-    """Greedy units on `edges` (whole components); fixed (and `start`) units are taken first (assumed feasible)."""
+def greedy(norm: Normalised, edges: np.ndarray, start: np.ndarray | None = None, *, cap: np.ndarray | None = None,
+           opened: dict[int, set[int]] | None = None) -> np.ndarray:
+    """Greedy units on `edges` (every edge of their needs); fixed (and `start`) units are taken first (assumed
+    feasible). `cap` overrides offer capacities (residual capacity), `opened` lists stations each organization
+    already serves outside `edges`."""
     units = np.zeros(len(edges), np.int64)
-    st = _State(norm, edges)
+    st = _State(norm, edges, cap, opened)
     fixed = norm.fixed[edges] if start is None else np.maximum(norm.fixed[edges], start)
     for pos in np.flatnonzero(fixed > 0).tolist():
         e = int(edges[pos])

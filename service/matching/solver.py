@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 
 import numpy as np
+from scipy.sparse import coo_matrix
+from scipy.sparse.csgraph import connected_components
 
 from service.matching import components as cc
 from service.matching.cpsat import solve_cpsat
@@ -98,10 +100,11 @@ def _orgs_over_limit(norm: Normalised, used_edges: np.ndarray) -> np.ndarray:
 class _Run:
     """State of one solve call."""
 
-    def __init__(self, norm: Normalised, time_limit_s: float, workers: int, gap_tolerance: float = 0.0) -> None:
-        self.norm, self.workers, self.gap_tolerance = norm, workers, gap_tolerance
+    def __init__(self, norm: Normalised, time_limit_s: float, workers: int, gap_tolerance: float = 0.0,
+                 linked: bool = True) -> None:
+        self.norm, self.workers, self.gap_tolerance, self.linked = norm, workers, gap_tolerance, linked
         self.deadline = time.perf_counter() + time_limit_s
-        self.comps = cc.label(norm)
+        self.comps = cc.label(norm, link_limits=linked)
         c = self.comps.count
         self.units = np.zeros(norm.n_edges, np.int64)
         self.relaxed = np.full(norm.n_edges, -1, np.int64)  # flow relaxation units, for repair
@@ -110,6 +113,7 @@ class _Run:
         self.relax_bound = self._trivial_bound()
         self.cp_bound = self.relax_bound.copy()
         self.timings: dict[str, float] = {"ortools_flow": 0.0, "ortools_cpsat": 0.0, "greedy": 0.0}
+        self.group_bounds: list[tuple[np.ndarray, int]] = []  # CP-SAT bounds of groups of components
 
     def _trivial_bound(self) -> np.ndarray:
         """Per component: every positive value served in full (penalties only lower the objective)."""
@@ -181,8 +185,15 @@ class _Run:
         whole = norm.demand[norm.e_need[edges]]
         bad = np.zeros(comps.count, bool)
         bad[edge_comp[~split & (res.units > 0) & (res.units != whole)]] = True
-        bad[edge_comp[~split & (res.scale % whole != 0)]] = True  # rounded values: a bound, not an answer
+        rounded = ~split & ((norm.value[edges] * res.scale) % whole != 0)
+        bad[edge_comp[rounded]] = True  # rounded values: a bound, not an answer
         self.relaxed[edges] = res.units
+        if not self.linked:
+            # Flow first: keep the relaxed answer everywhere; `repair` fixes what breaks a side constraint.
+            self.units[edges] = res.units
+            self.method[batch] = "flow"
+            self.status[batch[bad[batch]]] = "feasible"
+            return np.zeros(0, np.int64)
         used = edges[res.units > 0]
         over = _orgs_over_limit(norm, used)
         if over.size:
@@ -233,6 +244,171 @@ class _Run:
         self.method[c] = method
         self.status[c] = status
 
+    def violations(self) -> tuple[np.ndarray, np.ndarray]:
+        """Unsplittable needs served partly (or by several offers) and organizations over their station limit."""
+        norm, u = self.norm, self.units
+        used = np.flatnonzero(u > 0)
+        need = norm.e_need[used]
+        whole = ~norm.splittable[need]
+        served = np.bincount(need[whole], weights=u[used[whole]], minlength=norm.n_needs)
+        edges_per = np.bincount(need[whole], minlength=norm.n_needs)
+        bad = np.flatnonzero((edges_per > 1) | ((edges_per == 1) & (served != norm.demand)))
+        return bad, _orgs_over_limit(norm, used)
+
+    def dive(self, comp_ids: np.ndarray) -> None:
+        """Round the relaxed answer of some components: place unsplittable needs whole (relaxed choice first),
+        keep each limited organization's best stations, then re-solve the splittable needs by exact flow."""
+        norm = self.norm
+        edges = self.edges_of(comp_ids)
+        relaxed = self.units[edges]
+        need, offer = norm.e_need[edges], norm.e_offer[edges]
+        split = norm.splittable[need]
+        allowed = _allowed_stations(norm, edges, relaxed)
+        cap = norm.capacity.copy()
+        units = np.zeros(len(edges), np.int64)
+        gain = np.where(split, 0, norm.value[edges])
+        if norm.has_incumbent:
+            gain = gain - norm.penalty * (np.abs(norm.demand[need] - norm.incumbent[edges]) - norm.incumbent[edges])
+        pos = np.flatnonzero(~split & ((gain > 0) | (norm.fixed[edges] > 0)))
+        # Fixed first, then the relaxed choices (largest share), then the rest by gain.
+        order = pos[np.lexsort((-gain[pos], -relaxed[pos], -(norm.fixed[edges[pos]] > 0).astype(np.int64)))]
+        done: set[int] = set()
+        lim = norm.org_limit
+        for p, i, j, use in zip(order.tolist(), need[order].tolist(), offer[order].tolist(),
+                                norm.usage[edges[order]].tolist(), strict=True):
+            if i in done or cap[j] < use:
+                continue
+            if len(lim):
+                g = int(norm.org[j])
+                if lim[g] >= 0:
+                    st = int(norm.station[i])
+                    seen = allowed.setdefault(g, set())
+                    if st not in seen:
+                        if len(seen) >= lim[g]:
+                            continue
+                        seen.add(st)
+            done.add(i)
+            cap[j] -= use
+            units[p] = norm.demand[i]
+        ok = split.copy()
+        if len(lim):
+            g = norm.org[offer]
+            limited = lim[g] >= 0
+            for p in np.flatnonzero(split & limited).tolist():
+                ok[p] = int(norm.station[need[p]]) in allowed.get(int(g[p]), ())
+        sp = np.flatnonzero(ok)
+        if sp.size:
+            res = solve_flow(replace(norm, capacity=cap), edges[sp], 1)
+            if res is None:
+                return
+            self.timings["ortools_flow"] += res.ortools_s
+            units[sp] = res.units
+        self.units[edges] = units
+
+    def neighbourhood(self, bad_needs: np.ndarray, over: np.ndarray) -> np.ndarray:
+        """Needs to re-solve: the violating ones, those served by organizations over their limit, and those
+        holding capacity of the offers the former could use."""
+        norm, u = self.norm, self.units
+        used = np.flatnonzero(u > 0)
+        over_mask = np.zeros(len(norm.org_limit), bool)
+        over_mask[over] = True
+        seed = np.zeros(norm.n_needs, bool)
+        seed[bad_needs] = True
+        if len(norm.org_limit):
+            seed[norm.e_need[used[over_mask[norm.org[norm.e_offer[used]]]]]] = True
+        act = self.comps.active & seed[norm.e_need]
+        near = np.zeros(norm.n_offers, bool)
+        near[norm.e_offer[act]] = True
+        free = seed.copy()
+        free[norm.e_need[used[near[norm.e_offer[used]]]]] = True
+        return free
+
+    def repair(self) -> None:
+        """Flow first: re-solve only the neighbourhood of violated side constraints, the rest stays fixed."""
+        bad_needs, over = self.violations()
+        if not bad_needs.size and not over.size:
+            return
+        norm, comps = self.norm, self.comps
+        free = self.neighbourhood(bad_needs, over)
+        t0 = time.perf_counter()
+        hit = np.zeros(comps.count, bool)
+        hit[comps.need_comp[bad_needs]] = True
+        hit[comps.offer_comp[np.flatnonzero(np.isin(norm.org, over))]] = True
+        self.dive(np.flatnonzero(hit))
+        self.method[hit] = "dive"
+        self.timings["dive"] = time.perf_counter() - t0
+        bound = int(np.minimum(self.relax_bound, self.cp_bound).sum())
+        if bound - int(edge_objective(norm, self.units).sum()) <= self.gap_tolerance * max(abs(bound), 1):
+            return
+        t1 = time.perf_counter()
+        edges = self.edges_of(np.flatnonzero(hit))
+        base = greedy(norm, edges)  # guard: never worse than the greedy baseline
+        if not self._better(edges, self.units[edges], base):
+            self.units[edges] = base
+        self.timings["greedy"] += time.perf_counter() - t1
+        self.improve(free, time.perf_counter() + (self.deadline - time.perf_counter()) / 4)
+        self.prove(hit)
+
+    def prove(self, hit: np.ndarray) -> None:
+        """CP-SAT on whole components linked by station limits (valid bounds), where a gap remains."""
+        norm, comps = self.norm, self.comps
+        obj = np.zeros(comps.count, np.int64)
+        np.add.at(obj, comps.need_comp[norm.e_need], edge_objective(norm, self.units))
+        open_gap = hit & (obj < self.relax_bound)
+        if not open_gap.any():
+            return
+        linked = cc.label(norm, link_limits=True)
+        base_of = [np.unique(comps.need_comp[norm.e_need[linked.edges_of(c)]]) for c in range(linked.count)]
+        todo = [c for c in range(linked.count) if base_of[c].size and open_gap[base_of[c]].any()]
+        sizes = np.array([len(linked.edges_of(c)) for c in todo], float)
+        left = sizes.sum()
+        for k in np.argsort(sizes, kind="stable").tolist():
+            c = todo[k]
+            edges = linked.edges_of(c)
+            budget = (self.deadline - time.perf_counter()) * sizes[k] / max(left, 1.0)
+            left -= sizes[k]
+            if budget < 0.02:
+                continue
+            workers = self.workers if len(edges) >= _CP_WORKERS_MIN_EDGES else 1
+            res = solve_cpsat(norm, edges, self.units[edges], budget, workers)
+            self.timings["ortools_cpsat"] += res.ortools_s
+            if res.units is not None and self._better(edges, res.units, self.units[edges]):
+                self.units[edges] = res.units
+                self.method[base_of[c]] = "cpsat"
+            if res.bound is not None:
+                self.group_bounds.append((base_of[c], res.bound))
+
+    def improve(self, free: np.ndarray, deadline: float) -> None:
+        """CP-SAT on the neighbourhood `free` (needs), everything else fixed at the current answer."""
+        norm, comps, u = self.norm, self.comps, self.units
+        free_edges = np.flatnonzero(comps.active & free[norm.e_need])
+        fixed_edges = np.flatnonzero(~free[norm.e_need] & (u > 0))
+        use = np.where(norm.edge_split[fixed_edges], u[fixed_edges] * norm.usage[fixed_edges],
+                       norm.usage[fixed_edges])
+        cap = norm.capacity - np.bincount(norm.e_offer[fixed_edges], weights=use, minlength=norm.n_offers).astype(
+            np.int64)
+        opened: dict[int, set[int]] = {}
+        if len(norm.org_limit):
+            g = norm.org[norm.e_offer[fixed_edges]]
+            lim = norm.org_limit[g] >= 0
+            for a, b in set(zip(g[lim].tolist(), norm.station[norm.e_need[fixed_edges[lim]]].tolist(), strict=True)):
+                opened.setdefault(a, set()).add(b)
+        groups = _groups(norm, free_edges)
+        sizes = np.array([len(e) for e in groups], float)
+        left = sizes.sum()
+        for k in np.argsort(sizes, kind="stable").tolist():
+            edges = groups[k]
+            budget = (deadline - time.perf_counter()) * sizes[k] / max(left, 1.0)
+            left -= sizes[k]
+            if budget < 0.02:
+                continue
+            workers = self.workers if len(edges) >= _CP_WORKERS_MIN_EDGES else 1
+            res = solve_cpsat(norm, edges, u[edges], budget, workers, cap=cap, opened=opened)
+            self.timings["ortools_cpsat"] += res.ortools_s
+            if res.units is not None and self._better(edges, res.units, u[edges]):
+                u[edges] = res.units
+                self.method[np.unique(comps.need_comp[norm.e_need[edges]])] = "cpsat"
+
     def _better(self, edges: np.ndarray, a: np.ndarray, b: np.ndarray) -> bool:
         """Whether units `a` are at least as good as `b` (lexicographic with coverage first)."""
         norm = self.norm
@@ -272,6 +448,54 @@ def _repair(norm: Normalised, edges: np.ndarray, relaxed: np.ndarray) -> np.ndar
     return units
 
 
+def _allowed_stations(norm: Normalised, edges: np.ndarray, relaxed: np.ndarray) -> dict[int, set[int]]:
+    """Per limited organization, the stations it may serve: those with fixed units, then its best relaxed ones."""
+    if not len(norm.org_limit):
+        return {}
+    g = norm.org[norm.e_offer[edges]]
+    pick = (norm.org_limit[g] >= 0) & (relaxed > 0)
+    if not pick.any():
+        return {}
+    st = norm.station[norm.e_need[edges[pick]]]
+    val = _edge_obj(norm, edges[pick], relaxed[pick]) + (norm.fixed[edges[pick]] > 0) * (1 << 50)
+    gp = g[pick]
+    keys, inv = np.unique(np.stack([gp, st]), axis=1, return_inverse=True)
+    tot = np.bincount(inv.ravel(), weights=val.astype(np.float64))
+    order = np.lexsort((-tot, keys[0]))
+    out: dict[int, set[int]] = {}
+    for a, b in zip(keys[0][order].tolist(), keys[1][order].tolist(), strict=True):
+        seen = out.setdefault(a, set())
+        if len(seen) < norm.org_limit[a]:
+            seen.add(b)
+    return out
+
+
+def _groups(norm: Normalised, edges: np.ndarray) -> list[np.ndarray]:
+    """Split `edges` into independent groups: linked by needs, offers and station-limited organizations."""
+    if edges.size == 0:
+        return []
+    n, m = norm.n_needs, norm.n_offers
+    r, c = [norm.e_need[edges]], [n + norm.e_offer[edges]]
+    if len(norm.org_limit):
+        offers = np.unique(norm.e_offer[edges])
+        a, b = cc.link_groups(norm.org[offers], norm.org_limit[norm.org[offers]] >= 0, 0)
+        r.append(n + offers[a])
+        c.append(n + offers[b])
+    rr, cc_ = np.concatenate(r), np.concatenate(c)
+    graph = coo_matrix((np.ones(len(rr), np.int8), (rr, cc_)), shape=(n + m, n + m)).tocsr()
+    _, labels = connected_components(graph, directed=False)
+    lab = labels[norm.e_need[edges]]
+    order = np.argsort(lab, kind="stable")
+    cuts = np.flatnonzero(np.diff(lab[order])) + 1
+    return np.split(edges[order], cuts)
+
+
+def _odd_usage(norm: Normalised) -> np.ndarray:
+    """Edges whose usage is not one per unit (splittable) or the demand (unsplittable): flow cannot model them."""
+    whole = norm.demand[norm.e_need]
+    return np.where(norm.edge_split, norm.usage != 1, norm.usage != whole)
+
+
 def _infeasible(norm: Normalised) -> Solution:
     """The answer when fixed units cannot be honoured."""
     return Solution("infeasible", 0, 0, np.zeros(norm.n_edges, np.int64))
@@ -306,8 +530,9 @@ def solve(problem: Problem, time_limit_s: float = 10.0, *, previous: Solution | 
     norm = normalise(problem)
     if not fixed_feasible(norm):
         return _infeasible(norm)
+    linked = norm.coverage_first or bool(_odd_usage(norm).any())
     run = _Run(norm, time_limit_s - (time.perf_counter() - t0), workers or min(os.cpu_count() or 1, 8),
-               gap_tolerance)
+               gap_tolerance, linked)
     fp = cc.fingerprints(norm, run.comps)
     reused = _reusable(run, fp, previous)
     for c in reused.tolist():
@@ -315,6 +540,14 @@ def solve(problem: Problem, time_limit_s: float = 10.0, *, previous: Solution | 
         run.units[e] = norm.incumbent[e]
     run.timings["prepare"] = time.perf_counter() - t0
     todo = np.flatnonzero((run.comp_sizes() > 0) & (run.method == "empty"))
+    if not linked:
+        t1 = time.perf_counter()
+        run.run_flow(todo)
+        run.timings["flow"] = time.perf_counter() - t1
+        t2 = time.perf_counter()
+        run.repair()
+        run.timings["cpsat"] = time.perf_counter() - t2
+        return _assemble(run, fp, reused)
     direct = run.needs_cpsat()[todo] | norm.coverage_first
     t1 = time.perf_counter()
     to_cp = np.concatenate([run.run_flow(todo[~direct]), todo[direct]])
@@ -337,11 +570,16 @@ def _assemble(run: _Run, fp: np.ndarray, reused: np.ndarray) -> Solution:
         np.add.at(paid, comp_of_edge, norm.penalty * np.abs(run.units - norm.incumbent))
     bound = np.minimum(run.relax_bound, run.cp_bound)
     exact = run.status == "optimal"
+    if not run.linked:
+        exact = np.where(run.method == "reused", exact, obj >= bound)
     bound = np.where(exact, obj, np.maximum(bound, obj))
-    status = "optimal" if bool(np.all(exact)) else "feasible"
+    total_bound = int(bound.sum())
+    for base, b in run.group_bounds:
+        total_bound -= max(int(bound[base].sum()) - max(b, int(obj[base].sum())), 0)
+    status = "optimal" if bool(np.all(exact)) or int(obj.sum()) >= total_bound else "feasible"
     table = ComponentTable(comps, fp, cc.units_hash(norm, comps, run.units), run.method, run.status, obj, bound,
                            paid)
     methods, counts = np.unique(run.method.astype(str), return_counts=True)
     stats = {f"components_{m}": int(k) for m, k in zip(methods.tolist(), counts.tolist(), strict=True)}
     stats["components"] = comps.count
-    return Solution(status, int(obj.sum()), int(bound.sum()), run.units, table, run.timings, stats)
+    return Solution(status, int(obj.sum()), total_bound, run.units, table, run.timings, stats)
