@@ -27,8 +27,8 @@ class _Model:
     """CP-SAT model of a set of whole components."""
 
     def __init__(self, norm: Normalised, edges: np.ndarray, cap: np.ndarray | None = None,
-                 opened: dict[int, set[int]] | None = None) -> None:
-        self.norm, self.edges = norm, edges
+                 opened: dict[int, set[int]] | None = None, required: bool = False) -> None:
+        self.norm, self.edges, self.required = norm, edges, required
         self.cap = norm.capacity if cap is None else cap
         self.opened = opened or {}
         self.model = cp_model.CpModel()
@@ -67,7 +67,10 @@ class _Model:
         for i, pos in self._groups(self.need):
             xs = [self.x[p] for p in pos]
             if self.norm.splittable[i]:
-                self.model.add(sum(xs) <= int(self.norm.demand[i]))
+                total, dem = sum(xs), int(self.norm.demand[i])
+                self.model.add(total == dem if self.required else total <= dem)
+            elif self.required:
+                self.model.add_exactly_one(xs)
             elif len(xs) > 1:
                 self.model.add_at_most_one(xs)
 
@@ -187,12 +190,13 @@ def _bound(solver: cp_model.CpSolver, status: int) -> int | None:
 
 def solve_cpsat(norm: Normalised, edges: np.ndarray, hint: np.ndarray, time_limit_s: float,
                 workers: int = 1, *, cap: np.ndarray | None = None,
-                opened: dict[int, set[int]] | None = None) -> CpResult:
+                opened: dict[int, set[int]] | None = None, required: bool = False) -> CpResult:
     """Maximise the objective over `edges` (every edge of their needs); coverage-first runs solve two phases.
 
     `cap` overrides offer capacities (residual capacity) and `opened` lists the stations each organization already
-    serves outside `edges` (they do not count again towards its limit)."""
-    mdl = _Model(norm, edges, cap, opened)
+    serves outside `edges` (they do not count again towards its limit). `required`: every need served in full
+    (the generalised assignment problem); then the hint may be partial and no solution may exist."""
+    mdl = _Model(norm, edges, cap, opened, required)
     mdl.hint(hint)
     if norm.coverage_first and mdl.w:
         phase1 = _solver(time_limit_s / 2, workers)
