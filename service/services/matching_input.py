@@ -141,7 +141,18 @@ async def load(session: AsyncSession, *, region: str, period: str) -> RunInput:
     ]
     await _load_offers(session, data, region, (start, end))
     await _load_history(session, data, region)
+    _drop_dangling(data)
     return data
+
+
+def _drop_dangling(data: RunInput) -> None:
+    """History may name organizations, needs or offers this run does not load; the engine wants none of those."""
+    orgs = {o.id for o in data.organizations}
+    needs = {n.id for n in data.needs}
+    offers = {o.id for o in data.offers}
+    data.pairings = [(o, s) for o, s in data.pairings if o in orgs and s in data.station_regions]
+    data.rejected = [(n, o) for n, o in data.rejected if n in needs and o in orgs]
+    data.half_accepted = [(n, o, u) for n, o, u in data.half_accepted if n in needs and o in offers]
 
 
 async def _load_offers(session: AsyncSession, data: RunInput, region: str, window: tuple[date, date]) -> None:

@@ -13,6 +13,7 @@ from service.db.models.stations import Station
 from service.errors import Conflict, ErrorCollector, InvalidInput
 from service.services import audit, policy
 from service.services import catalog as catalog_service
+from service.services import proposals as proposal_service
 from service.services import rematch as rematch_service
 from service.services import stations as station_service
 from service.services.common import check_version, fetch_page, get_or_404, region_prefix_filter
@@ -211,5 +212,6 @@ async def cancel(session: AsyncSession, *, actor: Principal, need_id: int) -> Ne
     need.updated_at = utcnow()
     await session.flush()
     after = to_read(need, catalog)
+    await proposal_service.close_open(session, need_id=need_id)
     await _record(session, actor, "cancel", station, before=before, after=after)
     return after

@@ -24,6 +24,7 @@ from service.errors import Conflict, ErrorCollector, InvalidInput
 from service.services import audit, policy
 from service.services import catalog as catalog_service
 from service.services import organizations as organization_service
+from service.services import proposals as proposal_service
 from service.services import rematch as rematch_service
 from service.services.common import check_version, fetch_page, get_or_404, region_prefix_filter
 from service.services.organizations import check_area_codes
@@ -277,5 +278,6 @@ async def withdraw(session: AsyncSession, *, actor: Principal, offer_id: int) ->
     offer.updated_at = utcnow()
     await session.flush()
     after = to_read(offer)
+    await proposal_service.close_open(session, offer_id=offer_id)
     await _record(session, actor, "withdraw", offer, org, before=before, after=after)
     return after

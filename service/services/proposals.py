@@ -214,6 +214,14 @@ async def withdraw(session: AsyncSession, *, actor: Principal, proposal_id: int)
     return after
 
 
+async def close_open(session: AsyncSession, *, need_id: int | None = None, offer_id: int | None = None) -> int:
+    """A cancelled need or withdrawn offer takes its open proposals with it (they become `withdrawn`)."""
+    stmt = sa.update(Proposal).where(Proposal.status == ProposalStatus.proposed)
+    stmt = stmt.where(Proposal.need_id == need_id) if need_id is not None else stmt.where(Proposal.offer_id == offer_id)
+    result = await session.execute(stmt.values(status=ProposalStatus.withdrawn, version=Proposal.version + 1))
+    return result.rowcount
+
+
 async def expire_unanswered(session: AsyncSession, *, now: datetime) -> int:
     """Expire proposals past their answer deadline; each expiry asks for a re-match of its region."""
     due = (

@@ -154,6 +154,7 @@ async def preview(db: Database, settings: Settings, *, actor: Principal, data: R
         coverage_first=data.coverage_first,
         time_limit_s=data.time_limit_s,
         created_by=actor.subject,
+        created_at=utcnow(),
     )
     _outcome(run, result, {"needs": len(run_input.needs), "offers": len(run_input.offers)})
     views = [

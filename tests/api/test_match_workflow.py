@@ -1,0 +1,232 @@
+"""A month in the life of a city: lists posted, a run, answers from both sides, changes, re-matches.
+
+Through the API as the bureau (coordinator of 宜昌市), two stations and two organizations would use it.
+"""
+
+from __future__ import annotations
+
+import sqlalchemy as sa
+
+from service.db.session import Database
+from service.services import rematch as rematch_service
+from service.services.principals import Role
+from tests import factories as f
+from tests.conftest import token
+
+PERIOD = "2026-12"
+
+
+def as_(app, role: Role, scope=None) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token(app, role, scope)}"}
+
+
+async def city(client):
+    """西陵街道 needs home visits (splittable, 40) and a free clinic (whole, 2 sessions); 学院街道 needs home
+    visits (20). The volunteers' association offers 50 home visits; the hospital team 3 free-clinic sessions."""
+    xiling = await f.create_station(client)
+    xueyuan = await f.create_station(
+        client, name="西陵区学院街道社工站", region_code="420502002", latitude=30.7152, longitude=111.3038
+    )
+    volunteers = await f.create_organization(
+        client,
+        name="宜昌市志愿者协会",
+        kind="social_group",
+        credit_code=f.credit_code("1", "420500"),
+        home_region_code="420500",
+        service_area=["420500"],
+        expertise=["elderly_care"],
+        max_stations=5,
+    )
+    hospital = await f.create_organization(
+        client,
+        name="宜昌市第一人民医院义诊志愿服务队",
+        kind="social_group",
+        credit_code=f.credit_code("1", "420502"),
+        home_region_code="420502",
+        service_area=["420502"],
+        expertise=["elderly_care"],
+        max_stations=3,
+    )
+    visits_offer = await f.create_offer(
+        client, volunteers["id"], service_types=["elderly_care.home_visit"], title="志愿者入户探访", capacity=50
+    )
+    clinic_offer = await f.create_offer(
+        client, hospital["id"], service_types=["elderly_care.free_clinic"], title="社区义诊", capacity=3
+    )
+    visits_a = await f.create_need(client, xiling["id"])
+    clinic = await f.create_need(client, xiling["id"], **f.free_clinic_need())
+    visits_b = await f.create_need(client, xueyuan["id"], quantity=20, beneficiary_count=20, title="高龄老人探访")
+    return locals()
+
+
+async def run(client, **extra) -> dict:
+    response = await client.post("/api/v1/match-runs", json={"region_code": "420500", "period": PERIOD, **extra})
+    assert response.status_code in (200, 201), response.text
+    return response.json()
+
+
+async def rematch(app) -> list[int]:
+    app.state.settings.rematch_debounce_s = 0
+    run_ids = await rematch_service.process(app.state.db, app.state.settings)
+    async with app.state.db.engine.connect() as conn:
+        for run_id in run_ids:
+            status = await conn.scalar(sa.text("SELECT status FROM match_runs WHERE id = :id"), {"id": run_id})
+            assert status == "succeeded", f"re-match run {run_id} {status}"
+    return run_ids
+
+
+async def test_a_run_proposes_explained_allocations_within_capacity(client):
+    c = await city(client)
+    result = await run(client)
+    assert result["status"] == "succeeded" and result["solver_status"] == "optimal"
+    assert result["objective"] == result["bound"]
+    got = {(p["need_id"], p["offer_id"]): p["quantity"] for p in result["proposals"]}
+    # 60 home visits wanted, 50 offered: the offer is used to the full; the clinic need is served whole
+    assert sum(q for (n, o), q in got.items() if o == c["visits_offer"]["id"]) == 50
+    assert got[(c["clinic"]["id"], c["clinic_offer"]["id"])] == 2
+    explanation = result["proposals"][0]["explanation"]
+    assert set(explanation["components"]) == {
+        "service_type",
+        "expertise",
+        "distance",
+        "rating",
+        "feedback",
+        "continuity",
+        "priority",
+    }
+    assert explanation["distance_km"] is not None
+    short = [u for u in result["unmatched"] if u["reason"] == "capacity_taken"]
+    assert short and short[0]["units_missing"] == 10
+    assert result["counts"]["proposals_added"] == len(result["proposals"])
+
+
+async def test_a_dry_run_stores_nothing(app, client, backend):
+    await city(client)
+    preview = await run(client, dry_run=True)
+    assert preview["dry_run"] is True and preview["id"] is None and preview["proposals"]
+    db = Database.from_settings(backend.settings())
+    async with db.engine.connect() as conn:
+        for table in ("match_runs", "proposals"):
+            assert (await conn.execute(sa.text(f"SELECT count(*) FROM {table}"))).scalar_one() == 0
+    await db.dispose()
+    assert (await client.get("/api/v1/match-runs")).json()["items"] == []
+
+
+async def test_both_sides_accept_in_either_order_and_a_pairing_begins(app, client, anonymous):
+    c = await city(client)
+    proposals = (await run(client))["proposals"]
+    clinic = next(p for p in proposals if p["need_id"] == c["clinic"]["id"])
+    station = as_(app, Role.station, c["xiling"]["id"])
+    hospital = as_(app, Role.organization, c["hospital"]["id"])
+    first = await anonymous.post(f"/api/v1/proposals/{clinic['id']}/accept", headers=hospital)
+    assert first.status_code == 200 and first.json()["status"] == "proposed"
+    assert first.json()["organization_answer"] == "accepted"
+    second = await anonymous.post(f"/api/v1/proposals/{clinic['id']}/accept", headers=station)
+    assert second.json()["status"] == "accepted"
+    need = (await client.get(f"/api/v1/needs/{c['clinic']['id']}")).json()
+    assert (need["committed"], need["status"]) == (2, "matched")
+    offer = (await client.get(f"/api/v1/offers/{c['clinic_offer']['id']}")).json()
+    assert offer["committed"] == 2
+    pairings = (await client.get("/api/v1/pairings", params={"station_id": c["xiling"]["id"]})).json()["items"]
+    assert [(p["organization_id"], p["ended_on"]) for p in pairings] == [(c["hospital"]["id"], None)]
+    again = await anonymous.post(f"/api/v1/proposals/{clinic['id']}/accept", headers=station)
+    assert again.status_code == 409 and again.json()["current_status"] == "accepted"
+
+
+async def test_a_party_answers_only_its_own_proposals(app, client, anonymous):
+    c = await city(client)
+    proposals = (await run(client))["proposals"]
+    clinic = next(p for p in proposals if p["need_id"] == c["clinic"]["id"])
+    volunteers = as_(app, Role.organization, c["volunteers"]["id"])
+    other_station = as_(app, Role.station, c["xueyuan"]["id"])
+    assert (await anonymous.post(f"/api/v1/proposals/{clinic['id']}/accept", headers=volunteers)).status_code == 404
+    assert (await anonymous.post(f"/api/v1/proposals/{clinic['id']}/accept", headers=other_station)).status_code == 404
+    coordinator = as_(app, Role.coordinator, "420500")
+    refused = await anonymous.post(f"/api/v1/proposals/{clinic['id']}/accept", headers=coordinator)
+    assert refused.status_code == 403
+    outside = as_(app, Role.coordinator, "420527")
+    response = await anonymous.post(
+        "/api/v1/match-runs", json={"region_code": "420500", "period": PERIOD}, headers=outside
+    )
+    assert response.status_code == 403
+
+
+async def test_a_rejection_is_final_for_that_need_and_organization(app, client, anonymous):
+    c = await city(client)
+    proposals = (await run(client))["proposals"]
+    visits = next(p for p in proposals if p["need_id"] == c["visits_a"]["id"])
+    station = as_(app, Role.station, c["xiling"]["id"])
+    rejected = await anonymous.post(
+        f"/api/v1/proposals/{visits['id']}/reject", headers=station, json={"reason": "本月已有其他志愿者安排"}
+    )
+    assert rejected.json()["status"] == "rejected" and rejected.json()["reject_reason"] == "本月已有其他志愿者安排"
+    runs = await rematch(app)
+    assert len(runs) == 1
+    after = (await client.get(f"/api/v1/match-runs/{runs[0]}")).json()
+    assert after["trigger"] == "rematch"
+    assert all(
+        not (p["need_id"] == c["visits_a"]["id"] and p["organization_id"] == c["volunteers"]["id"])
+        for p in after["proposals"]
+    )
+    unmatched = {u["need_id"]: u for u in after["unmatched"]}
+    assert unmatched[c["visits_a"]["id"]]["filter"] == "all_rejected"
+
+
+async def test_untouched_proposals_are_unchanged_after_a_rematch_elsewhere(app, client):
+    c = await city(client)
+    await run(client)
+    before = {
+        p["id"]: p for p in (await client.get("/api/v1/proposals", params={"status": "proposed"})).json()["items"]
+    }
+    clinic_before = next(p for p in before.values() if p["need_id"] == c["clinic"]["id"])
+    # 学院街道's home-visit need grows; the free clinic at 西陵街道 has nothing to do with it
+    await client.patch(f"/api/v1/needs/{c['visits_b']['id']}", json={"quantity": 25}, headers={"If-Match": '"1"'})
+    runs = await rematch(app)
+    assert len(runs) == 1
+    clinic_after = (await client.get(f"/api/v1/proposals/{clinic_before['id']}")).json()
+    assert clinic_after == clinic_before  # byte for byte: same row, same version, same explanation
+    run_after = (await client.get(f"/api/v1/match-runs/{runs[0]}")).json()
+    assert run_after["counts"]["proposals_kept"] >= 1
+
+
+async def test_a_month_in_the_life_of_a_city(app, client, anonymous):
+    c = await city(client)
+    first = await run(client)
+    by_need = {}
+    for p in first["proposals"]:
+        by_need.setdefault(p["need_id"], []).append(p)
+    station_a = as_(app, Role.station, c["xiling"]["id"])
+    volunteers = as_(app, Role.organization, c["volunteers"]["id"])
+    # 西陵街道 and the volunteers agree on the home visits
+    for p in by_need[c["visits_a"]["id"]]:
+        for headers in (station_a, volunteers):
+            assert (await anonymous.post(f"/api/v1/proposals/{p['id']}/accept", headers=headers)).status_code == 200
+    agreed = sum(p["quantity"] for p in by_need[c["visits_a"]["id"]])
+    offer = (await client.get(f"/api/v1/offers/{c['visits_offer']['id']}")).json()
+    assert offer["committed"] == agreed
+    # the volunteers withdraw their other offer capacity? no: they cut capacity to what is agreed, then the need
+    # at 学院街道 grows; a re-match must not tear up what was agreed and must not over-commit
+    await client.patch(
+        f"/api/v1/offers/{c['visits_offer']['id']}",
+        json={"capacity": agreed},
+        headers={"If-Match": f'"{offer["version"]}"'},
+    )
+    need_b = (await client.get(f"/api/v1/needs/{c['visits_b']['id']}")).json()
+    await client.patch(
+        f"/api/v1/needs/{c['visits_b']['id']}", json={"quantity": 30}, headers={"If-Match": f'"{need_b["version"]}"'}
+    )
+    runs = await rematch(app)
+    assert runs
+    latest = (await client.get(f"/api/v1/match-runs/{runs[-1]}")).json()
+    assert all(p["offer_id"] != c["visits_offer"]["id"] for p in latest["proposals"])
+    accepted = (await client.get("/api/v1/proposals", params={"status": "accepted"})).json()["items"]
+    assert sum(p["quantity"] for p in accepted) == agreed
+    # the hospital withdraws its clinic offer: the clinic proposal no longer stands after the re-match
+    await client.delete(f"/api/v1/offers/{c['clinic_offer']['id']}")
+    await rematch(app)
+    standing = (await client.get("/api/v1/proposals", params={"status": "proposed"})).json()["items"]
+    assert all(p["offer_id"] != c["clinic_offer"]["id"] for p in standing)
+    pairings = (await client.get("/api/v1/pairings", params={"region": "420502"})).json()["items"]
+    assert [(p["organization_id"], p["station_id"]) for p in pairings] == [(c["volunteers"]["id"], c["xiling"]["id"])]
+    remaining = (await client.get(f"/api/v1/offers/{c['visits_offer']['id']}")).json()
+    assert remaining["capacity"] - remaining["committed"] == 0
