@@ -113,6 +113,7 @@ class _Run:
         self.relax_bound = self._trivial_bound()
         self.cp_bound = self.relax_bound.copy()
         self.timings: dict[str, float] = {"ortools_flow": 0.0, "ortools_cpsat": 0.0, "greedy": 0.0}
+        self.dive_objective: int | None = None  # objective right after the dive (before any CP-SAT)
         self.group_bounds: list[tuple[np.ndarray, int]] = []  # CP-SAT bounds of groups of components
 
     def _trivial_bound(self) -> np.ndarray:
@@ -337,6 +338,7 @@ class _Run:
         self.dive(np.flatnonzero(hit))
         self.method[hit] = "dive"
         self.timings["dive"] = time.perf_counter() - t0
+        self.dive_objective = int(edge_objective(norm, self.units).sum())
         bound = int(np.minimum(self.relax_bound, self.cp_bound).sum())
         if bound - int(edge_objective(norm, self.units).sum()) <= self.gap_tolerance * max(abs(bound), 1):
             return
@@ -582,4 +584,6 @@ def _assemble(run: _Run, fp: np.ndarray, reused: np.ndarray) -> Solution:
     methods, counts = np.unique(run.method.astype(str), return_counts=True)
     stats = {f"components_{m}": int(k) for m, k in zip(methods.tolist(), counts.tolist(), strict=True)}
     stats["components"] = comps.count
+    if run.dive_objective is not None:
+        stats["dive_objective"] = run.dive_objective
     return Solution(status, int(obj.sum()), total_bound, run.units, table, run.timings, stats)
