@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from fastapi import FastAPI
 
+from service import jobs
 from service.api import (
     audit,
     catalog,
@@ -47,10 +50,21 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     @asynccontextmanager
     async def lifespan(app: FastAPI) -> AsyncIterator[None]:
         app.state.db = Database.from_settings(settings)
-        try:
-            yield
-        finally:
-            await app.state.db.dispose()
+        app.state.jobs = jobs.build_app(settings)
+        worker = None
+        async with app.state.jobs.open_async():
+            if settings.in_process_worker:
+                worker = asyncio.create_task(
+                    jobs.run_worker(app.state.jobs, app.state.db, settings, install_signal_handlers=False)
+                )
+            try:
+                yield
+            finally:
+                if worker is not None:
+                    worker.cancel()
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await worker
+                await app.state.db.dispose()
 
     app = FastAPI(title="结对帮扶 Matching Service", version="0.1.0", description=DESCRIPTION, lifespan=lifespan)
     app.state.settings = settings

@@ -97,6 +97,25 @@ def cmd_serve(settings: Settings, *, with_demo: bool) -> None:
     uvicorn.run("service.app:create_app", factory=True, host=settings.host, port=settings.port, log_level="info")
 
 
+async def _work(settings: Settings, concurrency: int) -> None:
+    from service import jobs
+
+    db = Database.from_settings(settings)
+    app = jobs.build_app(settings)
+    try:
+        async with app.open_async():
+            await jobs.run_worker(app, db, settings, concurrency=concurrency)
+    finally:
+        await db.dispose()
+
+
+def cmd_worker(settings: Settings, *, concurrency: int) -> None:
+    if settings.is_sqlite:
+        sys.exit("on the embedded SQLite default the API process runs the jobs itself; workers need PostgreSQL")
+    print(f"worker on {_safe_url(settings)}, concurrency {concurrency}", flush=True)
+    asyncio.run(_work(settings, concurrency))
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(prog="jiedui", description="结对帮扶 matching service")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -104,6 +123,8 @@ def main(argv: list[str] | None = None) -> None:
     serve.add_argument("--demo", action="store_true", help="load demo data when the database is empty")
     sub.add_parser("migrate", help="apply database migrations")
     sub.add_parser("demo", help="migrate and load demo data into an empty database")
+    worker = sub.add_parser("worker", help="run background jobs (match runs, re-matching, expiry) from PostgreSQL")
+    worker.add_argument("--concurrency", type=int, default=2)
     token = sub.add_parser("token", help="issue a bearer token for local use (HS256)")
     token.add_argument("--role", required=True, choices=["admin", "coordinator", "auditor", "station", "organization"])
     token.add_argument("--scope", help="region code (coordinator, auditor) or station/organization id")
@@ -117,6 +138,8 @@ def main(argv: list[str] | None = None) -> None:
         cmd_migrate(settings)
     elif args.command == "demo":
         cmd_demo(settings)
+    elif args.command == "worker":
+        cmd_worker(settings, concurrency=args.concurrency)
     elif args.command == "token":
         cmd_token(settings, role=args.role, scope=args.scope, lifetime_s=args.lifetime, subject=args.subject)
 

@@ -53,7 +53,8 @@ class Settings(BaseSettings):
     change_penalty: int = Field(1, ge=0, le=1000, description="cost per unit that differs from standing proposals")
     proposal_ttl_days: int = Field(14, ge=1, le=365, description="unanswered proposals expire after this many days")
     rematch_debounce_s: float = Field(5.0, ge=0, le=3600, description="wait for changes to settle before re-matching")
-    inline_runs: bool = Field(True, description="run match jobs inside the API process (the embedded default)")
+    inline_runs: bool = Field(True, description="solve a match run within its request instead of queueing it")
+    in_process_worker: bool = Field(True, description="run the job worker inside the API process (embedded mode)")
 
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)

@@ -42,6 +42,7 @@ DATA_TABLES = (
     "organizations",
     "stations",
 )
+JOB_TABLES = ("procrastinate_events", "procrastinate_periodic_defers", "procrastinate_jobs", "procrastinate_workers")
 # The audit trail is append-only by trigger; only the test harness lifts the guard, to start each test empty.
 PG_UNGUARD, PG_GUARD = (f"ALTER TABLE audit_events {verb} TRIGGER USER" for verb in ("DISABLE", "ENABLE"))
 SQLITE_GUARD = (
@@ -91,7 +92,11 @@ class Backend:
     url: str
 
     def settings(self, **overrides: object) -> Settings:
-        defaults: dict[str, object] = {"jwt_secret": TEST_JWT_SECRET, "rate_limit": "100000/minute"}
+        defaults: dict[str, object] = {
+            "jwt_secret": TEST_JWT_SECRET,
+            "rate_limit": "100000/minute",
+            "in_process_worker": False,  # specs drive the jobs themselves unless they test the worker
+        }
         return Settings(database_url=self.url, load_demo_data=False, **(defaults | overrides))
 
     @property
@@ -120,7 +125,7 @@ async def empty_tables(backend: Backend) -> None:
     async with db.engine.begin() as conn:
         if backend.is_postgres:
             await conn.execute(sa.text(PG_UNGUARD))
-            await conn.execute(sa.text(f"TRUNCATE {', '.join(DATA_TABLES)} RESTART IDENTITY CASCADE"))
+            await conn.execute(sa.text(f"TRUNCATE {', '.join(DATA_TABLES + JOB_TABLES)} RESTART IDENTITY CASCADE"))
             await conn.execute(sa.text(PG_GUARD))
         else:
             await conn.execute(sa.text("DROP TRIGGER audit_events_no_delete"))

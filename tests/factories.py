@@ -118,3 +118,11 @@ async def create_offer(client: httpx.AsyncClient, organization_id: int, **overri
 
 def today() -> date:
     return date.today()
+
+
+def settings_for(url: str):
+    """Settings for a database the test made (jobs and workers need no token secret of their own)."""
+    from service.settings import Settings
+    from tests.conftest import TEST_JWT_SECRET
+
+    return Settings(database_url=url, jwt_secret=TEST_JWT_SECRET, in_process_worker=False)

@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 
+from service import jobs
 from service.api.deps import AuditReader, BureauStaff, DatabaseDep, Paging, RegionQuery, Session, SettingsDep
 from service.api.problems import problem_responses
 from service.db.models.common import Page
@@ -25,7 +26,13 @@ router = APIRouter(prefix="/api/v1/match-runs", tags=["match runs"], responses=p
     summary="Run the matching for a region and month",
 )
 async def create_run(
-    body: RunCreate, db: DatabaseDep, settings: SettingsDep, actor: BureauStaff, response: Response, session: Session
+    request: Request,
+    body: RunCreate,
+    db: DatabaseDep,
+    settings: SettingsDep,
+    actor: BureauStaff,
+    response: Response,
+    session: Session,
 ) -> RunRead:
     if body.dry_run:
         response.status_code = status.HTTP_200_OK
@@ -35,9 +42,7 @@ async def create_run(
     if settings.inline_runs:
         await run_service.execute(db, settings, run_id=run.id)
     else:
-        from service import jobs
-
-        await jobs.defer_run(run.id)
+        await jobs.defer_run(request.app.state.jobs, run.id)
         response.status_code = status.HTTP_202_ACCEPTED
     return await run_service.get(session, actor=actor, run_id=run.id)
 

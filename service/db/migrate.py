@@ -14,6 +14,11 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 MIGRATIONS_DIR = Path(__file__).resolve().parent / "migrations"
 
 
+def include_name(name: str | None, type_: str, parent_names: object) -> bool:
+    """Autogenerate skips procrastinate's tables: a migration creates them from procrastinate's own SQL."""
+    return not (type_ == "table" and name is not None and name.startswith("procrastinate_"))
+
+
 def alembic_config(database_url: str | None = None) -> Config:
     """An Alembic config pointing at this package's migrations."""
     cfg = Config()

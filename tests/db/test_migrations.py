@@ -8,13 +8,15 @@ from alembic.runtime.migration import MigrationContext
 
 from service.db import migrate
 from service.db.base import metadata
+from service.db.migrate import include_name
 from service.db.session import Database
 from service.settings import Settings
 from tests.conftest import create_pg_database, drop_pg_database
 
 
 def _diff(connection: sa.Connection) -> list:
-    return compare_metadata(MigrationContext.configure(connection, opts={"compare_type": True}), metadata)
+    opts = {"compare_type": True, "include_name": include_name}
+    return compare_metadata(MigrationContext.configure(connection, opts=opts), metadata)
 
 
 async def _round_trip(url: str) -> None:

@@ -9,6 +9,7 @@ from sqlalchemy.engine import Connection
 
 import service.db.models  # noqa: F401  (registers every table on the metadata)
 from service.db.base import metadata
+from service.db.migrate import include_name
 from service.db.session import create_engine
 from service.settings import Settings
 
@@ -19,6 +20,7 @@ def _configure_and_run(connection: Connection) -> None:
     context.configure(
         connection=connection,
         target_metadata=metadata,
+        include_name=include_name,
         render_as_batch=connection.dialect.name == "sqlite",
         compare_type=True,
     )
