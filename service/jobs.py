@@ -5,7 +5,8 @@ worker` processes run them, on as many hosts as needed. On the embedded SQLite d
 in-process on procrastinate's in-memory connector, started by the API's lifespan.
 
 Tasks: `run_match` (a queued match run, retried with backoff), and periodic `rematch` (debounced re-matching of
-changed regions), `expire` (unanswered proposals) and `retry_stalled` (jobs of workers that died, e.g. SIGKILL).
+changed regions), `expire` (needs and offers past their window, unanswered proposals) and `retry_stalled`
+(jobs of workers that died, e.g. by SIGKILL).
 """
 
 from __future__ import annotations
@@ -76,13 +77,13 @@ def _register(app: procrastinate.App) -> None:
     @app.periodic(cron="* * * * *", periodic_id="expire")
     @app.task(name="expire", pass_context=True, queue="periodic", queueing_lock="expire")
     async def expire(context: procrastinate.JobContext, timestamp: int) -> None:
-        from service.services import proposals as proposal_service
+        from service.services import expiry
 
         db, _ = _context(context)
         async with db.sessionmaker() as session, session.begin():
-            count = await proposal_service.expire_unanswered(session, now=utcnow())
-        if count:
-            log.info("expired %d unanswered proposal(s)", count)
+            counts = await expiry.run(session, now=utcnow())
+        if any(counts.values()):
+            log.info("expired %s", counts)
 
     @app.periodic(cron="*/15 * * * * *", periodic_id="retry_stalled")
     @app.task(name="retry_stalled", pass_context=True, queue="periodic", queueing_lock="retry_stalled")
