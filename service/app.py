@@ -22,6 +22,7 @@ from service.api import (
     proposals,
     runs,
     stations,
+    webhooks,
 )
 from service.api.deps import RateLimit
 from service.api.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
@@ -71,7 +72,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.verifier = Verifier(settings)
     app.state.rate_limit = RateLimit(settings)
     problems.install(app)
-    for module in (health, catalog, stations, organizations, needs, offers, runs, proposals, pairings, audit):
+    for module in (health, catalog, stations, organizations, needs, offers, runs, proposals, pairings, webhooks, audit):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(RequestIdMiddleware)

@@ -5,7 +5,8 @@ worker` processes run them, on as many hosts as needed. On the embedded SQLite d
 in-process on procrastinate's in-memory connector, started by the API's lifespan.
 
 Tasks: `run_match` (a queued match run, retried with backoff), and periodic `rematch` (debounced re-matching of
-changed regions), `expire` (needs and offers past their window, unanswered proposals) and `retry_stalled`
+changed regions), `expire` (needs and offers past their window, unanswered proposals), `deliver_webhooks` (signed
+event POSTs with backoff) and `retry_stalled`
 (jobs of workers that died, e.g. by SIGKILL).
 """
 
@@ -24,6 +25,9 @@ from service.settings import Settings
 
 log = logging.getLogger(__name__)
 STALLED_AFTER_S = 30
+
+
+# croniter's six-field form puts seconds LAST: "* * * * * */5" is every 5 seconds.
 
 
 def libpq_url(database_url: str) -> str:
@@ -66,7 +70,7 @@ def _register(app: procrastinate.App) -> None:
         db, settings = _context(context)
         await run_service.execute(db, settings, run_id=run_id)
 
-    @app.periodic(cron="*/5 * * * * *", periodic_id="rematch")
+    @app.periodic(cron="* * * * * */5", periodic_id="rematch")
     @app.task(name="rematch", pass_context=True, queue="periodic", queueing_lock="rematch")
     async def rematch(context: procrastinate.JobContext, timestamp: int) -> None:
         from service.services import rematch as rematch_service
@@ -85,12 +89,20 @@ def _register(app: procrastinate.App) -> None:
         if any(counts.values()):
             log.info("expired %s", counts)
 
-    @app.periodic(cron="*/15 * * * * *", periodic_id="retry_stalled")
+    @app.periodic(cron="* * * * * */15", periodic_id="retry_stalled")
     @app.task(name="retry_stalled", pass_context=True, queue="periodic", queueing_lock="retry_stalled")
     async def retry_stalled(context: procrastinate.JobContext, timestamp: int) -> None:
         for job in await context.app.job_manager.get_stalled_jobs(seconds_since_heartbeat=STALLED_AFTER_S):
             log.warning("retrying job %s of a worker that stopped answering", job.id)
             await context.app.job_manager.retry_job(job)
+
+    @app.periodic(cron="* * * * * */5", periodic_id="deliver_webhooks")
+    @app.task(name="deliver_webhooks", pass_context=True, queue="periodic", queueing_lock="deliver_webhooks")
+    async def deliver_webhooks(context: procrastinate.JobContext, timestamp: int) -> None:
+        from service.services import webhooks
+
+        db, settings = _context(context)
+        await webhooks.dispatch(db, settings)
 
 
 async def defer_run(app: procrastinate.App, run_id: int) -> None:

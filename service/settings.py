@@ -56,6 +56,10 @@ class Settings(BaseSettings):
     inline_runs: bool = Field(True, description="solve a match run within its request instead of queueing it")
     in_process_worker: bool = Field(True, description="run the job worker inside the API process (embedded mode)")
 
+    webhook_allow_private: bool = Field(False, description="allow loopback/private webhook targets (tests, intranets)")
+    webhook_timeout_s: float = Field(5.0, gt=0, le=60)
+    webhook_max_attempts: int = Field(8, ge=1, le=50)
+
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     load_demo_data: bool = True

@@ -21,6 +21,7 @@ from service.db.models.proposals import Answer, Proposal, ProposalRead, Proposal
 from service.errors import Conflict
 from service.services import audit, policy
 from service.services import rematch as rematch_service
+from service.services import webhooks as webhook_service
 from service.services.common import fetch_page, get_or_404
 from service.services.principals import Principal, Role
 
@@ -81,6 +82,13 @@ def _side(actor: Principal, requested: Side | None) -> Side:
         "匹配建议须由社工站或社会组织本方答复",
         code="not_a_party",
     )
+
+
+EVERYONE = ("station", "organization", "region")
+
+
+def _other(side: Side) -> str:
+    return "organization" if side == Side.station else "station"
 
 
 def _must_be_open(p: Proposal) -> None:
@@ -149,6 +157,10 @@ async def accept(session: AsyncSession, *, actor: Principal, proposal_id: int, s
         await _ensure_pairing(session, p, now)
     p.answered_at, p.version = now, p.version + 1
     await session.flush()
+    if p.status == ProposalStatus.accepted:
+        await webhook_service.emit(session, "proposal.accepted", p, to=EVERYONE)
+    else:
+        await webhook_service.emit(session, "proposal.answered", p, to=(_other(who),))
     after = ProposalRead.model_validate(p)
     await audit.record(
         session,
@@ -174,6 +186,7 @@ async def reject(
     setattr(p, f"{who}_answer", Answer.rejected)
     p.status, p.reject_reason, p.answered_at, p.version = ProposalStatus.rejected, reason, utcnow(), p.version + 1
     await session.flush()
+    await webhook_service.emit(session, "proposal.rejected", p, to=(_other(who), "region"))
     after = ProposalRead.model_validate(p)
     await audit.record(
         session,
@@ -200,6 +213,7 @@ async def withdraw(session: AsyncSession, *, actor: Principal, proposal_id: int)
     before = ProposalRead.model_validate(p)
     p.status, p.version = ProposalStatus.withdrawn, p.version + 1
     await session.flush()
+    await webhook_service.emit(session, "proposal.withdrawn", p, to=("station", "organization"))
     after = ProposalRead.model_validate(p)
     await audit.record(
         session,
@@ -236,6 +250,7 @@ async def expire_unanswered(session: AsyncSession, *, now: datetime) -> int:
         before = ProposalRead.model_validate(p)
         p.status, p.version = ProposalStatus.expired, p.version + 1
         await session.flush()
+        await webhook_service.emit(session, "proposal.expired", p, to=EVERYONE)
         await audit.record(
             session,
             actor=system,

@@ -24,6 +24,7 @@ from service.errors import NotFound
 from service.matching import Allocation, MatchResult, Weights, match
 from service.services import audit, policy
 from service.services import matching_input as inputs
+from service.services import webhooks as webhook_service
 from service.services.common import fetch_page
 from service.services.principals import Principal
 from service.settings import Settings
@@ -226,20 +227,24 @@ async def _store(
             p.status, p.version = ProposalStatus.superseded, p.version + 1
             superseded += 1
     expires = utcnow() + settings.proposal_ttl
-    for a in wanted.values():
-        session.add(
-            Proposal(
-                run_id=run_id,
-                need_id=a.need_id,
-                offer_id=a.offer_id,
-                organization_id=a.organization_id,
-                station_id=a.station_id,
-                region_code=data.station_regions[a.station_id],
-                quantity=a.units,
-                explanation=explanation(a),
-                expires_at=expires,
-            )
+    added = [
+        Proposal(
+            run_id=run_id,
+            need_id=a.need_id,
+            offer_id=a.offer_id,
+            organization_id=a.organization_id,
+            station_id=a.station_id,
+            region_code=data.station_regions[a.station_id],
+            quantity=a.units,
+            explanation=explanation(a),
+            expires_at=expires,
         )
+        for a in wanted.values()
+    ]
+    session.add_all(added)
+    await session.flush()
+    for p in added:  # the parties hear about it when (and only if) the run's proposals commit
+        await webhook_service.emit(session, "proposal.created", p, to=("station", "organization", "region"))
     _outcome(
         run,
         result,

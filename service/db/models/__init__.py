@@ -10,6 +10,7 @@ from service.db.models.proposals import Proposal
 from service.db.models.rematch import RematchRequest
 from service.db.models.runs import MatchRun
 from service.db.models.stations import Station
+from service.db.models.webhooks import WebhookDelivery, WebhookSubscription
 
 __all__ = [
     "AuditEvent",
@@ -24,4 +25,6 @@ __all__ = [
     "ServiceDomain",
     "ServiceType",
     "Station",
+    "WebhookDelivery",
+    "WebhookSubscription",
 ]
