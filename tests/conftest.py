@@ -31,6 +31,8 @@ PG_ADMIN_URL = normalise_database_url(
 )
 REQUIRE_PG = os.environ.get("MATCH_TEST_REQUIRE_POSTGRES", "") not in ("", "0", "false")
 DATA_TABLES = (
+    "webhook_deliveries",
+    "webhook_subscriptions",
     "pairings",
     "proposals",
     "match_runs",

@@ -85,6 +85,11 @@ async def check_target(url: str, *, allow_private: bool) -> str | None:
     return None
 
 
+def _read(sub: WebhookSubscription) -> WebhookRead:
+    """The public view: the secret is never shown again after creation."""
+    return WebhookRead.model_validate(sub).model_copy(update={"secret": None})
+
+
 def _owner(actor: Principal, region: str | None) -> tuple[Owner, int | None, str]:
     if actor.role == Role.station:
         return Owner.station, actor.station_id, ""
@@ -115,7 +120,7 @@ async def subscribe(session: AsyncSession, settings: Settings, *, actor: Princip
     )
     session.add(sub)
     await session.flush()
-    read = WebhookRead.model_validate(sub)
+    read = _read(sub)
     await audit.record(
         session,
         actor=actor,
@@ -157,7 +162,7 @@ async def _load(session: AsyncSession, actor: Principal, webhook_id: int) -> Web
 async def list_(session: AsyncSession, *, actor: Principal, limit: int, cursor: str | None) -> Page[WebhookRead]:
     stmt = sa.select(WebhookSubscription).where(_mine(actor), WebhookSubscription.active.is_(True))
     rows, next_cursor = await fetch_page(session, stmt, WebhookSubscription.id, limit=limit, cursor=cursor)
-    return Page[WebhookRead](items=[WebhookRead.model_validate(r) for r in rows], next_cursor=next_cursor, limit=limit)
+    return Page[WebhookRead](items=[_read(r) for r in rows], next_cursor=next_cursor, limit=limit)
 
 
 async def unsubscribe(session: AsyncSession, *, actor: Principal, webhook_id: int) -> None:
@@ -170,7 +175,7 @@ async def unsubscribe(session: AsyncSession, *, actor: Principal, webhook_id: in
         object_type="webhook",
         object_id=sub.id,
         region_code=sub.region_code,
-        before=WebhookRead.model_validate(sub),
+        before=_read(sub),
     )
 
 
