@@ -27,16 +27,25 @@ class Side:
     need: int
     organization: int
     offer: int
+    county: str
+    run: int | None = None
+    proposal: int | None = None
 
 
-async def build_side(client: httpx.AsyncClient, *, township: str, county: str, org_name: str) -> Side:
+async def build_side(
+    client: httpx.AsyncClient, *, township: str, county: str, org_name: str, with_run: bool = False
+) -> Side:
     station = await f.create_station(client, name=f"{township}社工站", region_code=township)
     need = await f.create_need(client, station["id"])
     org = await f.create_organization(
         client, name=org_name, home_region_code=county, service_area=[county], credit_code=f.credit_code("2", county)
     )
-    offer = await f.create_offer(client, org["id"])
-    return Side(station["id"], need["id"], org["id"], offer["id"])
+    offer = await f.create_offer(client, org["id"], service_types=["elderly_care.home_visit"], title="入户探访")
+    side = Side(station["id"], need["id"], org["id"], offer["id"], county)
+    if with_run:
+        run = (await client.post("/api/v1/match-runs", json={"region_code": county, "period": "2026-12"})).json()
+        side.run, side.proposal = run["id"], run["proposals"][0]["id"]
+    return side
 
 
 def headers_for(app: Any, role: str, inside: Side) -> dict[str, str]:
@@ -348,6 +357,105 @@ CASES: list[tuple[str, str, str, Any, dict, dict[str, tuple[int, int]]]] = [
         },
     ),
     ("read catalog", "GET", "/catalog/domains", None, {}, {role: (200, 200) for role in ROLES}),
+    (
+        "start run",
+        "POST",
+        "/match-runs",
+        {"region_code": "{county}", "period": "2026-12"},
+        {},
+        {
+            "admin": (201, 201),
+            "coordinator": (201, 403),
+            "auditor": (403, 403),
+            "station": (403, 403),
+            "organization": (403, 403),
+        },
+    ),
+    (
+        "get run",
+        "GET",
+        "/match-runs/{run}",
+        None,
+        {},
+        {
+            "admin": (200, 200),
+            "coordinator": (200, 404),
+            "auditor": (200, 404),
+            "station": (403, 403),
+            "organization": (403, 403),
+        },
+    ),
+    (
+        "get proposal",
+        "GET",
+        "/proposals/{proposal}",
+        None,
+        {},
+        {
+            "admin": (200, 200),
+            "coordinator": (200, 404),
+            "auditor": (200, 404),
+            "station": (200, 404),
+            "organization": (200, 404),
+        },
+    ),
+    (
+        "accept proposal",
+        "POST",
+        "/proposals/{proposal}/accept",
+        {"side": "station"},
+        {},
+        {
+            "admin": (200, 200),
+            "coordinator": (403, 403),
+            "auditor": (403, 403),
+            "station": (200, 404),
+            "organization": (200, 404),
+        },
+    ),
+    (
+        "reject proposal",
+        "POST",
+        "/proposals/{proposal}/reject",
+        {"side": "organization", "reason": "本月人手不足"},
+        {},
+        {
+            "admin": (200, 200),
+            "coordinator": (403, 403),
+            "auditor": (403, 403),
+            "station": (200, 404),
+            "organization": (200, 404),
+        },
+    ),
+    (
+        "withdraw proposal",
+        "POST",
+        "/proposals/{proposal}/withdraw",
+        None,
+        {},
+        {
+            "admin": (200, 200),
+            "coordinator": (200, 404),
+            "auditor": (403, 403),
+            "station": (403, 403),
+            "organization": (403, 403),
+        },
+    ),
+    ("list pairings", "GET", "/pairings", None, {}, {role: (200, 200) for role in ROLES}),
+    (
+        "register webhook",
+        "POST",
+        "/webhooks",
+        {"url": "https://hooks.example.org/jiedui", "region_code": "{county}"},
+        {},
+        {
+            "admin": (201, 201),
+            "coordinator": (201, 403),
+            "auditor": (403, 403),
+            "station": (201, 201),
+            "organization": (201, 201),
+        },
+    ),
 ]
 
 
@@ -373,8 +481,14 @@ def _body(body: Any, side: Side, inside: bool) -> Any:
 @pytest.mark.parametrize("role", ROLES)
 @pytest.mark.parametrize(("name", "method", "path", "body", "extra", "expected"), CASES, ids=[c[0] for c in CASES])
 async def test_endpoint_by_role_and_scope(app, client, anonymous, role, name, method, path, body, extra, expected):
-    inside = await build_side(client, township="420502001", county="420502", org_name="宜昌市三峡社会工作服务中心")
-    outside = await build_side(client, township="420527101", county="420527", org_name="秭归县邻里互助协会")
+    app.state.settings.webhook_allow_private = True  # no DNS here; the SSRF guard has specs of its own
+    with_run = "{run}" in path or "{proposal}" in path
+    inside = await build_side(
+        client, township="420502001", county="420502", org_name="宜昌市三峡社会工作服务中心", with_run=with_run
+    )
+    outside = await build_side(
+        client, township="420527101", county="420527", org_name="秭归县邻里互助协会", with_run=with_run
+    )
     headers = headers_for(app, role, inside) | extra
     for side, want, is_inside in ((inside, expected[role][0], True), (outside, expected[role][1], False)):
         url = "/api/v1" + path.format(**vars(side))
