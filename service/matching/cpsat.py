@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import math
+import threading
+import time
 from dataclasses import dataclass
 
 import numpy as np
@@ -21,6 +23,7 @@ class CpResult:
     status: str  # "optimal" | "feasible" | "infeasible" | "unknown"
     bound: int | None
     ortools_s: float = 0.0  # wall time inside CP-SAT
+    last_gain: float | None = None  # with a stall window: monotonic time the search last improved
 
 
 class _Model:
@@ -172,6 +175,15 @@ class _Model:
         return np.where(self.split, vals, vals * self.norm.demand[self.need])
 
 
+def _hint_objective(norm: Normalised, edges: np.ndarray, units: np.ndarray) -> int:
+    """Objective of a full hint on `edges` (as the model's objective counts it)."""
+    split = norm.splittable[norm.e_need[edges]]
+    val = np.where(split, norm.value[edges] * units, np.where(units > 0, norm.value[edges], 0))
+    if norm.has_incumbent:
+        val = val - norm.penalty * np.abs(units - norm.incumbent[edges])
+    return int(val.sum())
+
+
 def _solver(time_limit_s: float, workers: int) -> cp_model.CpSolver:
     """A CP-SAT solver with the run's limits."""
     solver = cp_model.CpSolver()
@@ -180,22 +192,68 @@ def _solver(time_limit_s: float, workers: int) -> cp_model.CpSolver:
     return solver
 
 
+class _Stall(cp_model.CpSolverSolutionCallback):
+    """Remembers when the search last improved on the best objective so far (`baseline`, the hint's, at first)."""
+
+    def __init__(self, baseline: float, since: float) -> None:
+        super().__init__()
+        self.best = baseline
+        self.last = since
+
+    def on_solution_callback(self) -> None:
+        """Record an improving solution."""
+        value = self.objective_value
+        if value > self.best + 0.5:
+            self.best = value
+            self.last = time.monotonic()
+
+
+def _run(solver: cp_model.CpSolver, model: cp_model.CpModel, baseline: float, stall: tuple[float, float] | None
+         ) -> tuple[int, float | None]:
+    """Solve; with `stall` = (window s, monotonic time of the last improvement so far), stop once the search has not
+    improved on `baseline` (or its own best) within the window. Returns the status and the last improvement time."""
+    if stall is None:
+        return solver.solve(model), None
+    stall_s, since = stall
+    watch = _Stall(baseline, since)
+    done = threading.Event()
+
+    def watcher() -> None:
+        while not done.wait(0.02):
+            if time.monotonic() - watch.last > stall_s:
+                solver.stop_search()
+                return
+
+    thread = threading.Thread(target=watcher, daemon=True)
+    thread.start()
+    try:
+        return solver.solve(model, watch), watch.last
+    finally:
+        done.set()
+        thread.join()
+
+
 def _bound(solver: cp_model.CpSolver, status: int) -> int | None:
     """Integer upper bound proven by the solver, if any."""
     if status == cp_model.OPTIMAL:
         return round(solver.objective_value)
+    if status != cp_model.FEASIBLE:
+        return None  # without a solution the reported bound is not meaningful (it reads 0)
     b = solver.best_objective_bound
     return math.floor(b + 1e-6) if math.isfinite(b) and abs(b) < 2**62 else None
 
 
 def solve_cpsat(norm: Normalised, edges: np.ndarray, hint: np.ndarray, time_limit_s: float,
                 workers: int = 1, *, cap: np.ndarray | None = None,
-                opened: dict[int, set[int]] | None = None, required: bool = False) -> CpResult:
+                opened: dict[int, set[int]] | None = None, required: bool = False,
+                stall: tuple[float, float] | None = None) -> CpResult:
     """Maximise the objective over `edges` (every edge of their needs); coverage-first runs solve two phases.
 
     `cap` overrides offer capacities (residual capacity) and `opened` lists the stations each organization already
     serves outside `edges` (they do not count again towards its limit). `required`: every need served in full
-    (the generalised assignment problem); then the hint may be partial and no solution may exist."""
+    (the generalised assignment problem); then the hint may be partial and no solution may exist. `stall` = (window
+    s, monotonic time of the caller's last improvement): stop the (second-phase) search once it has not improved on
+    the hint within the window; `CpResult.last_gain` is the time of the last improvement."""
     mdl = _Model(norm, edges, cap, opened, required)
     mdl.hint(hint)
     if norm.coverage_first and mdl.w:
@@ -214,9 +272,10 @@ def solve_cpsat(norm: Normalised, edges: np.ndarray, hint: np.ndarray, time_limi
         proven, spent = True, 0.0
     solver = _solver(time_limit_s, workers)
     mdl.model.maximize(mdl.value_expr())
-    status = solver.solve(mdl.model)
+    baseline = float(_hint_objective(norm, edges, hint)) if stall is not None else 0.0
+    status, last = _run(solver, mdl.model, baseline, stall)
     spent += solver.wall_time
     if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
-        return CpResult(None, _STATUS.get(status, "unknown"), _bound(solver, status), spent)
+        return CpResult(None, _STATUS.get(status, "unknown"), _bound(solver, status), spent, last)
     name = "optimal" if status == cp_model.OPTIMAL and proven else "feasible"
-    return CpResult(mdl.units(solver), name, _bound(solver, status), spent)
+    return CpResult(mdl.units(solver), name, _bound(solver, status), spent, last)

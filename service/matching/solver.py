@@ -20,6 +20,11 @@ from service.matching.problem import Normalised, Problem, normalise
 # overhead, small enough to avoid the superlinear cost of one huge graph.
 FLOW_BATCH_EDGES = 60_000
 _CP_WORKERS_MIN_EDGES = 400
+# Flow first: the dive's answer is in hand before CP-SAT starts, so the CP-SAT phase (all its calls together) stops
+# once it has not improved on that answer for a while (a fraction of the time limit, at least STALL_MIN_S) instead
+# of running to the limit.
+STALL_MIN_S = 0.3
+STALL_FRACTION = 0.03
 
 
 @dataclass
@@ -104,6 +109,8 @@ class _Run:
                  linked: bool = True) -> None:
         self.norm, self.workers, self.gap_tolerance, self.linked = norm, workers, gap_tolerance, linked
         self.deadline = time.perf_counter() + time_limit_s
+        self.stall_s = max(STALL_MIN_S, STALL_FRACTION * time_limit_s)
+        self.last_gain = time.monotonic()  # last CP-SAT improvement (flow first); reset when the phase starts
         self.comps = cc.label(norm, link_limits=linked)
         c = self.comps.count
         self.units = np.zeros(norm.n_edges, np.int64)
@@ -348,6 +355,7 @@ class _Run:
         if not self._better(edges, self.units[edges], base):
             self.units[edges] = base
         self.timings["greedy"] += time.perf_counter() - t1
+        self.last_gain = time.monotonic()
         self.improve(free, time.perf_counter() + (self.deadline - time.perf_counter()) / 4)
         self.prove(hit)
 
@@ -372,7 +380,10 @@ class _Run:
             if budget < 0.02:
                 continue
             workers = self.workers if len(edges) >= _CP_WORKERS_MIN_EDGES else 1
-            res = solve_cpsat(norm, edges, self.units[edges], budget, workers)
+            if self._stalled():
+                break
+            res = solve_cpsat(norm, edges, self.units[edges], budget, workers, stall=(self.stall_s, self.last_gain))
+            self._note_gain(res.last_gain)
             self.timings["ortools_cpsat"] += res.ortools_s
             if res.units is not None and self._better(edges, res.units, self.units[edges]):
                 self.units[edges] = res.units
@@ -405,11 +416,24 @@ class _Run:
             if budget < 0.02:
                 continue
             workers = self.workers if len(edges) >= _CP_WORKERS_MIN_EDGES else 1
-            res = solve_cpsat(norm, edges, u[edges], budget, workers, cap=cap, opened=opened)
+            if self._stalled():
+                break
+            res = solve_cpsat(norm, edges, u[edges], budget, workers, cap=cap, opened=opened,
+                              stall=(self.stall_s, self.last_gain))
+            self._note_gain(res.last_gain)
             self.timings["ortools_cpsat"] += res.ortools_s
             if res.units is not None and self._better(edges, res.units, u[edges]):
                 u[edges] = res.units
                 self.method[np.unique(comps.need_comp[norm.e_need[edges]])] = "cpsat"
+
+    def _stalled(self) -> bool:
+        """Whether the CP-SAT phase has gone a whole stall window without improving the answer."""
+        return time.monotonic() - self.last_gain > self.stall_s
+
+    def _note_gain(self, last: float | None) -> None:
+        """Carry a CP-SAT call's last improvement time over to the phase."""
+        if last is not None:
+            self.last_gain = max(self.last_gain, last)
 
     def _better(self, edges: np.ndarray, a: np.ndarray, b: np.ndarray) -> bool:
         """Whether units `a` are at least as good as `b` (lexicographic with coverage first)."""
