@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from service.matching.candidates import Candidates, Indexed
+from service.matching.candidates import Candidates, Indexed, join
 from service.matching.records import Allocation, Churn, Id, OfferUsage, ScoreComponents, Unmatched
 
 FILTER_ORDER = ("no_offer_of_type", "no_active_offer", "none_in_range", "none_in_window", "all_rejected")
@@ -15,16 +15,16 @@ MAX_NAMED = 3
 
 def allocations(ix: Indexed, cand: Candidates, units: np.ndarray, gain: np.ndarray) -> list[Allocation]:
     """One Allocation per edge carrying units."""
-    out = []
     idx = np.flatnonzero(units > 0)
-    comps = cand.components[idx].tolist()
-    dist = cand.distance_km[idx].tolist()
-    for k, e in enumerate(idx.tolist()):
-        need, offer = ix.needs[cand.need[e]], ix.offers[cand.offer[e]]
-        d = dist[k]
-        out.append(Allocation(need.id, offer.id, offer.organization_id, need.station_id, int(units[e]), int(gain[e]),
-                              float(cand.score[e]), ScoreComponents(*comps[k]), None if d != d else d,
-                              bool(cand.forced[e])))
+    needs, offers = ix.needs, ix.offers
+    cols = (cand.need[idx].tolist(), cand.offer[idx].tolist(), units[idx].tolist(), gain[idx].tolist(),
+            cand.score[idx].tolist(), cand.components[idx].tolist(), cand.distance_km[idx].tolist(),
+            cand.forced[idx].tolist())
+    out = []
+    for i, j, u, g, sc, comp, d, f in zip(*cols, strict=True):
+        need, offer = needs[i], offers[j]
+        out.append(Allocation(need.id, offer.id, offer.organization_id, need.station_id, u, g, sc,
+                              ScoreComponents(*comp), None if d != d else d, f))
     return out
 
 
@@ -41,56 +41,63 @@ def _first_empty_filter(cand: Candidates, i: int) -> str:
     return "all_rejected"
 
 
-class _Capacity:
-    """Per offer, the allocations sorted by value per unit, to name the needs that took capacity."""
+def _org_station_counts(ix: Indexed, cand: Candidates, alloc: np.ndarray) -> np.ndarray:
+    """Distinct stations each organization serves in the allocation."""
+    n_st = max(len(ix.stations), 1)
+    pairs = np.unique(ix.offer_org[cand.offer[alloc]] * n_st + ix.need_station[cand.need[alloc]])
+    return np.bincount(pairs // n_st, minlength=len(ix.orgs))
 
-    def __init__(self, ix: Indexed, cand: Candidates, units: np.ndarray, used: np.ndarray) -> None:
-        self.ix, self.cand, self.used = ix, cand, used
-        self.pu = _per_unit(ix, cand)
-        alloc = np.flatnonzero(units > 0)
-        order = alloc[np.lexsort((alloc, -self.pu[alloc]))]
-        self.by_offer: dict[int, list[int]] = {}
-        for e in order.tolist():
-            self.by_offer.setdefault(int(cand.offer[e]), []).append(e)
-        org_st = {(int(ix.offer_org[cand.offer[e]]), int(ix.need_station[cand.need[e]])) for e in alloc.tolist()}
-        self.org_stations = np.bincount([g for g, _ in org_st], minlength=len(ix.orgs)) if org_st else \
-            np.zeros(len(ix.orgs), np.int64)
 
-    def reason(self, i: int, edges: np.ndarray) -> tuple[tuple[Id, ...], str | None]:
-        """Needs (higher value per unit) holding the candidate offers' capacity, or the binding filter."""
-        ix, cand = self.ix, self.cand
-        named: list[tuple[float, int]] = []
-        for e in edges.tolist():
-            for other in self.by_offer.get(int(cand.offer[e]), [])[:MAX_NAMED * 2]:
-                if cand.need[other] != i and self.pu[other] >= self.pu[e]:
-                    named.append((-self.pu[other], int(cand.need[other])))
-        ids = tuple(dict.fromkeys(ix.needs[k].id for _, k in sorted(named)))[:MAX_NAMED]
-        if ids:
-            return ids, None
-        orgs = ix.offer_org[cand.offer[edges]]
-        lim = ix.org_limit[orgs]
-        if np.any((lim >= 0) & (self.org_stations[orgs] >= lim)):
-            return (), "station_limit"
-        return (), "does_not_fit" if not ix.need_split[i] else None
+def _taken_by(ix: Indexed, cand: Candidates, units: np.ndarray, edges: np.ndarray) -> dict[int, tuple[Id, ...]]:
+    """Per need of `edges` (candidate edges of short needs): up to MAX_NAMED other needs holding those offers'
+    capacity at a value per unit at least the edge's (among each offer's 2 * MAX_NAMED best allocations)."""
+    pu = _per_unit(ix, cand)
+    alloc = np.flatnonzero(units > 0)
+    alloc = alloc[np.lexsort((alloc, -pu[alloc], cand.offer[alloc]))]
+    off = cand.offer[alloc]
+    first = np.searchsorted(off, off, "left")
+    top = alloc[np.arange(len(alloc)) - first < MAX_NAMED * 2]
+    a, b = join(cand.offer[edges], cand.offer[top])
+    mine, other = edges[a], top[b]
+    keep = (cand.need[other] != cand.need[mine]) & (pu[other] >= pu[mine])
+    i, k, p = cand.need[mine[keep]], cand.need[other[keep]], pu[other[keep]]
+    order = np.lexsort((k, -p, i))
+    i, k = i[order], k[order]
+    _, firsts = np.unique(i * max(len(ix.needs), 1) + k, return_index=True)
+    firsts.sort()
+    i, k = i[firsts], k[firsts]
+    start = np.searchsorted(i, i, "left")
+    pick = np.arange(len(i)) - start < MAX_NAMED
+    out: dict[int, list[Id]] = {}
+    for a_, b_ in zip(i[pick].tolist(), k[pick].tolist(), strict=True):
+        out.setdefault(a_, []).append(ix.needs[b_].id)
+    return {key: tuple(v) for key, v in out.items()}
 
 
 def unmatched(ix: Indexed, cand: Candidates, units: np.ndarray, used: np.ndarray) -> list[Unmatched]:
     """Every need served below its quantity, with its reason."""
+    del used
     served = np.bincount(cand.need, weights=units, minlength=len(ix.needs)).astype(np.int64)
-    short = np.flatnonzero(served < ix.need_qty)
-    order = np.argsort(cand.need, kind="stable")
-    start = np.searchsorted(cand.need[order], np.arange(len(ix.needs) + 1))
-    cap = _Capacity(ix, cand, units, used)
+    short_mask = served < ix.need_qty
+    short = np.flatnonzero(short_mask)
+    n_edges = np.bincount(cand.need, minlength=len(ix.needs))
+    edges = np.flatnonzero(short_mask[cand.need])
+    taken = _taken_by(ix, cand, units, edges)
+    orgs = ix.offer_org[cand.offer[edges]]
+    lim = ix.org_limit[orgs] if len(ix.orgs) else np.zeros(0, np.int64)
+    full = (lim >= 0) & (_org_station_counts(ix, cand, np.flatnonzero(units > 0))[orgs] >= lim)
+    at_limit = np.bincount(cand.need[edges[full]], minlength=len(ix.needs)) > 0
     out = []
-    for i in short.tolist():
+    for i, missing, count, limit_hit, split in zip(short.tolist(), (ix.need_qty[short] - served[short]).tolist(),
+                                                   n_edges[short].tolist(), at_limit[short].tolist(),
+                                                   ix.need_split[short].tolist(), strict=True):
         need = ix.needs[i]
-        edges = order[start[i]:start[i + 1]]
-        missing = int(ix.need_qty[i] - served[i])
-        if edges.size == 0:
+        if count == 0:
             out.append(Unmatched(need.id, need.station_id, "no_candidate", missing, 0, _first_empty_filter(cand, i)))
             continue
-        taken, filt = cap.reason(i, edges)
-        out.append(Unmatched(need.id, need.station_id, "capacity_taken", missing, int(edges.size), filt, taken))
+        ids = taken.get(i, ())
+        filt = None if ids else "station_limit" if limit_hit else None if split else "does_not_fit"
+        out.append(Unmatched(need.id, need.station_id, "capacity_taken", missing, count, filt, ids))
     return out
 
 

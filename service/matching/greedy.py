@@ -21,59 +21,66 @@ def edge_gain(norm: Normalised, edges: np.ndarray) -> np.ndarray:
 
 
 class _State:
-    """Residual demand, capacity and organization-station bookkeeping during the greedy pass."""
+    """Residual demand, capacity and organization-station bookkeeping during the greedy pass, as plain lists
+    indexed by need, offer and edge position (the passes are sequential, so they run as tight Python loops)."""
 
     def __init__(self, norm: Normalised, edges: np.ndarray, cap: np.ndarray | None = None,
                  opened: dict[int, set[int]] | None = None) -> None:
         self.norm = norm
-        needs, offers = np.unique(norm.e_need[edges]), np.unique(norm.e_offer[edges])
-        self.dem = dict(zip(needs.tolist(), norm.demand[needs].tolist(), strict=True))
-        self.cap = dict(zip(offers.tolist(), (norm.capacity if cap is None else cap)[offers].tolist(), strict=True))
+        self.dem = norm.demand.tolist()
+        self.full = self.dem.copy()
+        self.cap = (norm.capacity if cap is None else cap).tolist()
         self.stations: dict[int, set[int]] = {g: set(s) for g, s in (opened or {}).items()}
         self.covered: set[int] = set()
+        need, offer = norm.e_need[edges], norm.e_offer[edges]
+        self.need, self.offer = need.tolist(), offer.tolist()
+        self.usage = norm.usage[edges].tolist()
+        self.split = norm.splittable[need].tolist()
+        self.station = norm.station[need].tolist()
+        if len(norm.org_limit):
+            org = norm.org[offer]
+            self.org, self.lim = org.tolist(), norm.org_limit[org].tolist()
+        else:
+            self.org, self.lim = [0] * len(edges), [-1] * len(edges)
 
-    def station_ok(self, j: int, i: int) -> bool:
-        """Whether offer j's organization may take need i's station."""
-        norm = self.norm
-        if not len(norm.org_limit):
-            return True
-        g = int(norm.org[j])
-        lim = int(norm.org_limit[g])
-        seen = self.stations.get(g, set())
-        return lim < 0 or int(norm.station[i]) in seen or len(seen) < lim
+    def take(self, pos: int, units: int) -> None:
+        """Record `units` on the edge at `pos`."""
+        self.dem[self.need[pos]] -= units
+        self.cap[self.offer[pos]] -= self.usage[pos] * (units if self.split[pos] else 1)
+        if self.lim[pos] >= 0:
+            self.stations.setdefault(self.org[pos], set()).add(self.station[pos])
+        self.covered.add(self.station[pos])
 
-    def take(self, i: int, j: int, units: int, used: int) -> None:
-        """Record an allocation."""
-        self.dem[i] -= units
-        self.cap[j] -= used
-        if len(self.norm.org_limit):
-            self.stations.setdefault(int(self.norm.org[j]), set()).add(int(self.norm.station[i]))
-        self.covered.add(int(self.norm.station[i]))
-
-
-def _try(st: _State, e: int, limit: int) -> int:
-    """Units the edge can take now, at most `limit`."""
-    norm = st.norm
-    i, j = int(norm.e_need[e]), int(norm.e_offer[e])
-    if not st.station_ok(j, i):
-        return 0
-    u = int(norm.usage[e])
-    if not norm.splittable[i]:
-        ok = st.dem[i] == int(norm.demand[i]) and st.cap[j] >= u and limit >= st.dem[i]
-        return st.dem[i] if ok else 0
-    room = st.cap[j] // u if u > 0 else st.dem[i]
-    return max(0, min(limit, st.dem[i], room))
-
-
-def _assign(st: _State, units: np.ndarray, pos: int, e: int, limit: int) -> None:
-    """Put as many units as allowed on edge e."""
-    x = _try(st, e, limit)
-    if x > 0:
-        norm = st.norm
-        i = int(norm.e_need[e])
-        used = int(norm.usage[e]) * (x if norm.splittable[i] else 1)
-        st.take(i, int(norm.e_offer[e]), x, used)
-        units[pos] += x
+    def run(self, units: list[int], positions: list[int], limits: list[int] | int) -> None:
+        """Put as many units as allowed on each position in turn (at most `limits`, per position or for all)."""
+        dem, full, cap, stations = self.dem, self.full, self.cap, self.stations
+        need, offer, usage, split, station, org, lim = (self.need, self.offer, self.usage, self.split, self.station,
+                                                        self.org, self.lim)
+        each = isinstance(limits, list)
+        for k, pos in enumerate(positions):
+            i, j, u = need[pos], offer[pos], usage[pos]
+            g_lim = lim[pos]
+            if g_lim >= 0:
+                seen = stations.get(org[pos], ())
+                if len(seen) >= g_lim and station[pos] not in seen:
+                    continue
+            limit = limits[k] if each else limits
+            if split[pos]:
+                room = cap[j] // u if u > 0 else dem[i]
+                x = min(limit, dem[i], room)
+                if x <= 0:
+                    continue
+                cap[j] -= u * x
+            else:
+                x = dem[i]
+                if x != full[i] or cap[j] < u or limit < x:
+                    continue
+                cap[j] -= u
+            dem[i] -= x
+            units[pos] += x
+            if g_lim >= 0:
+                stations.setdefault(org[pos], set()).add(station[pos])
+            self.covered.add(station[pos])
 
 
 def greedy(norm: Normalised, edges: np.ndarray, start: np.ndarray | None = None, *, cap: np.ndarray | None = None,
@@ -81,31 +88,28 @@ def greedy(norm: Normalised, edges: np.ndarray, start: np.ndarray | None = None,
     """Greedy units on `edges` (every edge of their needs); fixed (and `start`) units are taken first (assumed
     feasible). `cap` overrides offer capacities (residual capacity), `opened` lists stations each organization
     already serves outside `edges`."""
-    units = np.zeros(len(edges), np.int64)
+    units = [0] * len(edges)
     st = _State(norm, edges, cap, opened)
     fixed = norm.fixed[edges] if start is None else np.maximum(norm.fixed[edges], start)
+    fixed_l = fixed.tolist()
     for pos in np.flatnonzero(fixed > 0).tolist():
-        e = int(edges[pos])
-        i, j = int(norm.e_need[e]), int(norm.e_offer[e])
-        units[pos] = fixed[pos]
-        st.take(i, j, int(fixed[pos]), int(norm.usage[e]) * (int(fixed[pos]) if norm.splittable[i] else 1))
+        units[pos] = fixed_l[pos]
+        st.take(pos, fixed_l[pos])
     gain = edge_gain(norm, edges)
     split = norm.splittable[norm.e_need[edges]]
     density = np.where(split, gain, gain / norm.demand[norm.e_need[edges]])
-    order = np.lexsort((np.arange(len(edges)), -density)).tolist()
+    order = np.lexsort((np.arange(len(edges)), -density))
     inc = norm.incumbent[edges]
     # Units beyond the incumbent gain value - penalty (splittable); unsplittable gains are whole-need gains.
     extra = np.where(split, norm.value[edges] - (norm.penalty if norm.has_incumbent else 0), gain)
     big = 1 << 62
     if norm.has_incumbent:
-        for pos in order:
-            if inc[pos] > units[pos] and gain[pos] > 0:
-                _assign(st, units, pos, int(edges[pos]), int(inc[pos] - units[pos]) if split[pos] else big)
+        now = np.asarray(units, np.int64)
+        pick = order[(inc[order] > now[order]) & (gain[order] > 0)]
+        st.run(units, pick.tolist(), np.where(split[pick], inc[pick] - now[pick], big).tolist())
     if norm.coverage_first:
-        for pos in order:
-            if int(norm.station[norm.e_need[edges[pos]]]) not in st.covered:
-                _assign(st, units, pos, int(edges[pos]), 1 if split[pos] else big)
-    for pos in order:
-        if extra[pos] > 0:
-            _assign(st, units, pos, int(edges[pos]), big)
-    return units
+        for pos in order.tolist():
+            if st.station[pos] not in st.covered:
+                st.run(units, [pos], 1 if st.split[pos] else big)
+    st.run(units, order[extra[order] > 0].tolist(), big)
+    return np.asarray(units, np.int64)
