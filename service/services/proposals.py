@@ -143,6 +143,34 @@ async def _ensure_pairing(session: AsyncSession, p: Proposal, today: datetime) -
         )
 
 
+async def _announce(
+    session: AsyncSession,
+    actor: Principal,
+    action: str,
+    p: Proposal,
+    before: ProposalRead,
+    event: str,
+    to: tuple[str, ...],
+) -> ProposalRead:
+    """After a transition: bump the version, tell the subscribers and append to the audit trail, all in this
+    transaction."""
+    p.version += 1
+    await session.flush()
+    await webhook_service.emit(session, event, p, to=to)
+    after = ProposalRead.model_validate(p)
+    await audit.record(
+        session,
+        actor=actor,
+        action=action,
+        object_type="proposal",
+        object_id=p.id,
+        region_code=p.region_code,
+        before=before,
+        after=after,
+    )
+    return after
+
+
 async def accept(session: AsyncSession, *, actor: Principal, proposal_id: int, side: Side | None) -> ProposalRead:
     """One side says yes; when both have, the units are committed and the pair becomes (or stays) a pairing."""
     p = await load(session, actor=actor, proposal_id=proposal_id, write=True)
@@ -155,24 +183,10 @@ async def accept(session: AsyncSession, *, actor: Principal, proposal_id: int, s
         await _commit_units(session, p)
         p.status = ProposalStatus.accepted
         await _ensure_pairing(session, p, now)
-    p.answered_at, p.version = now, p.version + 1
-    await session.flush()
+    p.answered_at = now
     if p.status == ProposalStatus.accepted:
-        await webhook_service.emit(session, "proposal.accepted", p, to=EVERYONE)
-    else:
-        await webhook_service.emit(session, "proposal.answered", p, to=(_other(who),))
-    after = ProposalRead.model_validate(p)
-    await audit.record(
-        session,
-        actor=actor,
-        action="accept",
-        object_type="proposal",
-        object_id=p.id,
-        region_code=p.region_code,
-        before=before,
-        after=after,
-    )
-    return after
+        return await _announce(session, actor, "accept", p, before, "proposal.accepted", EVERYONE)
+    return await _announce(session, actor, "accept", p, before, "proposal.answered", (_other(who),))
 
 
 async def reject(
@@ -184,20 +198,8 @@ async def reject(
     _must_be_open(p)
     before = ProposalRead.model_validate(p)
     setattr(p, f"{who}_answer", Answer.rejected)
-    p.status, p.reject_reason, p.answered_at, p.version = ProposalStatus.rejected, reason, utcnow(), p.version + 1
-    await session.flush()
-    await webhook_service.emit(session, "proposal.rejected", p, to=(_other(who), "region"))
-    after = ProposalRead.model_validate(p)
-    await audit.record(
-        session,
-        actor=actor,
-        action="reject",
-        object_type="proposal",
-        object_id=p.id,
-        region_code=p.region_code,
-        before=before,
-        after=after,
-    )
+    p.status, p.reject_reason, p.answered_at = ProposalStatus.rejected, reason, utcnow()
+    after = await _announce(session, actor, "reject", p, before, "proposal.rejected", (_other(who), "region"))
     await rematch_service.mark(
         session, region_code=p.region_code, reason="proposal_rejected", object_type="proposal", object_id=p.id
     )
@@ -211,21 +213,8 @@ async def withdraw(session: AsyncSession, *, actor: Principal, proposal_id: int)
         raise policy.Forbidden("Only the bureau withdraws proposals", "只有民政部门可以撤回匹配建议")
     _must_be_open(p)
     before = ProposalRead.model_validate(p)
-    p.status, p.version = ProposalStatus.withdrawn, p.version + 1
-    await session.flush()
-    await webhook_service.emit(session, "proposal.withdrawn", p, to=("station", "organization"))
-    after = ProposalRead.model_validate(p)
-    await audit.record(
-        session,
-        actor=actor,
-        action="withdraw",
-        object_type="proposal",
-        object_id=p.id,
-        region_code=p.region_code,
-        before=before,
-        after=after,
-    )
-    return after
+    p.status = ProposalStatus.withdrawn
+    return await _announce(session, actor, "withdraw", p, before, "proposal.withdrawn", ("station", "organization"))
 
 
 async def close_open(session: AsyncSession, *, need_id: int | None = None, offer_id: int | None = None) -> int:
@@ -248,19 +237,8 @@ async def expire_unanswered(session: AsyncSession, *, now: datetime) -> int:
     system = Principal.system("expiry")
     for p in due:
         before = ProposalRead.model_validate(p)
-        p.status, p.version = ProposalStatus.expired, p.version + 1
-        await session.flush()
-        await webhook_service.emit(session, "proposal.expired", p, to=EVERYONE)
-        await audit.record(
-            session,
-            actor=system,
-            action="expire",
-            object_type="proposal",
-            object_id=p.id,
-            region_code=p.region_code,
-            before=before,
-            after=ProposalRead.model_validate(p),
-        )
+        p.status = ProposalStatus.expired
+        await _announce(session, system, "expire", p, before, "proposal.expired", EVERYONE)
         await rematch_service.mark(
             session, region_code=p.region_code, reason="proposal_expired", object_type="proposal", object_id=p.id
         )

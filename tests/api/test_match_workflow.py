@@ -230,3 +230,18 @@ async def test_a_month_in_the_life_of_a_city(app, client, anonymous):
     assert [(p["organization_id"], p["station_id"]) for p in pairings] == [(c["volunteers"]["id"], c["xiling"]["id"])]
     remaining = (await client.get(f"/api/v1/offers/{c['visits_offer']['id']}")).json()
     assert remaining["capacity"] - remaining["committed"] == 0
+
+
+async def test_a_pairing_is_ended_by_the_bureau_once(app, client, anonymous):
+    c = await city(client)
+    clinic = next(p for p in (await run(client))["proposals"] if p["need_id"] == c["clinic"]["id"])
+    for headers in (as_(app, Role.station, c["xiling"]["id"]), as_(app, Role.organization, c["hospital"]["id"])):
+        await anonymous.post(f"/api/v1/proposals/{clinic['id']}/accept", headers=headers)
+    pairing = (await client.get("/api/v1/pairings", params={"active": True})).json()["items"][0]
+    station_staff = as_(app, Role.station, c["xiling"]["id"])
+    assert (await anonymous.post(f"/api/v1/pairings/{pairing['id']}/end", headers=station_staff)).status_code == 403
+    ended = await client.post(f"/api/v1/pairings/{pairing['id']}/end", json={"ended_on": "2026-12-31"})
+    assert ended.status_code == 200 and ended.json()["ended_on"] == "2026-12-31"
+    again = await client.post(f"/api/v1/pairings/{pairing['id']}/end", json={"ended_on": "2026-12-31"})
+    assert again.status_code == 409
+    assert (await client.get("/api/v1/pairings", params={"active": True})).json()["items"] == []
