@@ -305,13 +305,27 @@ class _Run:
             for p in np.flatnonzero(split & limited).tolist():
                 ok[p] = int(norm.station[need[p]]) in allowed.get(int(g[p]), ())
         sp = np.flatnonzero(ok)
-        if sp.size:
-            res = solve_flow(replace(norm, capacity=cap), edges[sp], 1)
+        residual = replace(norm, capacity=cap)
+        for part in self._comp_batches(edges, sp):  # components are independent: one graph per batch
+            res = solve_flow(residual, edges[part], 1)
             if res is None:
                 return
             self.timings["ortools_flow"] += res.ortools_s
-            units[sp] = res.units
+            units[part] = res.units
         self.units[edges] = units
+
+    def _comp_batches(self, edges: np.ndarray, pos: np.ndarray) -> list[np.ndarray]:
+        """Split positions `pos` (into `edges`, grouped by component) into batches of whole components of about
+        FLOW_BATCH_EDGES edges."""
+        if pos.size == 0:
+            return []
+        comp = self.comps.need_comp[self.norm.e_need[edges[pos]]]
+        starts = np.flatnonzero(np.r_[True, comp[1:] != comp[:-1]]).tolist()
+        cuts = [0]
+        for s in starts[1:]:
+            if s - cuts[-1] >= FLOW_BATCH_EDGES:
+                cuts.append(s)
+        return np.split(pos, cuts[1:])
 
     def neighbourhood(self, bad_needs: np.ndarray, over: np.ndarray) -> np.ndarray:
         """Needs to re-solve: the violating ones, those served by organizations over their limit, and those
@@ -365,7 +379,7 @@ class _Run:
         obj = np.zeros(comps.count, np.int64)
         np.add.at(obj, comps.need_comp[norm.e_need], edge_objective(norm, self.units))
         open_gap = hit & (obj < self.relax_bound)
-        if not open_gap.any():
+        if not open_gap.any() or self._stalled():
             return
         linked = cc.label(norm, link_limits=True)
         base_of = [np.unique(comps.need_comp[norm.e_need[linked.edges_of(c)]]) for c in range(linked.count)]
