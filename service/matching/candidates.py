@@ -151,6 +151,21 @@ def index_records(needs: Sequence[NeedRecord], offers: Sequence[OfferRecord], or
     )
 
 
+def member(values: np.ndarray, members: np.ndarray, *, presorted: bool = False) -> np.ndarray:
+    """`np.isin(values, members)` by binary search (np.isin de-duplicates `values` too, slow for millions)."""
+    ref = members if presorted else np.unique(members)
+    if ref.size == 0:
+        return np.zeros(len(values), bool)
+    pos = np.minimum(np.searchsorted(ref, values), ref.size - 1)
+    return ref[pos] == values
+
+
+def sorted_unique(values: np.ndarray) -> np.ndarray:
+    """`np.unique` of an int array by sorting (faster than numpy's hash-based unique on millions)."""
+    out = np.sort(values)
+    return out[np.r_[True, out[1:] != out[:-1]]] if out.size else out
+
+
 def join(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """All index pairs (i, j) with left[i] == right[j] (a vectorised many-to-many join)."""
     order = np.argsort(right, kind="stable")
@@ -235,7 +250,7 @@ def build_candidates(ix: Indexed, weights: Weights, pairings: Iterable[tuple[Id,
     n, m = len(ix.needs), len(ix.offers)
     a_n, a_o = _area_pairs(ix)
     d_n, d_o = _distance_pairs(ix)
-    codes = np.unique(_pair_codes(np.concatenate([a_n, d_n]), np.concatenate([a_o, d_o]), m))
+    codes = sorted_unique(_pair_codes(np.concatenate([a_n, d_n]), np.concatenate([a_o, d_o]), m))
     need, offer = codes // max(m, 1), codes % max(m, 1)
     counts = _type_counts(ix)
     counts["none_in_range"] = np.bincount(need, minlength=n)
@@ -244,7 +259,7 @@ def build_candidates(ix: Indexed, weights: Weights, pairings: Iterable[tuple[Id,
     counts["none_in_window"] = np.bincount(need, minlength=n)
     rej = np.array([_lookup(ix.need_index, a, "need") * len(ix.orgs) + _lookup(ix.org_index, g, "organization")
                     for a, g in rejected], np.int64)
-    keep = ~np.isin(need * len(ix.orgs) + ix.offer_org[offer], rej)
+    keep = ~member(need * len(ix.orgs) + ix.offer_org[offer], rej)
     need, offer = need[keep], offer[keep]
     counts["all_rejected"] = np.bincount(need, minlength=n)
     need, offer, is_forced = _add_forced(ix, need, offer, forced)
@@ -266,11 +281,12 @@ def _add_forced(ix: Indexed, need: np.ndarray, offer: np.ndarray, forced: Iterab
     pairs = [(_lookup(ix.need_index, a, "need"), _lookup(ix.offer_index, b, "offer")) for a, b in forced]
     f = _pair_codes(np.array([p[0] for p in pairs], np.int64), np.array([p[1] for p in pairs], np.int64), m)
     codes = _pair_codes(need, offer, m)
-    extra = np.setdiff1d(np.unique(f), codes)
+    uf = np.unique(f)
+    extra = uf[~member(uf, codes, presorted=True)]  # codes are sorted and unique
     allc = np.concatenate([codes, extra])
     order = np.argsort(allc, kind="stable")
     allc = allc[order]
-    return allc // max(m, 1), allc % max(m, 1), np.isin(allc, f)
+    return allc // max(m, 1), allc % max(m, 1), member(allc, f)
 
 
 def _score(ix: Indexed, w: Weights, need: np.ndarray, offer: np.ndarray, forced: np.ndarray,
@@ -281,15 +297,15 @@ def _score(ix: Indexed, w: Weights, need: np.ndarray, offer: np.ndarray, forced:
     unk = w.unknown
     type_score = np.where(ix.offer_primary[offer] == ix.need_type[need], 1.0, w.secondary_type)
     dom = ix.need_domain[need]
-    has_dom = np.isin(org * ix.n_domains + dom, ix.org_domains) & (dom >= 0)
-    org_has_any = np.isin(np.arange(len(ix.orgs)), ix.org_domains // ix.n_domains)[org]
+    has_dom = member(org * ix.n_domains + dom, ix.org_domains) & (dom >= 0)
+    org_has_any = member(np.arange(len(ix.orgs)), ix.org_domains // ix.n_domains)[org]
     expertise = np.where(has_dom, 1.0, np.where((dom < 0) | ~org_has_any, unk, 0.0))
     distance = np.where(np.isfinite(dist), np.exp(-np.nan_to_num(dist) / w.distance_scale_km), unk)
     rating = np.where(np.isfinite(ix.org_rating[org]), np.clip(ix.org_rating[org] / 5.0, 0, 1), unk)
     feedback = np.where(np.isfinite(ix.org_feedback[org]), np.clip(ix.org_feedback[org], 0, 1), unk)
     pair_codes = np.array([_lookup(ix.org_index, g, "organization") * max(len(ix.stations), 1)
                            + _lookup(ix.station_index, s, "station") for g, s in pairings], np.int64)
-    continuity = np.isin(org * max(len(ix.stations), 1) + st, pair_codes).astype(np.float64)
+    continuity = member(org * max(len(ix.stations), 1) + st, pair_codes).astype(np.float64)
     priority = np.clip((ix.need_prio[need] - 1) / 4, 0, 1)
     comps = np.stack([type_score, expertise, distance, rating, feedback, continuity, priority], axis=1)
     wv = np.array([w.service_type, w.expertise, w.distance, w.rating, w.feedback, w.continuity, w.priority])

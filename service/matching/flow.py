@@ -115,4 +115,3 @@ def solve_flow(norm: Normalised, edges: np.ndarray, scale: int = 1) -> FlowResul
     flows[arc_idx] = arc_flow
     units = fixed + flows[:k] + flows[k: 2 * k]
     return FlowResult(units, scaled_gain(norm, edges, units, scale), scale, took)
-

@@ -1,0 +1,514 @@
+"""Load benchmark: the real API vs a bare Starlette + asyncpg app running the same SQL, on one local PostgreSQL.
+
+    nice -n 10 .venv/bin/python -m bench.load [--duration 10] [--rate 200] [--concurrency 16]
+
+Creates its own database on the server at MATCH_TEST_DATABASE_URL (default: local postgres, as the test suite),
+migrates it and seeds the 宜昌市 demo city plus extra needs through the service's own code, makes proposals with a
+match run, then starts both apps on 127.0.0.1 (subprocesses) and drives each with an httpx load generator over the
+mix below: first as fast as `--concurrency` closed-loop clients go, then open-loop at a fixed offered rate (latency
+counted from each request's scheduled send time, so a stalled server cannot hide its queue). Prints one table with
+API/bare ratios; drops the database at the end. Loopback only; bounded by --duration and --max-requests per phase.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import json
+import os
+import random
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from collections.abc import AsyncIterator
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import asyncpg
+import httpx
+import psutil
+from sqlalchemy.engine import make_url
+
+from service.settings import normalise_database_url
+
+ROOT = Path(__file__).resolve().parent.parent
+ADMIN_URL = normalise_database_url(
+    os.environ.get("MATCH_TEST_DATABASE_URL", "postgresql+asyncpg://postgres@127.0.0.1:5432/postgres")
+)
+SECRET = "bench-load-secret-0123456789-0123456789-abcdef"
+MIX = (("list_needs", 50), ("get_proposal", 30), ("post_need", 10), ("accept", 10))  # percent of requests
+EXTRA_NEEDS_PER_STATION = 40
+YEAR = date.today().year
+
+
+def libpq(url: str) -> str:
+    return make_url(url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+# --- database ---------------------------------------------------------------------------------------------------------
+
+
+async def create_database() -> str:
+    """A fresh database on the local server (same approach as tests/conftest.py)."""
+    name = f"jiedui_load_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    conn = await asyncpg.connect(libpq(ADMIN_URL), timeout=5)
+    try:
+        await conn.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await conn.close()
+    return make_url(ADMIN_URL).set(database=name).render_as_string(hide_password=False)
+
+
+async def drop_database(url: str) -> None:
+    conn = await asyncpg.connect(libpq(ADMIN_URL), timeout=5)
+    try:
+        await conn.execute(f'DROP DATABASE IF EXISTS "{make_url(url).database}" WITH (FORCE)')
+    finally:
+        await conn.close()
+
+
+async def seed(url: str) -> dict[str, int]:
+    """Migrate, load the demo city and more needs per station through the service's own use cases."""
+    from service import demo
+    from service.db import migrate
+    from service.db.models.needs import NeedItem
+    from service.db.session import Database
+    from service.services import needs as need_service
+    from service.services.principals import Principal
+    from service.settings import Settings
+
+    db = Database.from_settings(Settings(database_url=url, jwt_secret=SECRET))
+    try:
+        await migrate.upgrade(db.engine)
+        async with db.sessionmaker() as session, session.begin():
+            counts = await demo.load(session)
+        templates = [item for items in demo.NEEDS.values() for item in items]
+        rng = random.Random(7)
+        async with db.sessionmaker() as session, session.begin():
+            for station_id in range(1, counts["stations"] + 1):
+                items = []
+                for i in range(EXTRA_NEEDS_PER_STATION):
+                    t, title, q, g, c, p, split = rng.choice(templates)
+                    month = 1 + i % 12
+                    items.append(
+                        NeedItem(
+                            service_type=t,
+                            title=f"{title}（{month}月）",
+                            quantity=q,
+                            beneficiary_group=g,
+                            beneficiary_count=c,
+                            priority=p,
+                            splittable=split,
+                            window_start=date(YEAR, month, 1),
+                            window_end=date(YEAR, 12, 31),
+                        )
+                    )
+                await need_service.submit_list(
+                    session, actor=Principal.system("load-bench"), station_id=station_id, items=items, max_items=100
+                )
+        counts["needs"] += counts["stations"] * EXTRA_NEEDS_PER_STATION
+        return counts
+    finally:
+        await db.dispose()
+
+
+# --- the bare app -----------------------------------------------------------------------------------------------------
+
+
+def bare_app(dsn: str) -> object:
+    """Starlette + asyncpg doing the API's SQL for the mix, with no auth, validation, ORM or framework layers."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    pool: asyncpg.Pool | None = None
+
+    @contextlib.asynccontextmanager
+    async def lifespan(_app: object) -> AsyncIterator[None]:
+        nonlocal pool
+        pool = await asyncpg.create_pool(dsn, min_size=5, max_size=10)  # the API's pool: 5 + 5 overflow
+        yield
+        await pool.close()
+
+    def row(r: asyncpg.Record) -> dict:
+        return {k: (v.isoformat() if hasattr(v, "isoformat") else v) for k, v in r.items()}
+
+    async def list_needs(request: Request) -> JSONResponse:
+        region = request.query_params["region"]
+        rows = await pool.fetch(
+            "SELECT n.* FROM needs n JOIN stations s ON s.id = n.station_id "
+            "WHERE s.region_code LIKE $1 AND n.status = 'open' ORDER BY n.id LIMIT 21",
+            region + "%",
+        )
+        return JSONResponse({"items": [row(r) for r in rows[:20]], "next_cursor": None})
+
+    async def get_proposal(request: Request) -> JSONResponse:
+        r = await pool.fetchrow("SELECT * FROM proposals WHERE id = $1", int(request.path_params["pid"]))
+        out = row(r)
+        out["explanation"] = json.loads(out["explanation"])
+        return JSONResponse(out)
+
+    async def post_need(request: Request) -> JSONResponse:
+        body = await request.json()
+        async with pool.acquire() as conn, conn.transaction():
+            region = await conn.fetchval("SELECT region_code FROM stations WHERE id = $1", body["station_id"])
+            r = await conn.fetchrow(
+                "INSERT INTO needs (station_id, service_type_code, title, description, quantity, beneficiary_group,"
+                " beneficiary_count, priority, window_start, window_end, splittable, mode, status, version,"
+                " created_at, updated_at, committed) VALUES ($1,$2,$3,'',$4,$5,$6,$7,$8,$9,$10,'onsite','open',1,"
+                " now(), now(), 0) RETURNING *",
+                body["station_id"],
+                body["service_type"],
+                body["title"],
+                body["quantity"],
+                body["beneficiary_group"],
+                body["beneficiary_count"],
+                body.get("priority", 2),
+                date.fromisoformat(body["window_start"]),
+                date.fromisoformat(body["window_end"]),
+                body["splittable"],
+            )
+            out = row(r)
+            await conn.execute(
+                "INSERT INTO audit_events (occurred_at, actor_subject, actor_role, action, object_type, object_id,"
+                " region_code, after) VALUES (now(), 'bare', 'station', 'create', 'need', $1, $2, $3::jsonb)",
+                str(r["id"]),
+                region,
+                json.dumps(out),
+            )
+            await conn.execute(
+                "INSERT INTO rematch_requests (region_code, reason, object_type, object_id, created_at)"
+                " VALUES ($1, 'need_created', 'need', $2, now())",
+                region,
+                r["id"],
+            )
+        return JSONResponse(out, status_code=201)
+
+    async def accept(request: Request) -> JSONResponse:
+        pid = int(request.path_params["pid"])
+        async with pool.acquire() as conn, conn.transaction():
+            before = await conn.fetchrow("SELECT * FROM proposals WHERE id = $1 FOR UPDATE", pid)
+            r = await conn.fetchrow(
+                "UPDATE proposals SET station_answer = 'accepted', answered_at = now(), version = version + 1"
+                " WHERE id = $1 RETURNING *",
+                pid,
+            )
+            out = row(r)
+            await conn.execute(
+                "INSERT INTO audit_events (occurred_at, actor_subject, actor_role, action, object_type, object_id,"
+                " region_code, before, after) VALUES (now(), 'bare', 'station', 'accept', 'proposal', $1, $2,"
+                " $3::jsonb, $4::jsonb)",
+                str(pid),
+                r["region_code"],
+                json.dumps(row(before)),
+                json.dumps(out),
+            )
+        return JSONResponse(out)
+
+    routes = [
+        Route("/api/v1/needs", list_needs, methods=["GET"]),
+        Route("/api/v1/needs", post_need, methods=["POST"]),
+        Route("/api/v1/proposals/{pid:int}", get_proposal, methods=["GET"]),
+        Route("/api/v1/proposals/{pid:int}/accept", accept, methods=["POST"]),
+    ]
+    return Starlette(routes=routes, lifespan=lifespan)
+
+
+# --- processes --------------------------------------------------------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def start(argv: list[str], env: dict[str, str], log: Path) -> subprocess.Popen:
+    return subprocess.Popen(argv, cwd=ROOT, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT)
+
+
+async def wait_up(base: str, path: str, proc: subprocess.Popen, wait_s: float = 60) -> None:
+    deadline = time.monotonic() + wait_s
+    async with httpx.AsyncClient(base_url=base) as http:
+        while time.monotonic() < deadline:
+            if proc.poll() is not None:
+                raise RuntimeError(f"server exited with {proc.returncode}")
+            try:
+                if (await http.get(path)).status_code < 500:
+                    return
+            except httpx.TransportError:
+                pass
+            await asyncio.sleep(0.2)
+    raise RuntimeError(f"{base}{path} not up after {wait_s}s")
+
+
+# --- load generation --------------------------------------------------------------------------------------------------
+
+
+@dataclass
+class Fixture:
+    """What the requests pick from: regions, stations, proposals (ids and their stations), tokens."""
+
+    regions: list[str]
+    station_ids: list[int]
+    proposals: list[tuple[int, int]]
+    coordinator: str
+    station_tokens: dict[int, str]
+
+
+@dataclass
+class Result:
+    latencies: list[float] = field(default_factory=list)
+    errors: dict[str, int] = field(default_factory=dict)
+    elapsed: float = 0.0
+    server_cpu: float = 0.0
+    client_cpu: float = 0.0
+
+    @property
+    def throughput(self) -> float:
+        return len(self.latencies) / self.elapsed if self.elapsed else 0.0
+
+    def pct(self, q: float) -> float:
+        ordered = sorted(self.latencies)
+        return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 if ordered else float("nan")
+
+
+def request_for(kind: str, fx: Fixture, rng: random.Random) -> tuple[str, str, dict | None, str]:
+    if kind == "list_needs":
+        return "GET", f"/api/v1/needs?region={rng.choice(fx.regions)}&status=open&limit=20", None, fx.coordinator
+    if kind == "get_proposal":
+        return "GET", f"/api/v1/proposals/{rng.choice(fx.proposals)[0]}", None, fx.coordinator
+    if kind == "post_need":
+        station = rng.choice(fx.station_ids)
+        body = {
+            "station_id": station,
+            "service_type": "elderly_care.home_visit",
+            "title": "压测新增探访需求",
+            "quantity": rng.randint(1, 30),
+            "beneficiary_group": "elderly_living_alone",
+            "beneficiary_count": 10,
+            "priority": 2,
+            "splittable": True,
+            "window_start": f"{YEAR}-12-01",
+            "window_end": f"{YEAR}-12-31",
+        }
+        return "POST", "/api/v1/needs", body, fx.station_tokens[station]
+    pid, station = rng.choice(fx.proposals)
+    return "POST", f"/api/v1/proposals/{pid}/accept", None, fx.station_tokens[station]
+
+
+async def one(http: httpx.AsyncClient, fx: Fixture, rng: random.Random, res: Result, started: float) -> None:
+    kind = rng.choices([k for k, _ in MIX], weights=[w for _, w in MIX])[0]
+    method, path, body, token = request_for(kind, fx, rng)
+    try:
+        r = await http.request(method, path, json=body, headers={"Authorization": f"Bearer {token}"})
+        ok = r.status_code < 400
+        key = f"{kind}:{r.status_code}"
+    except httpx.HTTPError as exc:
+        ok, key = False, f"{kind}:{type(exc).__name__}"
+    if ok:
+        res.latencies.append(time.perf_counter() - started)
+    else:
+        res.errors[key] = res.errors.get(key, 0) + 1
+
+
+class CpuMeter:
+    def __init__(self, pid: int) -> None:
+        self.server, self.client = psutil.Process(pid), psutil.Process()
+
+    def __enter__(self) -> CpuMeter:
+        self.s0, self.c0, self.t0 = self._cpu(self.server), self._cpu(self.client), time.perf_counter()
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        wall = time.perf_counter() - self.t0
+        self.server_share = (self._cpu(self.server) - self.s0) / wall
+        self.client_share = (self._cpu(self.client) - self.c0) / wall
+
+    @staticmethod
+    def _cpu(p: psutil.Process) -> float:
+        t = p.cpu_times()
+        return t.user + t.system
+
+
+async def closed_loop(base: str, fx: Fixture, pid: int, *, concurrency: int, duration: float, limit: int) -> Result:
+    """As fast as `concurrency` clients go, each sending its next request when the last one answered."""
+    res, rng = Result(), random.Random(1)
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as http:
+        sent = 0
+        deadline = time.perf_counter() + duration
+
+        async def client() -> None:
+            nonlocal sent
+            while time.perf_counter() < deadline and sent < limit:
+                sent += 1
+                await one(http, fx, rng, res, time.perf_counter())
+
+        with CpuMeter(pid) as cpu:
+            t0 = time.perf_counter()
+            await asyncio.gather(*(client() for _ in range(concurrency)))
+            res.elapsed = time.perf_counter() - t0
+    res.server_cpu, res.client_cpu = cpu.server_share, cpu.client_share
+    return res
+
+
+async def open_loop(base: str, fx: Fixture, pid: int, *, rate: float, duration: float) -> Result:
+    """A fixed offered rate; latency runs from the scheduled send time (no coordinated omission)."""
+    res, rng = Result(), random.Random(2)
+    n = int(rate * duration)
+    limits = httpx.Limits(max_connections=256, max_keepalive_connections=64)
+    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as http:
+        tasks = []
+        with CpuMeter(pid) as cpu:
+            t0 = time.perf_counter()
+            for i in range(n):
+                due = t0 + i / rate
+                delay = due - time.perf_counter()
+                if delay > 0:
+                    await asyncio.sleep(delay)
+                tasks.append(asyncio.create_task(one(http, fx, rng, res, due)))
+            await asyncio.gather(*tasks)
+            res.elapsed = time.perf_counter() - t0
+    res.server_cpu, res.client_cpu = cpu.server_share, cpu.client_share
+    return res
+
+
+async def fixture(base: str) -> Fixture:
+    from service.services import tokens
+    from service.services.principals import Role
+    from service.settings import Settings
+
+    settings = Settings(database_url="postgresql+asyncpg://unused/x", jwt_secret=SECRET)
+
+    def tok(role: Role, scope: str) -> str:
+        return tokens.issue(settings, subject=f"load-{role}-{scope}", role=role, scope=scope, lifetime_s=3600)
+
+    coordinator = tok(Role.coordinator, "420500")
+    headers = {"Authorization": f"Bearer {coordinator}"}
+    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=120) as http:
+        run = await http.post("/api/v1/match-runs", json={"region_code": "420500", "period": f"{YEAR}-12"})
+        run.raise_for_status()
+        proposals = (await http.get("/api/v1/proposals", params={"limit": 200, "status": "proposed"})).json()["items"]
+        stations = (await http.get("/api/v1/stations", params={"limit": 200})).json()["items"]
+    if not proposals:
+        raise RuntimeError(f"the match run made no proposals: {run.json()}")
+    regions = sorted({s["region_code"][:6] for s in stations} | {"420500"})
+    ids = [s["id"] for s in stations]
+    return Fixture(
+        regions,
+        ids,
+        [(p["id"], p["station_id"]) for p in proposals],
+        coordinator,
+        {i: tok(Role.station, str(i)) for i in ids},
+    )
+
+
+# --- main -------------------------------------------------------------------------------------------------------------
+
+
+async def bench(args: argparse.Namespace) -> None:
+    url = await create_database()
+    procs: list[subprocess.Popen] = []
+    try:
+        counts = await seed(url)
+        print(f"database {make_url(url).database}: {counts}", flush=True)
+        env = {
+            **os.environ,
+            "MATCH_DATABASE_URL": url,
+            "MATCH_JWT_SECRET": SECRET,
+            "MATCH_RATE_LIMIT": "1000000/minute",
+            "MATCH_IN_PROCESS_WORKER": "false",
+            "MATCH_LOAD_DEMO_DATA": "false",
+            "MATCH_HOST": "127.0.0.1",
+        }
+        api_port, bare_port = free_port(), free_port()
+        logs = Path(args.log_dir)
+        logs.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, before any load
+        api = start(
+            [sys.executable, "-m", "service.cli", "serve"], env | {"MATCH_PORT": str(api_port)}, logs / "load-api.log"
+        )
+        bare = start([sys.executable, "-m", "bench.load", "--serve-bare", str(bare_port)], env, logs / "load-bare.log")
+        procs += [api, bare]
+        api_base, bare_base = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{bare_port}"
+        await wait_up(api_base, "/readyz", api)
+        await wait_up(bare_base, "/api/v1/needs?region=42", bare)
+        fx = await fixture(api_base)
+        print(f"{len(fx.proposals)} proposals, {len(fx.station_ids)} stations, regions {fx.regions}", flush=True)
+        results: dict[tuple[str, str], Result] = {}
+        for name, base, proc in (("bare", bare_base, bare), ("api", api_base, api)):
+            await closed_loop(base, fx, proc.pid, concurrency=args.concurrency, duration=2, limit=2000)  # warm-up
+            results[(name, "max")] = await closed_loop(
+                base, fx, proc.pid, concurrency=args.concurrency, duration=args.duration, limit=args.max_requests
+            )
+            results[(name, "rate")] = await open_loop(base, fx, proc.pid, rate=args.rate, duration=args.duration)
+        report(results, args)
+    finally:
+        for proc in procs:
+            proc.terminate()
+        for proc in procs:
+            try:
+                proc.wait(timeout=15)
+            except subprocess.TimeoutExpired:
+                proc.kill()
+        await drop_database(url)
+        print(f"dropped {make_url(url).database}")
+
+
+def report(results: dict[tuple[str, str], Result], args: argparse.Namespace) -> None:
+    rows = [
+        ("max throughput", "max", f"closed loop, {args.concurrency} clients, {args.duration:g} s"),
+        (f"{args.rate:g} req/s offered", "rate", f"open loop, {args.duration:g} s"),
+    ]
+    print()
+    print("| phase | app | requests | errors | req/s | p50 ms | p99 ms | server CPU | client CPU |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for title, key, _ in rows:
+        for app in ("bare", "api"):
+            r = results[(app, key)]
+            errs = sum(r.errors.values())
+            print(
+                f"| {title} | {app} | {len(r.latencies)} | {errs} | {r.throughput:.0f} | {r.pct(0.5):.1f} | "
+                f"{r.pct(0.99):.1f} | {r.server_cpu:.0%} | {r.client_cpu:.0%} |"
+            )
+    print()
+    for title, key, how in rows:
+        a, b = results[("api", key)], results[("bare", key)]
+        print(
+            f"- {title} ({how}): API/bare throughput {a.throughput / b.throughput:.2f}, "
+            f"p50 {a.pct(0.5) / b.pct(0.5):.1f}x, p99 {a.pct(0.99) / b.pct(0.99):.1f}x"
+        )
+    max_ratio = results[("api", "max")].throughput / results[("bare", "max")].throughput
+    p99 = results[("api", "rate")].pct(0.99)
+    print(f"- target API ≥ 50 % of bare throughput: {'MET' if max_ratio >= 0.5 else 'MISSED'} ({max_ratio:.0%})")
+    print(f"- target API p99 ≤ 50 ms at {args.rate:g} req/s: {'MET' if p99 <= 50 else 'MISSED'} ({p99:.1f} ms)")
+    for (app, key), r in results.items():
+        if r.errors:
+            print(f"- errors {app}/{key}: {r.errors}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--duration", type=float, default=10, help="seconds per measured phase")
+    parser.add_argument("--rate", type=float, default=200, help="offered rate of the fixed-rate phase, req/s")
+    parser.add_argument("--concurrency", type=int, default=16, help="clients of the max-throughput phase")
+    parser.add_argument("--max-requests", type=int, default=20000, help="cap per max-throughput phase")
+    parser.add_argument("--log-dir", default=str(ROOT / "var" / "bench"), help="server logs go here")
+    parser.add_argument("--serve-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.serve_bare:
+        import uvicorn
+
+        dsn = libpq(os.environ["MATCH_DATABASE_URL"])
+        uvicorn.run(bare_app(dsn), host="127.0.0.1", port=args.serve_bare, log_level="warning", access_log=False)
+        return
+    asyncio.run(bench(args))
+
+
+if __name__ == "__main__":
+    main()
