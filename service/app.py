@@ -14,6 +14,7 @@ from service.api import (
     audit,
     catalog,
     health,
+    metrics,
     needs,
     offers,
     organizations,
@@ -27,6 +28,7 @@ from service.api import (
 from service.api.deps import RateLimit
 from service.api.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from service.db.session import Database
+from service.observability import MetricsMiddleware
 from service.services.tokens import Verifier
 from service.settings import Settings, get_settings
 
@@ -72,8 +74,22 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.verifier = Verifier(settings)
     app.state.rate_limit = RateLimit(settings)
     problems.install(app)
-    for module in (health, catalog, stations, organizations, needs, offers, runs, proposals, pairings, webhooks, audit):
+    for module in (
+        health,
+        metrics,
+        catalog,
+        stations,
+        organizations,
+        needs,
+        offers,
+        runs,
+        proposals,
+        pairings,
+        webhooks,
+        audit,
+    ):
         app.include_router(module.router)
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
+    app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)
     return app

@@ -94,7 +94,15 @@ def cmd_serve(settings: Settings, *, with_demo: bool) -> None:
         print(f"coordinator token for {demo.CITY} (宜昌市), valid 8 h:\n  export TOKEN={token}")
         print(f'  curl -H "Authorization: Bearer $TOKEN" {base}/api/v1/needs')
     print(f"OpenAPI docs: {base}/docs   (spec: {base}/openapi.json)", flush=True)
-    uvicorn.run("service.app:create_app", factory=True, host=settings.host, port=settings.port, log_level="info")
+    uvicorn.run(
+        "service.app:create_app",
+        factory=True,
+        host=settings.host,
+        port=settings.port,
+        log_config=None,
+        access_log=False,
+        timeout_graceful_shutdown=settings.shutdown_grace_s,
+    )
 
 
 async def _work(settings: Settings, concurrency: int) -> None:
@@ -132,6 +140,10 @@ def main(argv: list[str] | None = None) -> None:
     token.add_argument("--subject", help="who the token is for (default: role:scope)")
     args = parser.parse_args(argv)
     settings = get_settings()
+    if args.command in ("serve", "worker"):
+        from service.observability import configure_logging
+
+        configure_logging(settings)
     if args.command == "serve":
         cmd_serve(settings, with_demo=args.demo)
     elif args.command == "migrate":

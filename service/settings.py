@@ -60,6 +60,10 @@ class Settings(BaseSettings):
     webhook_timeout_s: float = Field(5.0, gt=0, le=60)
     webhook_max_attempts: int = Field(8, ge=1, le=50)
 
+    log_format: str = Field("json", pattern="^(json|console)$", description="json lines, or console for humans")
+    log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")
+    shutdown_grace_s: int = Field(30, ge=0, le=600, description="time to finish in-flight requests on SIGTERM")
+
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
     load_demo_data: bool = True

@@ -33,6 +33,17 @@ def start_worker(url: str, name: str) -> subprocess.Popen:
     )
 
 
+def stop(worker: subprocess.Popen) -> None:
+    """SIGTERM (jobs in hand finish), then SIGKILL if it lingers."""
+    if worker.poll() is None:
+        worker.send_signal(signal.SIGTERM)
+        try:
+            worker.wait(60)
+        except subprocess.TimeoutExpired:
+            worker.kill()
+            worker.wait(10)
+
+
 @asynccontextmanager
 async def database(url: str):
     db = Database.from_settings(f.settings_for(url))
@@ -92,8 +103,7 @@ async def test_a_queued_run_is_done_by_a_worker_process(app, backend):
                 ).scalar_one()
             assert n == 1
     finally:
-        worker.send_signal(signal.SIGTERM)
-        worker.wait(30)
+        stop(worker)
 
 
 async def test_a_run_whose_worker_is_killed_is_finished_by_another_and_nothing_half_written(app, backend):
@@ -133,5 +143,72 @@ async def test_a_run_whose_worker_is_killed_is_finished_by_another_and_nothing_h
                 ).scalar_one()
             assert n == 1
         finally:
-            second.send_signal(signal.SIGTERM)
-            second.wait(30)
+            stop(second)
+
+
+async def test_two_workers_share_the_runs_and_one_dying_loses_nothing(app, backend):
+    settings = backend.settings(inline_runs=False)
+    counties = ["420502", "420503", "420504", "420505", "420506", "420525", "420526", "420527"]
+
+    async def queue_runs(http) -> list[int]:
+        org = await f.create_organization(
+            http,
+            name="宜昌市志愿者协会",
+            kind="social_group",
+            credit_code=f.credit_code("1", "420500"),
+            home_region_code="420500",
+            service_area=["420500"],
+        )
+        await f.create_offer(http, org["id"], service_types=["elderly_care.home_visit"], title="入户探访", capacity=500)
+        ids = []
+        for county in counties:
+            station = await f.create_station(
+                http, name=f"{county} 社工站", region_code=f"{county}001", latitude=None, longitude=None
+            )
+            await f.create_need(http, station["id"])
+            ids.append(
+                (await http.post("/api/v1/match-runs", json={"region_code": county, "period": "2026-12"})).json()["id"]
+            )
+        return ids
+
+    run_ids = await with_client(settings, queue_runs)
+    workers = [start_worker(backend.url, "a"), start_worker(backend.url, "b")]
+    try:
+        async with database(backend.url) as db:
+            # as soon as both have done some of the work, one of them dies
+            deadline = time.monotonic() + 90
+            while time.monotonic() < deadline:
+                async with db.engine.connect() as conn:
+                    executors = (
+                        await conn.execute(
+                            sa.text("SELECT count(DISTINCT executed_by) FROM match_runs WHERE status = 'succeeded'")
+                        )
+                    ).scalar()
+                if executors >= 2:
+                    break
+                await asyncio.sleep(0.1)
+            workers[0].send_signal(signal.SIGKILL)
+            workers[0].wait(10)
+            # (the workers also re-match on their own, as the lists changed: count only the runs we asked for)
+            done = await wait_for(
+                db,
+                "SELECT count(*) FROM match_runs WHERE status = 'succeeded' AND trigger = 'manual'",
+                {},
+                len(run_ids),
+                120,
+            )
+            assert done == len(run_ids)
+            async with db.engine.connect() as conn:
+                executors = (
+                    await conn.execute(
+                        sa.text("SELECT count(DISTINCT executed_by) FROM match_runs WHERE trigger = 'manual'")
+                    )
+                ).scalar()
+                standing = (
+                    await conn.execute(sa.text("SELECT count(*) FROM proposals WHERE status = 'proposed'"))
+                ).scalar()
+            assert executors == 2  # the work was spread over both processes
+            assert standing == len(run_ids)  # one per county's need: nothing lost, nothing doubled
+    finally:
+        for worker in workers:
+            stop(worker)

@@ -17,6 +17,7 @@ from service.db.base import utcnow
 from service.db.models.rematch import RematchRequest
 from service.db.models.runs import MatchRun, RunCreate, RunStatus, RunTrigger
 from service.db.session import Database
+from service.observability import REMATCH_LAG
 from service.services import policy
 from service.services.principals import Principal
 from service.settings import Settings
@@ -76,6 +77,9 @@ async def process(db: Database, settings: Settings, *, now: datetime | None = No
         await run_service.execute(db, settings, run_id=run.id)
         run_ids.append(run.id)
     if due:
+        finished = utcnow()
+        for request in due:
+            REMATCH_LAG.observe((finished - request.created_at).total_seconds())
         async with db.sessionmaker() as session, session.begin():
             await session.execute(
                 sa.update(RematchRequest)

@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import os
+import socket
+import time
 from dataclasses import asdict
 from typing import Any
 
@@ -22,6 +25,7 @@ from service.db.models.runs import MatchRun, ProposalView, RunCreate, RunRead, R
 from service.db.session import Database
 from service.errors import NotFound
 from service.matching import Allocation, MatchResult, Weights, match
+from service.observability import observe_run
 from service.services import audit, policy
 from service.services import matching_input as inputs
 from service.services import webhooks as webhook_service
@@ -30,6 +34,7 @@ from service.services.principals import Principal
 from service.settings import Settings
 
 log = logging.getLogger(__name__)
+WORKER_NAME = f"{socket.gethostname()}:{os.getpid()}"
 
 
 def _weights(data: dict[str, Any]) -> Weights:
@@ -179,7 +184,8 @@ async def execute(db: Database, settings: Settings, *, run_id: int) -> None:
         run = await session.get_one(MatchRun, run_id, with_for_update=True)
         if run.status not in (RunStatus.queued, RunStatus.running):
             return
-        run.status, run.started_at = RunStatus.running, utcnow()
+        run.status, run.started_at, run.executed_by = RunStatus.running, utcnow(), WORKER_NAME
+        trigger, started = run.trigger, time.perf_counter()
         run_input = await inputs.load(session, region=run.region_code, period=run.period)
         params = {
             "weights": _weights(run.weights),
@@ -191,11 +197,13 @@ async def execute(db: Database, settings: Settings, *, run_id: int) -> None:
         result = await asyncio.to_thread(solve, run_input, **params)
         async with db.sessionmaker() as session, session.begin():
             await _store(session, settings, run_id=run_id, data=run_input, result=result)
+        observe_run(trigger, RunStatus.succeeded, result.status, time.perf_counter() - started)
     except Exception as exc:
         log.exception("match run %s failed", run_id)
         async with db.sessionmaker() as session, session.begin():
             run = await session.get_one(MatchRun, run_id, with_for_update=True)
             run.status, run.error, run.finished_at = RunStatus.failed, f"{type(exc).__name__}: {exc}"[:2000], utcnow()
+        observe_run(trigger, RunStatus.failed, None, time.perf_counter() - started)
 
 
 async def _store(

@@ -53,6 +53,7 @@ class MatchRun(SQLModel, table=True):
     churn: dict[str, Any] = Field(default_factory=dict, sa_column=sa.Column(JSON, nullable=False))
     unmatched: list[dict[str, Any]] = Field(default_factory=list, sa_column=sa.Column(JSON, nullable=False))
     error: str | None = Field(default=None, max_length=2000)
+    executed_by: str | None = Field(default=None, max_length=200)  # host:pid of the worker that ran it
     created_by: str = Field(max_length=200)
     created_at: datetime = Field(sa_column=timestamp_column())
     started_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
@@ -120,6 +121,7 @@ class RunRead(BaseModel):
     churn: dict[str, Any]
     unmatched: list[dict[str, Any]]
     error: str | None
+    executed_by: str | None = None
     created_by: str
     created_at: datetime | None
     started_at: datetime | None

@@ -1,0 +1,58 @@
+"""Operators see JSON logs with request ids (never tokens) and Prometheus metrics for requests, runs and queues."""
+
+from __future__ import annotations
+
+import io
+import json
+import logging
+
+import pytest
+
+from service.observability import configure_logging
+from tests import factories as f
+
+
+@pytest.fixture
+def json_logs(backend):
+    """Configure logging as `serve` does, into a buffer; restore pytest's handlers afterwards."""
+    root = logging.getLogger()
+    saved = root.handlers[:], root.level
+    configure_logging(backend.settings(log_format="json"))
+    buffer = io.StringIO()
+    root.handlers[0].stream = buffer
+    yield buffer
+    root.handlers, root.level = saved[0], saved[1]
+
+
+async def test_each_request_is_logged_as_json_with_its_request_id_and_no_token(client, json_logs):
+    token = client.headers["Authorization"].split()[1]
+    await client.get("/api/v1/needs", params={"region": "420502"}, headers={"X-Request-ID": "bureau-7"})
+    lines = [json.loads(line) for line in json_logs.getvalue().splitlines() if line.strip()]
+    access = [entry for entry in lines if entry.get("event") == "request"]
+    assert access[-1]["request_id"] == "bureau-7"
+    assert (access[-1]["route"], access[-1]["status"]) == ("/api/v1/needs", 200)
+    assert token not in json_logs.getvalue()
+
+
+async def test_metrics_show_latency_by_route_runs_and_queue_depths(app, client, anonymous):
+    station = await f.create_station(client)
+    org = await f.create_organization(
+        client,
+        name="宜昌市志愿者协会",
+        kind="social_group",
+        home_region_code="420500",
+        credit_code=f.credit_code("1", "420500"),
+        service_area=["420500"],
+    )
+    await f.create_offer(client, org["id"], service_types=["elderly_care.home_visit"], title="入户探访", capacity=60)
+    need = await f.create_need(client, station["id"])
+    await client.post("/api/v1/match-runs", json={"region_code": "420502", "period": "2026-12"})
+    await client.get(f"/api/v1/needs/{need['id']}")
+    page = (await anonymous.get("/metrics")).text
+    assert (
+        'jiedui_http_request_duration_seconds_count{method="GET",route="/api/v1/needs/{need_id}",status="200"}' in page
+    )
+    assert 'jiedui_match_runs_total{solver_status="optimal",status="succeeded",trigger="manual"}' in page
+    assert 'jiedui_queue_depth{kind="rematch_requests"}' in page
+    rematch_depth = next(line for line in page.splitlines() if line.startswith('jiedui_queue_depth{kind="rematch'))
+    assert float(rematch_depth.split()[-1]) == 2  # the new offer and the new need wait for the re-match job
