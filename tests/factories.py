@@ -126,3 +126,19 @@ def settings_for(url: str):
     from tests.conftest import TEST_JWT_SECRET
 
     return Settings(database_url=url, jwt_secret=TEST_JWT_SECRET, in_process_worker=False)
+
+
+async def create_volunteers(client: httpx.AsyncClient, *, capacity: int) -> tuple[dict[str, Any], dict[str, Any]]:
+    """宜昌市志愿者协会, serving the whole city, offering `capacity` home visits a month: (organization, offer)."""
+    org = await create_organization(
+        client,
+        name="宜昌市志愿者协会",
+        kind="social_group",
+        home_region_code="420500",
+        credit_code=credit_code("1", "420500"),
+        service_area=["420500"],
+    )
+    offer = await create_offer(
+        client, org["id"], service_types=["elderly_care.home_visit"], title="入户探访", capacity=capacity
+    )
+    return org, offer

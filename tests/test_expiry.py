@@ -10,17 +10,7 @@ from tests import factories as f
 
 async def test_lists_past_their_window_and_stale_proposals_expire(app, client):
     station = await f.create_station(client)
-    org = await f.create_organization(
-        client,
-        name="宜昌市志愿者协会",
-        kind="social_group",
-        home_region_code="420500",
-        credit_code=f.credit_code("1", "420500"),
-        service_area=["420500"],
-    )
-    offer = await f.create_offer(
-        client, org["id"], service_types=["elderly_care.home_visit"], title="入户探访", capacity=60
-    )
+    _org, offer = await f.create_volunteers(client, capacity=60)
     autumn = await f.create_need(
         client, station["id"], title="秋季探访", window_start="2026-09-01", window_end="2026-11-30"
     )

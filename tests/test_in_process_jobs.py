@@ -13,15 +13,7 @@ async def test_a_changed_need_is_rematched_by_the_in_process_worker(app, backend
 
     async def act(http) -> list[dict]:
         station = await f.create_station(http)
-        org = await f.create_organization(
-            http,
-            name="宜昌市志愿者协会",
-            kind="social_group",
-            credit_code=f.credit_code("1", "420500"),
-            home_region_code="420500",
-            service_area=["420500"],
-        )
-        await f.create_offer(http, org["id"], service_types=["elderly_care.home_visit"], title="入户探访", capacity=60)
+        _org, _offer = await f.create_volunteers(http, capacity=60)
         need = await f.create_need(http, station["id"])
         first = await http.post("/api/v1/match-runs", json={"region_code": "420502", "period": "2026-12"})
         assert first.json()["proposals"][0]["quantity"] == 40

@@ -36,15 +36,7 @@ async def test_each_request_is_logged_as_json_with_its_request_id_and_no_token(c
 
 async def test_metrics_show_latency_by_route_runs_and_queue_depths(app, client, anonymous):
     station = await f.create_station(client)
-    org = await f.create_organization(
-        client,
-        name="宜昌市志愿者协会",
-        kind="social_group",
-        home_region_code="420500",
-        credit_code=f.credit_code("1", "420500"),
-        service_area=["420500"],
-    )
-    await f.create_offer(client, org["id"], service_types=["elderly_care.home_visit"], title="入户探访", capacity=60)
+    _org, _offer = await f.create_volunteers(client, capacity=60)
     need = await f.create_need(client, station["id"])
     await client.post("/api/v1/match-runs", json={"region_code": "420502", "period": "2026-12"})
     await client.get(f"/api/v1/needs/{need['id']}")

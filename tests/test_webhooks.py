@@ -60,15 +60,7 @@ async def receiver():
 
 async def city(client):
     station = await f.create_station(client)
-    org = await f.create_organization(
-        client,
-        name="宜昌市志愿者协会",
-        kind="social_group",
-        home_region_code="420500",
-        credit_code=f.credit_code("1", "420500"),
-        service_area=["420500"],
-    )
-    await f.create_offer(client, org["id"], service_types=["elderly_care.home_visit"], title="入户探访", capacity=60)
+    org, _offer = await f.create_volunteers(client, capacity=60)
     await f.create_need(client, station["id"])
     return station, org
 

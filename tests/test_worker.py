@@ -70,15 +70,7 @@ async def city_with_a_queued_run(backend, **run_options) -> int:
 
     async def act(http) -> int:
         station = await f.create_station(http)
-        org = await f.create_organization(
-            http,
-            name="宜昌市志愿者协会",
-            kind="social_group",
-            credit_code=f.credit_code("1", "420500"),
-            home_region_code="420500",
-            service_area=["420500"],
-        )
-        await f.create_offer(http, org["id"], service_types=["elderly_care.home_visit"], title="入户探访", capacity=30)
+        _org, _offer = await f.create_volunteers(http, capacity=30)
         await f.create_need(http, station["id"])
         response = await http.post(
             "/api/v1/match-runs", json={"region_code": "420502", "period": "2026-12", **run_options}
@@ -151,15 +143,7 @@ async def test_two_workers_share_the_runs_and_one_dying_loses_nothing(app, backe
     counties = ["420502", "420503", "420504", "420505", "420506", "420525", "420526", "420527"]
 
     async def queue_runs(http) -> list[int]:
-        org = await f.create_organization(
-            http,
-            name="宜昌市志愿者协会",
-            kind="social_group",
-            credit_code=f.credit_code("1", "420500"),
-            home_region_code="420500",
-            service_area=["420500"],
-        )
-        await f.create_offer(http, org["id"], service_types=["elderly_care.home_visit"], title="入户探访", capacity=500)
+        _org, _offer = await f.create_volunteers(http, capacity=500)
         ids = []
         for county in counties:
             station = await f.create_station(

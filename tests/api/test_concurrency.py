@@ -15,17 +15,7 @@ pytestmark = pytest.mark.parametrize("backend", [pytest.param("postgres", marks=
 
 async def test_200_concurrent_accepts_for_one_offers_capacity(app, client, anonymous):
     station = await f.create_station(client)
-    org = await f.create_organization(
-        client,
-        name="宜昌市志愿者协会",
-        kind="social_group",
-        home_region_code="420500",
-        credit_code=f.credit_code("1", "420500"),
-        service_area=["420500"],
-    )
-    offer = await f.create_offer(
-        client, org["id"], service_types=["elderly_care.home_visit"], title="入户探访", capacity=200
-    )
+    org, offer = await f.create_volunteers(client, capacity=200)
     items = [
         f.need(title=f"探访 {i} 号独居老人", quantity=1, beneficiary_count=1, splittable=False) for i in range(200)
     ]
