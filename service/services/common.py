@@ -10,7 +10,7 @@ from typing import Any
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from service.errors import FieldError, InvalidInput, NotFound, StaleVersion, VersionRequired
+from service.errors import Conflict, ErrorCollector, FieldError, InvalidInput, NotFound, StaleVersion, VersionRequired
 
 
 def encode_cursor(last_id: int) -> str:
@@ -108,3 +108,25 @@ def region_prefix_filter(column: Any, prefix: str | None) -> Any:
 
     significant = prefix_of(prefix) if len(prefix) == 6 else prefix
     return column.like(significant + "%")
+
+
+def check_window_change(errors: ErrorCollector, current: Any, changes: dict[str, Any]) -> None:
+    """A partial update must not leave the record's window reversed (reported on window_end)."""
+    from service.db.models.common import check_window
+
+    try:
+        check_window(changes.get("window_start", current.window_start), changes.get("window_end", current.window_end))
+    except ValueError as exc:
+        en, _, zh = str(exc).partition(" / ")
+        errors.add("/window_end", "window_order", en, zh)
+
+
+def refuse_below_committed(new_total: int, committed: int) -> None:
+    """Units promised in accepted proposals cannot be edited away (409)."""
+    if new_total < committed:
+        raise Conflict(
+            f"{committed} units are already committed to accepted proposals",
+            f"已有 {committed} 个单位被接受的匹配占用，不能低于此数",
+            code="below_committed",
+            extra={"committed": committed},
+        )

@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.db.base import utcnow
 from service.db.models.catalog import ServiceType
-from service.db.models.common import Page, check_window
+from service.db.models.common import Page
 from service.db.models.needs import EDITABLE_NEED_STATUSES, Need, NeedCreate, NeedItem, NeedRead, NeedStatus, NeedUpdate
 from service.db.models.stations import Station
 from service.errors import Conflict, ErrorCollector, InvalidInput
@@ -16,7 +16,14 @@ from service.services import catalog as catalog_service
 from service.services import proposals as proposal_service
 from service.services import rematch as rematch_service
 from service.services import stations as station_service
-from service.services.common import check_version, fetch_page, get_or_404, region_prefix_filter
+from service.services.common import (
+    check_version,
+    check_window_change,
+    fetch_page,
+    get_or_404,
+    refuse_below_committed,
+    region_prefix_filter,
+)
 from service.services.principals import Principal
 
 
@@ -149,16 +156,6 @@ async def list_(
     return Page[NeedRead](items=[to_read(n, catalog) for n in rows], next_cursor=next_cursor, limit=limit)
 
 
-def _check_window(need: Need, changes: dict) -> None:
-    try:
-        check_window(changes.get("window_start", need.window_start), changes.get("window_end", need.window_end))
-    except ValueError as exc:
-        en, _, zh = str(exc).partition(" / ")
-        errors = ErrorCollector()
-        errors.add("/window_end", "window_order", en, zh)
-        errors.raise_if_any()
-
-
 async def update(
     session: AsyncSession, *, actor: Principal, need_id: int, data: NeedUpdate, expected_version: int
 ) -> NeedRead:
@@ -173,14 +170,10 @@ async def update(
             extra={"current_status": need.status},
         )
     changes = data.model_dump(exclude_unset=True)
-    _check_window(need, changes)
-    if changes.get("quantity", need.quantity) < need.committed:
-        raise Conflict(
-            f"{need.committed} units are already committed to accepted proposals",
-            f"已有 {need.committed} 个单位被接受的匹配占用，数量不能低于此数",
-            code="below_committed",
-            extra={"committed": need.committed},
-        )
+    errors = ErrorCollector()
+    check_window_change(errors, need, changes)
+    errors.raise_if_any()
+    refuse_below_committed(changes.get("quantity", need.quantity), need.committed)
     catalog = await catalog_service.load(session)
     before = to_read(need, catalog)
     for key, value in changes.items():

@@ -8,7 +8,7 @@ from sqlalchemy.orm import selectinload
 
 from service.db.base import utcnow
 from service.db.models.catalog import ServiceType
-from service.db.models.common import Page, check_window
+from service.db.models.common import Page
 from service.db.models.offers import (
     LIVE_OFFER_STATUSES,
     Offer,
@@ -26,7 +26,14 @@ from service.services import catalog as catalog_service
 from service.services import organizations as organization_service
 from service.services import proposals as proposal_service
 from service.services import rematch as rematch_service
-from service.services.common import check_version, fetch_page, get_or_404, region_prefix_filter
+from service.services.common import (
+    check_version,
+    check_window_change,
+    fetch_page,
+    get_or_404,
+    refuse_below_committed,
+    region_prefix_filter,
+)
 from service.services.organizations import check_area_codes
 from service.services.principals import Principal
 
@@ -237,19 +244,9 @@ async def update(
         _relink_types(offer, data.service_types or [])
     if "service_area" in changes:
         changes["service_area"] = check_area_codes(errors, "/service_area", changes["service_area"])
-    try:
-        check_window(changes.get("window_start", offer.window_start), changes.get("window_end", offer.window_end))
-    except ValueError as exc:
-        en, _, zh = str(exc).partition(" / ")
-        errors.add("/window_end", "window_order", en, zh)
+    check_window_change(errors, offer, changes)
     errors.raise_if_any()
-    if changes.get("capacity", offer.capacity) < offer.committed:
-        raise Conflict(
-            f"{offer.committed} units are already committed to accepted proposals",
-            f"已有 {offer.committed} 个单位被接受的匹配占用，服务量不能低于此数",
-            code="below_committed",
-            extra={"committed": offer.committed},
-        )
+    refuse_below_committed(changes.get("capacity", offer.capacity), offer.committed)
     for key, value in changes.items():
         setattr(offer, key, value)
     offer.version += 1

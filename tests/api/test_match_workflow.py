@@ -125,6 +125,12 @@ async def test_both_sides_accept_in_either_order_and_a_pairing_begins(app, clien
     assert second.json()["status"] == "accepted"
     need = (await client.get(f"/api/v1/needs/{c['clinic']['id']}")).json()
     assert (need["committed"], need["status"]) == (2, "matched")
+    # what was agreed cannot be edited away
+    offer = (await client.get(f"/api/v1/offers/{c['clinic_offer']['id']}")).json()
+    shrink = await client.patch(
+        f"/api/v1/offers/{offer['id']}", json={"capacity": 1}, headers={"If-Match": f'"{offer["version"]}"'}
+    )
+    assert shrink.status_code == 409 and shrink.json()["code"] == "below_committed"
     offer = (await client.get(f"/api/v1/offers/{c['clinic_offer']['id']}")).json()
     assert offer["committed"] == 2
     pairings = (await client.get("/api/v1/pairings", params={"station_id": c["xiling"]["id"]})).json()["items"]
