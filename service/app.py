@@ -11,6 +11,7 @@ from fastapi import FastAPI
 
 from service import jobs
 from service.api import (
+    activities,
     audit,
     catalog,
     health,
@@ -85,6 +86,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         runs,
         proposals,
         pairings,
+        activities,
         webhooks,
         audit,
     ):

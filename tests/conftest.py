@@ -31,6 +31,7 @@ PG_ADMIN_URL = normalise_database_url(
 )
 REQUIRE_PG = os.environ.get("MATCH_TEST_REQUIRE_POSTGRES", "") not in ("", "0", "false")
 DATA_TABLES = (
+    "activities",
     "webhook_deliveries",
     "webhook_subscriptions",
     "pairings",

@@ -21,6 +21,7 @@ from service.db.models.runs import MatchRun
 from service.db.models.stations import Station
 from service.matching import NeedRecord, OfferRecord, OrganizationRecord, StationRecord
 from service.reference import regions
+from service.services import activities as activity_service
 from service.services.policy import region_prefix
 
 # Our priorities are 1 low … 4 urgent; the engine's run 1 … 5.
@@ -71,7 +72,7 @@ def _station_record(s: Station) -> StationRecord:
     return StationRecord(id=s.id, region_code=s.region_code, lat=lat, lon=lon)
 
 
-def _organization_record(o: Organization) -> OrganizationRecord:
+def _organization_record(o: Organization, feedback: float | None) -> OrganizationRecord:
     lat, lon = (
         (o.latitude, o.longitude)
         if o.latitude is not None
@@ -80,6 +81,7 @@ def _organization_record(o: Organization) -> OrganizationRecord:
     return OrganizationRecord(
         id=o.id,
         rating=RATING_SCORE.get(o.rating or ""),
+        feedback=feedback,
         max_stations=o.max_stations,
         lat=lat,
         lon=lon,
@@ -179,7 +181,8 @@ async def _load_offers(session: AsyncSession, data: RunInput, region: str, windo
             continue
         data.offers.append(_offer_record(offer, org, offer.capacity - offer.committed, window))
         used_orgs.add(org.id)
-    data.organizations = [_organization_record(orgs[i]) for i in sorted(used_orgs)]
+    feedback = await activity_service.feedback_scores(session, sorted(used_orgs))
+    data.organizations = [_organization_record(orgs[i], feedback.get(i)) for i in sorted(used_orgs)]
 
 
 async def _load_history(session: AsyncSession, data: RunInput, region: str) -> None:

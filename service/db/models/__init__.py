@@ -1,5 +1,6 @@
 """Every table, imported so that `metadata` knows them all (Alembic reads it)."""
 
+from service.db.models.activities import Activity
 from service.db.models.audit import AuditEvent
 from service.db.models.catalog import ServiceDomain, ServiceType
 from service.db.models.needs import Need
@@ -13,6 +14,7 @@ from service.db.models.stations import Station
 from service.db.models.webhooks import WebhookDelivery, WebhookSubscription
 
 __all__ = [
+    "Activity",
     "AuditEvent",
     "MatchRun",
     "Need",
