@@ -14,7 +14,7 @@ def as_(app, role, scope):
 
 async def agreed(app, client, anonymous):
     station = await f.create_station(client)
-    org, offer = await f.create_volunteers(client, capacity=60)
+    org, _offer = await f.create_volunteers(client, capacity=60)
     need = await f.create_need(client, station["id"], quantity=20, beneficiary_count=20)
     run = (await client.post("/api/v1/match-runs", json={"region_code": "420502", "period": "2026-12"})).json()
     proposal = run["proposals"][0]
@@ -38,7 +38,7 @@ def visit(proposal_id, units, day="2026-12-06"):
 
 
 async def test_delivering_what_was_agreed_fulfils_the_need(app, client, anonymous):
-    station, org, need, proposal, pairing = await agreed(app, client, anonymous)
+    _station, org, need, proposal, pairing = await agreed(app, client, anonymous)
     org_staff = as_(app, Role.organization, org["id"])
     first = await anonymous.post(
         f"/api/v1/pairings/{pairing['id']}/activities", json=visit(proposal["id"], 12), headers=org_staff
@@ -52,7 +52,7 @@ async def test_delivering_what_was_agreed_fulfils_the_need(app, client, anonymou
 
 
 async def test_an_activity_must_belong_to_the_pairing_and_its_parties(app, client, anonymous):
-    station, org, need, proposal, pairing = await agreed(app, client, anonymous)
+    _station, _org, _need, proposal, pairing = await agreed(app, client, anonymous)
     other = await f.create_station(client, name="秭归县茅坪镇社工站", region_code="420527101")
     stranger = as_(app, Role.station, other["id"])
     response = await anonymous.post(
@@ -64,7 +64,7 @@ async def test_an_activity_must_belong_to_the_pairing_and_its_parties(app, clien
 
 
 async def test_the_station_rates_once_and_ratings_feed_the_next_run(app, client, anonymous):
-    station, org, need, proposal, pairing = await agreed(app, client, anonymous)
+    station, org, _need, proposal, pairing = await agreed(app, client, anonymous)
     activity = (
         await anonymous.post(
             f"/api/v1/pairings/{pairing['id']}/activities",
