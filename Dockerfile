@@ -15,4 +15,5 @@ RUN pip install --no-deps .
 USER jiedui
 EXPOSE 8000
 ENV MATCH_HOST=0.0.0.0 MATCH_PORT=8000
-CMD ["python", "-m", "service.cli", "serve"]
+# The schema is migrated by the one-shot migrate step (compose, Kubernetes Job), never by racing API replicas.
+CMD ["python", "-m", "service.cli", "serve", "--no-migrate"]

@@ -73,14 +73,15 @@ def cmd_token(settings: Settings, *, role: str, scope: str | None, lifetime_s: i
     print(token)
 
 
-def cmd_serve(settings: Settings, *, with_demo: bool) -> None:
+def cmd_serve(settings: Settings, *, with_demo: bool, migrate_first: bool = True) -> None:
     import uvicorn
 
     from service import demo
     from service.services import tokens
     from service.services.principals import Role
 
-    asyncio.run(_migrate(settings))
+    if migrate_first:
+        asyncio.run(_migrate(settings))
     if with_demo and settings.load_demo_data:
         created = asyncio.run(_load_demo_if_empty(settings))
         if created:
@@ -129,6 +130,11 @@ def main(argv: list[str] | None = None) -> None:
     sub = parser.add_subparsers(dest="command", required=True)
     serve = sub.add_parser("serve", help="migrate, then serve the API")
     serve.add_argument("--demo", action="store_true", help="load demo data when the database is empty")
+    serve.add_argument(
+        "--no-migrate",
+        action="store_true",
+        help="do not migrate at start (deployments where a migrate job owns the schema)",
+    )
     sub.add_parser("migrate", help="apply database migrations")
     sub.add_parser("demo", help="migrate and load demo data into an empty database")
     worker = sub.add_parser("worker", help="run background jobs (match runs, re-matching, expiry) from PostgreSQL")
@@ -145,7 +151,7 @@ def main(argv: list[str] | None = None) -> None:
 
         configure_logging(settings)
     if args.command == "serve":
-        cmd_serve(settings, with_demo=args.demo)
+        cmd_serve(settings, with_demo=args.demo, migrate_first=not args.no_migrate)
     elif args.command == "migrate":
         cmd_migrate(settings)
     elif args.command == "demo":
