@@ -22,6 +22,7 @@ from service.api import (
     pairings,
     problems,
     proposals,
+    reports,
     runs,
     stations,
     webhooks,
@@ -87,6 +88,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
         proposals,
         pairings,
         activities,
+        reports,
         webhooks,
         audit,
     ):

@@ -1,0 +1,44 @@
+"""Reports for the bureau: the monthly dispatch (月调度), as JSON or CSV."""
+
+from __future__ import annotations
+
+from typing import Annotated, Literal
+
+from fastapi import APIRouter, Query
+from fastapi.responses import Response
+
+from service.api.deps import AuditReader, Session
+from service.api.problems import problem_responses
+from service.services import reports as report_service
+
+router = APIRouter(prefix="/api/v1/reports", tags=["reports"], responses=problem_responses(401, 403, 429))
+
+
+@router.get(
+    "/monthly-dispatch",
+    response_model=report_service.MonthlyDispatch,
+    responses={
+        **problem_responses(404, 422),
+        200: {"content": {"text/csv": {}}, "description": "JSON, or CSV with format=csv"},
+    },
+    summary="月调度: a region's figures for a month as of the 25th",
+)
+async def monthly_dispatch(
+    session: Session,
+    actor: AuditReader,
+    region: Annotated[str, Query(pattern=r"^[0-9]{2,12}$")],
+    month: Annotated[str, Query(pattern=r"^20[0-9]{2}-(0[1-9]|1[0-2])$")],
+    unanswered_days: Annotated[int, Query(ge=1, le=365)] = 7,
+    format: Literal["json", "csv"] = "json",
+) -> report_service.MonthlyDispatch | Response:
+    report = await report_service.monthly_dispatch(
+        session, actor=actor, region=region, month=month, unanswered_days=unanswered_days
+    )
+    if format == "csv":
+        # BOM so that spreadsheet programs open the Chinese headers as UTF-8
+        return Response(
+            "\ufeff" + report_service.to_csv(report),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="dispatch-{region}-{month}.csv"'},
+        )
+    return report

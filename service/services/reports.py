@@ -1,0 +1,186 @@
+"""The bureau's monthly dispatch (月调度): a region's figures for a month as of the 25th.
+
+Counts come from the current lists (statuses as they stand) and from activities dated between the 1st and the
+25th inclusive; a pairing counts as active if it started by the 25th and had not ended by then.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+from datetime import date, timedelta
+from typing import Any
+
+import sqlalchemy as sa
+from pydantic import BaseModel
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from service.db.models.activities import Activity
+from service.db.models.catalog import ServiceType
+from service.db.models.needs import Need
+from service.db.models.organizations import Organization
+from service.db.models.pairings import Pairing
+from service.db.models.proposals import Proposal, ProposalStatus
+from service.db.models.stations import Station
+from service.errors import NotFound
+from service.services import policy
+from service.services.principals import Principal
+
+CUTOFF_DAY = 25
+
+
+class DomainNeeds(BaseModel):
+    domain: str
+    open: int = 0
+    partially_matched: int = 0
+    matched: int = 0
+    fulfilled: int = 0
+
+
+class MonthlyDispatch(BaseModel):
+    region_code: str
+    month: str
+    cutoff: date
+    active_pairings: int
+    needs_by_domain: list[DomainNeeds]
+    activities: int
+    units_delivered: int
+    people_served: int
+    organizations_without_activity: list[dict[str, Any]]
+    stations_without_pairing: list[dict[str, Any]]
+    proposals_unanswered: list[dict[str, Any]]
+
+
+def _window(month: str) -> tuple[date, date]:
+    year, mon = (int(p) for p in month.split("-"))
+    return date(year, mon, 1), date(year, mon, CUTOFF_DAY)
+
+
+async def monthly_dispatch(
+    session: AsyncSession, *, actor: Principal, region: str, month: str, unanswered_days: int
+) -> MonthlyDispatch:
+    """The 月调度 figures for a region the actor oversees."""
+    if not policy.can_see(actor, policy.Ownership(region_code=region)):
+        raise NotFound(f"No region {region} in your scope", f"区域 {region} 不在您的范围内")
+    start, cutoff = _window(month)
+    under = policy.region_prefix(region) + "%"
+    active = sa.and_(
+        Pairing.region_code.like(under),
+        Pairing.started_on <= cutoff,
+        sa.or_(Pairing.ended_on.is_(None), Pairing.ended_on > cutoff),
+    )
+    pairings = (await session.execute(sa.select(Pairing.organization_id, Pairing.station_id).where(active))).all()
+    in_month = sa.and_(Activity.region_code.like(under), Activity.occurred_on.between(start, cutoff))
+    totals = (
+        await session.execute(
+            sa.select(
+                sa.func.count(),
+                sa.func.coalesce(sa.func.sum(Activity.units_delivered), 0),
+                sa.func.coalesce(sa.func.sum(Activity.people_served), 0),
+            ).where(in_month)
+        )
+    ).one()
+    busy = set((await session.scalars(sa.select(Activity.organization_id).where(in_month).distinct())).all())
+    idle_ids = sorted({o for o, _ in pairings} - busy)
+    idle = (
+        await session.execute(
+            sa.select(Organization.id, Organization.name).where(Organization.id.in_(idle_ids)).order_by(Organization.id)
+        )
+    ).all()
+    paired = {s for _, s in pairings}
+    stations = (
+        await session.execute(
+            sa.select(Station.id, Station.name, Station.region_code)
+            .where(Station.region_code.like(under), Station.archived_at.is_(None))
+            .order_by(Station.id)
+        )
+    ).all()
+    late = cutoff - timedelta(days=unanswered_days)
+    unanswered = (
+        await session.execute(
+            sa.select(Proposal.id, Proposal.need_id, Proposal.organization_id, Proposal.station_id, Proposal.created_at)
+            .where(
+                Proposal.region_code.like(under),
+                Proposal.status == ProposalStatus.proposed,
+                sa.func.date(Proposal.created_at) <= late,
+            )
+            .order_by(Proposal.id)
+        )
+    ).all()
+    return MonthlyDispatch(
+        region_code=region,
+        month=month,
+        cutoff=cutoff,
+        active_pairings=len(pairings),
+        needs_by_domain=await _needs_by_domain(session, under),
+        activities=int(totals[0]),
+        units_delivered=int(totals[1]),
+        people_served=int(totals[2]),
+        organizations_without_activity=[{"organization_id": i, "name": n} for i, n in idle],
+        stations_without_pairing=[
+            {"station_id": i, "name": n, "region_code": r} for i, n, r in stations if i not in paired
+        ],
+        proposals_unanswered=[
+            {
+                "proposal_id": i,
+                "need_id": n,
+                "organization_id": o,
+                "station_id": s,
+                "created_at": c.isoformat() if hasattr(c, "isoformat") else str(c),
+            }
+            for i, n, o, s, c in unanswered
+        ],
+    )
+
+
+async def _needs_by_domain(session: AsyncSession, under: str) -> list[DomainNeeds]:
+    rows = (
+        await session.execute(
+            sa.select(ServiceType.domain_code, Need.status, sa.func.count())
+            .join(ServiceType, ServiceType.code == Need.service_type_code)
+            .join(Station, Station.id == Need.station_id)
+            .where(Station.region_code.like(under))
+            .group_by(ServiceType.domain_code, Need.status)
+        )
+    ).all()
+    by_domain: dict[str, DomainNeeds] = {}
+    for domain, status, count in rows:
+        entry = by_domain.setdefault(domain, DomainNeeds(domain=domain))
+        if status in DomainNeeds.model_fields:
+            setattr(entry, status, count)
+    return [by_domain[d] for d in sorted(by_domain)]
+
+
+def to_csv(report: MonthlyDispatch) -> str:
+    """The report as CSV with Chinese headers, one section after another."""
+    out = io.StringIO()
+    w = csv.writer(out)
+    w.writerow(["区域", "月份", "截止日期", "在册结对数", "活动次数", "服务量", "服务人数"])
+    w.writerow(
+        [
+            report.region_code,
+            report.month,
+            report.cutoff.isoformat(),
+            report.active_pairings,
+            report.activities,
+            report.units_delivered,
+            report.people_served,
+        ]
+    )
+    w.writerow([])
+    w.writerow(["服务领域", "待匹配", "部分匹配", "已匹配", "已完成"])
+    for d in report.needs_by_domain:
+        w.writerow([d.domain, d.open, d.partially_matched, d.matched, d.fulfilled])
+    w.writerow([])
+    w.writerow(["本月无活动的社会组织编号", "名称"])
+    for o in report.organizations_without_activity:
+        w.writerow([o["organization_id"], o["name"]])
+    w.writerow([])
+    w.writerow(["未结对社工站编号", "名称", "区划代码"])
+    for s in report.stations_without_pairing:
+        w.writerow([s["station_id"], s["name"], s["region_code"]])
+    w.writerow([])
+    w.writerow(["逾期未答复建议编号", "需求编号", "社会组织编号", "社工站编号", "提出时间"])
+    for p in report.proposals_unanswered:
+        w.writerow([p["proposal_id"], p["need_id"], p["organization_id"], p["station_id"], p["created_at"]])
+    return out.getvalue()
