@@ -48,6 +48,20 @@ def _org_station_counts(ix: Indexed, cand: Candidates, alloc: np.ndarray) -> np.
     return np.bincount(pairs // n_st, minlength=len(ix.orgs))
 
 
+_CHUNK_EDGES = 200_000  # bounds the memory of the edge x top-allocation join
+
+
+def _top_named(i: np.ndarray, k: np.ndarray, p: np.ndarray, n_needs: int) -> tuple[np.ndarray, ...]:
+    """Per need i, its first MAX_NAMED distinct other needs k by (-p, k), as sorted (i, k, p) arrays."""
+    order = np.lexsort((k, -p, i))
+    i, k, p = i[order], k[order], p[order]
+    _, firsts = np.unique(i * max(n_needs, 1) + k, return_index=True)
+    firsts.sort()
+    i, k, p = i[firsts], k[firsts], p[firsts]
+    pick = np.arange(len(i)) - np.searchsorted(i, i, "left") < MAX_NAMED
+    return i[pick], k[pick], p[pick]
+
+
 def _taken_by(ix: Indexed, cand: Candidates, units: np.ndarray, edges: np.ndarray) -> dict[int, tuple[Id, ...]]:
     """Per need of `edges` (candidate edges of short needs): up to MAX_NAMED other needs holding those offers'
     capacity at a value per unit at least the edge's (among each offer's 2 * MAX_NAMED best allocations)."""
@@ -57,19 +71,18 @@ def _taken_by(ix: Indexed, cand: Candidates, units: np.ndarray, edges: np.ndarra
     off = cand.offer[alloc]
     first = np.searchsorted(off, off, "left")
     top = alloc[np.arange(len(alloc)) - first < MAX_NAMED * 2]
-    a, b = join(cand.offer[edges], cand.offer[top])
-    mine, other = edges[a], top[b]
-    keep = (cand.need[other] != cand.need[mine]) & (pu[other] >= pu[mine])
-    i, k, p = cand.need[mine[keep]], cand.need[other[keep]], pu[other[keep]]
-    order = np.lexsort((k, -p, i))
-    i, k = i[order], k[order]
-    _, firsts = np.unique(i * max(len(ix.needs), 1) + k, return_index=True)
-    firsts.sort()
-    i, k = i[firsts], k[firsts]
-    start = np.searchsorted(i, i, "left")
-    pick = np.arange(len(i)) - start < MAX_NAMED
+    parts = []
+    for lo in range(0, len(edges), _CHUNK_EDGES):  # a need's top names are among its chunks' top names
+        chunk = edges[lo:lo + _CHUNK_EDGES]
+        a, b = join(cand.offer[chunk], cand.offer[top])
+        mine, other = chunk[a], top[b]
+        keep = (cand.need[other] != cand.need[mine]) & (pu[other] >= pu[mine])
+        parts.append(_top_named(cand.need[mine[keep]], cand.need[other[keep]], pu[other[keep]], len(ix.needs)))
+    if not parts:
+        return {}
+    i, k, _ = _top_named(*(np.concatenate(c) for c in zip(*parts, strict=True)), len(ix.needs))
     out: dict[int, list[Id]] = {}
-    for a_, b_ in zip(i[pick].tolist(), k[pick].tolist(), strict=True):
+    for a_, b_ in zip(i.tolist(), k.tolist(), strict=True):
         out.setdefault(a_, []).append(ix.needs[b_].id)
     return {key: tuple(v) for key, v in out.items()}
 

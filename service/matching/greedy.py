@@ -22,7 +22,8 @@ def edge_gain(norm: Normalised, edges: np.ndarray) -> np.ndarray:
 
 class _State:
     """Residual demand, capacity and organization-station bookkeeping during the greedy pass, as plain lists
-    indexed by need, offer and edge position (the passes are sequential, so they run as tight Python loops)."""
+    indexed by need, offer and edge position (the passes are sequential, so they run as tight Python loops; only
+    three lists are per edge, to keep memory low on millions of edges)."""
 
     def __init__(self, norm: Normalised, edges: np.ndarray, cap: np.ndarray | None = None,
                  opened: dict[int, set[int]] | None = None) -> None:
@@ -32,24 +33,21 @@ class _State:
         self.cap = (norm.capacity if cap is None else cap).tolist()
         self.stations: dict[int, set[int]] = {g: set(s) for g, s in (opened or {}).items()}
         self.covered: set[int] = set()
-        need, offer = norm.e_need[edges], norm.e_offer[edges]
-        self.need, self.offer = need.tolist(), offer.tolist()
+        self.need, self.offer = norm.e_need[edges].tolist(), norm.e_offer[edges].tolist()
         self.usage = norm.usage[edges].tolist()
-        self.split = norm.splittable[need].tolist()
-        self.station = norm.station[need].tolist()
-        if len(norm.org_limit):
-            org = norm.org[offer]
-            self.org, self.lim = org.tolist(), norm.org_limit[org].tolist()
-        else:
-            self.org, self.lim = [0] * len(edges), [-1] * len(edges)
+        self.split = norm.splittable.tolist()  # per need
+        self.station = norm.station.tolist()  # per need
+        self.org = norm.org.tolist()  # per offer
+        self.lim = (norm.org_limit[norm.org] if len(norm.org_limit) else np.full(norm.n_offers, -1)).tolist()
 
     def take(self, pos: int, units: int) -> None:
         """Record `units` on the edge at `pos`."""
-        self.dem[self.need[pos]] -= units
-        self.cap[self.offer[pos]] -= self.usage[pos] * (units if self.split[pos] else 1)
-        if self.lim[pos] >= 0:
-            self.stations.setdefault(self.org[pos], set()).add(self.station[pos])
-        self.covered.add(self.station[pos])
+        i, j = self.need[pos], self.offer[pos]
+        self.dem[i] -= units
+        self.cap[j] -= self.usage[pos] * (units if self.split[i] else 1)
+        if self.lim[j] >= 0:
+            self.stations.setdefault(self.org[j], set()).add(self.station[i])
+        self.covered.add(self.station[i])
 
     def run(self, units: list[int], positions: list[int], limits: list[int] | int) -> None:
         """Put as many units as allowed on each position in turn (at most `limits`, per position or for all)."""
@@ -59,13 +57,13 @@ class _State:
         each = isinstance(limits, list)
         for k, pos in enumerate(positions):
             i, j, u = need[pos], offer[pos], usage[pos]
-            g_lim = lim[pos]
+            g_lim = lim[j]
             if g_lim >= 0:
-                seen = stations.get(org[pos], ())
-                if len(seen) >= g_lim and station[pos] not in seen:
+                seen = stations.get(org[j], ())
+                if len(seen) >= g_lim and station[i] not in seen:
                     continue
             limit = limits[k] if each else limits
-            if split[pos]:
+            if split[i]:
                 room = cap[j] // u if u > 0 else dem[i]
                 x = min(limit, dem[i], room)
                 if x <= 0:
@@ -79,8 +77,8 @@ class _State:
             dem[i] -= x
             units[pos] += x
             if g_lim >= 0:
-                stations.setdefault(org[pos], set()).add(station[pos])
-            self.covered.add(station[pos])
+                stations.setdefault(org[j], set()).add(station[i])
+            self.covered.add(station[i])
 
 
 def greedy(norm: Normalised, edges: np.ndarray, start: np.ndarray | None = None, *, cap: np.ndarray | None = None,
@@ -109,7 +107,7 @@ def greedy(norm: Normalised, edges: np.ndarray, start: np.ndarray | None = None,
         st.run(units, pick.tolist(), np.where(split[pick], inc[pick] - now[pick], big).tolist())
     if norm.coverage_first:
         for pos in order.tolist():
-            if st.station[pos] not in st.covered:
-                st.run(units, [pos], 1 if st.split[pos] else big)
+            if st.station[st.need[pos]] not in st.covered:
+                st.run(units, [pos], 1 if split[pos] else big)
     st.run(units, order[extra[order] > 0].tolist(), big)
     return np.asarray(units, np.int64)
