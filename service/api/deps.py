@@ -6,6 +6,7 @@ import asyncio
 import math
 import time
 from collections.abc import AsyncIterator
+from dataclasses import dataclass
 from typing import Annotated, Any
 
 import limits
@@ -24,11 +25,11 @@ from service.services.tokens import TokenError, Verifier
 from service.settings import Settings
 
 
-def get_settings(request: Request) -> Settings:
+async def get_settings(request: Request) -> Settings:
     return request.app.state.settings
 
 
-def get_database(request: Request) -> Database:
+async def get_database(request: Request) -> Database:
     """For use cases that are jobs and own their transactions (match runs)."""
     return request.app.state.db
 
@@ -126,28 +127,32 @@ AuditReader = allow(Role.admin, Role.coordinator, Role.auditor)
 Anyone = allow(*Role)
 
 
+@dataclass(frozen=True, slots=True)
 class PageParams:
     """limit + cursor, with the configured maximum page size."""
 
-    def __init__(
-        self,
-        request: Request,
-        limit: Annotated[int | None, Query(ge=1, le=1000, description="page size (capped by configuration)")] = None,
-        cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")] = None,
-    ) -> None:
-        settings: Settings = request.app.state.settings
-        self.limit = min(limit or settings.page_size_default, settings.page_size_max)
-        self.cursor = cursor
+    limit: int
+    cursor: str | None
 
 
-Paging = Annotated[PageParams, Depends()]
+# Dependencies are async on purpose: FastAPI runs sync ones in a thread pool, a hop per request.
+async def page_params(
+    request: Request,
+    limit: Annotated[int | None, Query(ge=1, le=1000, description="page size (capped by configuration)")] = None,
+    cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")] = None,
+) -> PageParams:
+    settings: Settings = request.app.state.settings
+    return PageParams(min(limit or settings.page_size_default, settings.page_size_max), cursor)
+
+
+Paging = Annotated[PageParams, Depends(page_params)]
 IfMatch = Annotated[str | None, Header(description='ETag of the version you read, e.g. "3"')]
 RegionQuery = Annotated[
     str | None, Query(pattern=r"^[0-9]{2,12}$", description="region code prefix, e.g. 420500 (a city) or 420502")
 ]
 
 
-def expected_version(if_match: IfMatch = None) -> int:
+async def expected_version(if_match: IfMatch = None) -> int:
     return parse_if_match(if_match)
 
 
