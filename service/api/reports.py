@@ -1,4 +1,4 @@
-"""Reports for the bureau: the monthly dispatch (月调度), as JSON or CSV."""
+"""Reports for the bureau: monthly dispatch (月调度), quarterly supervision (季督导), year-end ranking (通报表扬)."""
 
 from __future__ import annotations
 
@@ -42,3 +42,33 @@ async def monthly_dispatch(
             headers={"Content-Disposition": f'attachment; filename="dispatch-{region}-{month}.csv"'},
         )
     return report
+
+
+@router.get(
+    "/quarterly-supervision",
+    response_model=report_service.QuarterlySupervision,
+    responses=problem_responses(404, 422),
+    summary="季督导: per pairing, agreed vs delivered, last activity, rating and flags",
+)
+async def quarterly_supervision(
+    session: Session,
+    actor: AuditReader,
+    region: Annotated[str, Query(pattern=r"^[0-9]{2,12}$")],
+    quarter: Annotated[str, Query(pattern=r"^20[0-9]{2}-Q[1-4]$")],
+) -> report_service.QuarterlySupervision:
+    return await report_service.quarterly_supervision(session, actor=actor, region=region, quarter=quarter)
+
+
+@router.get(
+    "/year-ranking",
+    response_model=report_service.YearRanking,
+    responses=problem_responses(404, 422),
+    summary="年底通报表扬: organizations ranked by a documented score, components shown",
+)
+async def year_ranking(
+    session: Session,
+    actor: AuditReader,
+    region: Annotated[str, Query(pattern=r"^[0-9]{2,12}$")],
+    year: Annotated[int, Query(ge=2000, le=2100)],
+) -> report_service.YearRanking:
+    return await report_service.year_ranking(session, actor=actor, region=region, year=year)

@@ -184,3 +184,208 @@ def to_csv(report: MonthlyDispatch) -> str:
     for p in report.proposals_unanswered:
         w.writerow([p["proposal_id"], p["need_id"], p["organization_id"], p["station_id"], p["created_at"]])
     return out.getvalue()
+
+
+# ---- 季督导: quarterly supervision -------------------------------------------------------------------------
+
+NO_ACTIVITY_DAYS = 30
+LOW_DELIVERY = 0.5
+LOW_RATING = 3.0
+
+
+class PairingSupervision(BaseModel):
+    pairing_id: int
+    organization_id: int
+    organization_name: str
+    station_id: int
+    station_name: str
+    agreed_units: int
+    delivered_units: int
+    delivery_rate: float | None
+    last_activity_on: date | None
+    average_rating: float | None
+    flags: list[str]
+
+
+class QuarterlySupervision(BaseModel):
+    region_code: str
+    quarter: str
+    period_end: date
+    pairings: list[PairingSupervision]
+
+
+def quarter_window(quarter: str) -> tuple[date, date]:
+    """First and last day of 'YYYY-Qn'."""
+    year, q = int(quarter[:4]), int(quarter[-1])
+    start = date(year, 3 * q - 2, 1)
+    end = date(year + 1, 1, 1) if q == 4 else date(year, 3 * q + 1, 1)
+    return start, end - timedelta(days=1)
+
+
+def _flags(row: PairingSupervision, period_end: date) -> list[str]:
+    flags = []
+    if row.last_activity_on is None or (period_end - row.last_activity_on).days > NO_ACTIVITY_DAYS:
+        flags.append("no_activity_30_days")
+    if row.delivery_rate is not None and row.delivery_rate < LOW_DELIVERY:
+        flags.append("delivery_under_50_percent")
+    if row.average_rating is not None and row.average_rating < LOW_RATING:
+        flags.append("low_rating")
+    return flags
+
+
+async def _pair_figures(
+    session: AsyncSession, pairing: Pairing, until: date
+) -> tuple[int, int, date | None, float | None]:
+    agreed = await session.scalar(
+        sa.select(sa.func.coalesce(sa.func.sum(Proposal.quantity), 0)).where(
+            Proposal.organization_id == pairing.organization_id,
+            Proposal.station_id == pairing.station_id,
+            Proposal.status == ProposalStatus.accepted,
+        )
+    )
+    delivered, last, rating = (
+        await session.execute(
+            sa.select(
+                sa.func.coalesce(sa.func.sum(Activity.units_delivered), 0),
+                sa.func.max(Activity.occurred_on),
+                sa.func.avg(Activity.rating),
+            ).where(Activity.pairing_id == pairing.id, Activity.occurred_on <= until)
+        )
+    ).one()
+    return int(agreed or 0), int(delivered or 0), last, None if rating is None else round(float(rating), 2)
+
+
+async def quarterly_supervision(
+    session: AsyncSession, *, actor: Principal, region: str, quarter: str
+) -> QuarterlySupervision:
+    """Per pairing active in the quarter: agreed vs delivered, last activity, rating and flags."""
+    if not policy.can_see(actor, policy.Ownership(region_code=region)):
+        raise NotFound(f"No region {region} in your scope", f"区域 {region} 不在您的范围内")
+    start, end = quarter_window(quarter)
+    rows = (
+        await session.execute(
+            sa.select(Pairing, Organization.name, Station.name)
+            .join(Organization, Organization.id == Pairing.organization_id)
+            .join(Station, Station.id == Pairing.station_id)
+            .where(
+                Pairing.region_code.like(policy.region_prefix(region) + "%"),
+                Pairing.started_on <= end,
+                sa.or_(Pairing.ended_on.is_(None), Pairing.ended_on >= start),
+            )
+            .order_by(Pairing.id)
+        )
+    ).all()
+    out = []
+    for pairing, org_name, station_name in rows:
+        agreed, delivered, last, rating = await _pair_figures(session, pairing, end)
+        row = PairingSupervision(
+            pairing_id=pairing.id,
+            organization_id=pairing.organization_id,
+            organization_name=org_name,
+            station_id=pairing.station_id,
+            station_name=station_name,
+            agreed_units=agreed,
+            delivered_units=delivered,
+            delivery_rate=round(delivered / agreed, 4) if agreed else None,
+            last_activity_on=last,
+            average_rating=rating,
+            flags=[],
+        )
+        row.flags = _flags(row, end)
+        out.append(row)
+    return QuarterlySupervision(region_code=region, quarter=quarter, period_end=end, pairings=out)
+
+
+# ---- 年底通报表扬: year-end ranking --------------------------------------------------------------------------
+
+RANKING_WEIGHTS = {"delivered_units": 0.4, "people_served": 0.2, "delivery_rate": 0.2, "rating": 0.2}
+
+
+class RankedOrganization(BaseModel):
+    rank: int
+    organization_id: int
+    name: str
+    delivered_units: int
+    people_served: int
+    delivery_rate: float
+    average_rating: float | None
+    components: dict[str, float]
+    score: float
+
+
+class YearRanking(BaseModel):
+    region_code: str
+    year: int
+    formula: str
+    organizations: list[RankedOrganization]
+
+
+FORMULA = (
+    "score = 0.4 × delivered_units / max delivered_units + 0.2 × people_served / max people_served"
+    " + 0.2 × min(delivered / agreed, 1) + 0.2 × (average rating − 1) / 4 (no rating: 0)"
+)
+
+
+async def year_ranking(session: AsyncSession, *, actor: Principal, region: str, year: int) -> YearRanking:
+    """Organizations with a pairing in the region, ranked by a transparent score with its components."""
+    if not policy.can_see(actor, policy.Ownership(region_code=region)):
+        raise NotFound(f"No region {region} in your scope", f"区域 {region} 不在您的范围内")
+    under = policy.region_prefix(region) + "%"
+    start, end = date(year, 1, 1), date(year, 12, 31)
+    activity = (
+        await session.execute(
+            sa.select(
+                Activity.organization_id,
+                sa.func.sum(Activity.units_delivered),
+                sa.func.sum(Activity.people_served),
+                sa.func.avg(Activity.rating),
+            )
+            .where(Activity.region_code.like(under), Activity.occurred_on.between(start, end))
+            .group_by(Activity.organization_id)
+        )
+    ).all()
+    agreed = dict(
+        (
+            await session.execute(
+                sa.select(Proposal.organization_id, sa.func.sum(Proposal.quantity))
+                .where(Proposal.region_code.like(under), Proposal.status == ProposalStatus.accepted)
+                .group_by(Proposal.organization_id)
+            )
+        ).all()
+    )
+    names = dict((await session.execute(sa.select(Organization.id, Organization.name))).all())
+    figures = {
+        org: (int(units or 0), int(people or 0), None if rating is None else float(rating))
+        for org, units, people, rating in activity
+    }
+    for org in agreed:
+        figures.setdefault(org, (0, 0, None))
+    top_units = max((u for u, _, _ in figures.values()), default=0) or 1
+    top_people = max((p for _, p, _ in figures.values()), default=0) or 1
+    ranked = []
+    for org, (units, people, rating) in figures.items():
+        rate = min(units / agreed[org], 1.0) if agreed.get(org) else 0.0
+        components = {
+            "delivered_units": units / top_units,
+            "people_served": people / top_people,
+            "delivery_rate": rate,
+            "rating": 0.0 if rating is None else (rating - 1) / 4,
+        }
+        score = sum(RANKING_WEIGHTS[k] * v for k, v in components.items())
+        ranked.append(
+            RankedOrganization(
+                rank=0,
+                organization_id=org,
+                name=names.get(org, ""),
+                delivered_units=units,
+                people_served=people,
+                delivery_rate=round(rate, 4),
+                average_rating=None if rating is None else round(rating, 2),
+                components={k: round(v, 4) for k, v in components.items()},
+                score=round(score, 4),
+            )
+        )
+    ranked.sort(key=lambda r: (-r.score, r.organization_id))
+    for i, r in enumerate(ranked, start=1):
+        r.rank = i
+    return YearRanking(region_code=region, year=year, formula=FORMULA, organizations=ranked)

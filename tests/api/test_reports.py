@@ -97,3 +97,37 @@ async def test_the_dispatch_is_for_the_bureau_of_the_region(app, client, anonymo
     assert (await anonymous.get("/api/v1/reports/monthly-dispatch", params=params, headers=auditor)).status_code == 200
     station = as_(app, Role.station, 1)
     assert (await anonymous.get("/api/v1/reports/monthly-dispatch", params=params, headers=station)).status_code == 403
+
+
+async def test_quarterly_supervision_flags_what_needs_attention(app, client, anonymous):
+    seen = await december_in_xiling(app, client, anonymous)
+    first = (await client.get("/api/v1/activities")).json()["items"][0]
+    await client.post(f"/api/v1/activities/{first['id']}/rating", json={"rating": 2, "comment": "迟到较多"})
+    report = (
+        await client.get("/api/v1/reports/quarterly-supervision", params={"region": "420502", "quarter": "2026-Q4"})
+    ).json()
+    assert report["period_end"] == "2026-12-31"
+    rows = {r["organization_id"]: r for r in report["pairings"]}
+    hospital = rows.pop(seen["hospital"]["id"])
+    (volunteers,) = rows.values()
+    # volunteers: 40 agreed, 12 + 8 + 5 delivered, last on the 26th, rated 2
+    assert (volunteers["agreed_units"], volunteers["delivered_units"], volunteers["delivery_rate"]) == (40, 25, 0.625)
+    assert (volunteers["last_activity_on"], volunteers["average_rating"]) == ("2026-12-26", 2.0)
+    assert volunteers["flags"] == ["low_rating"]
+    # the hospital agreed to 2 clinic sessions and has delivered nothing yet
+    assert (hospital["agreed_units"], hospital["delivered_units"]) == (2, 0)
+    assert hospital["flags"] == ["no_activity_30_days", "delivery_under_50_percent"]
+
+
+async def test_the_year_end_ranking_shows_its_components(app, client, anonymous):
+    seen = await december_in_xiling(app, client, anonymous)
+    first = (await client.get("/api/v1/activities")).json()["items"][0]
+    await client.post(f"/api/v1/activities/{first['id']}/rating", json={"rating": 2})
+    ranking = (await client.get("/api/v1/reports/year-ranking", params={"region": "420502", "year": 2026})).json()
+    assert "0.4 × delivered_units" in ranking["formula"]
+    best, last = ranking["organizations"]
+    assert (best["rank"], best["name"]) == (1, "宜昌市志愿者协会")
+    # 0.4 × 25/25 + 0.2 × 25/25 + 0.2 × 25/40 + 0.2 × (2 − 1)/4
+    assert best["components"] == {"delivered_units": 1.0, "people_served": 1.0, "delivery_rate": 0.625, "rating": 0.25}
+    assert best["score"] == 0.775
+    assert (last["organization_id"], last["score"]) == (seen["hospital"]["id"], 0.0)
