@@ -21,6 +21,11 @@ class FieldError:
     def render(self, zh: bool) -> dict[str, Any]:
         item: dict[str, Any] = {"pointer": self.pointer, "code": self.code}
         parts = [p for p in self.pointer.split("/") if p]
+        if len(parts) == 3 and parts[1].isdigit() and parts[2].isalpha() and parts[2].isupper():
+            # a spreadsheet cell: sheet, row, column
+            item.update(sheet=parts[0], row=int(parts[1]), column=parts[2])
+            item["message"] = self.message_zh if zh else self.message_en
+            return item
         if len(parts) >= 2 and parts[0] == "items" and parts[1].isdigit():
             item["index"] = int(parts[1])
             parts = parts[2:]

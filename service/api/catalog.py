@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter
+from fastapi import APIRouter, Response
 
 from service.api.deps import Actor, Session
 from service.api.problems import problem_responses
 from service.db.models.catalog import UNIT_LABELS, ServiceDomainRead, ServiceTypeRead, UnitRead
 from service.services import catalog as catalog_service
+from service.services import spreadsheets
 
 router = APIRouter(prefix="/api/v1/catalog", tags=["catalog"], responses=problem_responses(401, 429))
 
@@ -30,3 +31,13 @@ async def get_service_type(code: str, session: Session, actor: Actor) -> Service
 @router.get("/units", response_model=list[UnitRead], summary="Units services are counted in")
 async def list_units(actor: Actor) -> list[UnitRead]:
     return [UnitRead(code=code, name_zh=zh, name_en=en) for code, (zh, en) in UNIT_LABELS.items()]
+
+
+@router.get("/templates/need-list.xlsx", response_class=Response, summary="The need-list template (需求清单模板)")
+async def need_list_template(session: Session, actor: Actor) -> Response:
+    body = spreadsheets.need_template(await catalog_service.load(session))
+    return Response(
+        body,
+        media_type=spreadsheets.XLSX,
+        headers={"Content-Disposition": 'attachment; filename="need-list-template.xlsx"'},
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 
 from service.api.deps import (
     BureauStaff,
@@ -19,7 +19,9 @@ from service.api.problems import problem_responses
 from service.db.models.common import Page
 from service.db.models.needs import NeedList, NeedRead, NeedStatus
 from service.db.models.stations import StationCreate, StationRead, StationUpdate
+from service.services import catalog as catalog_service
 from service.services import needs as need_service
+from service.services import spreadsheets
 from service.services import stations as station_service
 
 router = APIRouter(prefix="/api/v1/stations", tags=["stations"], responses=problem_responses(401, 403, 429))
@@ -91,6 +93,52 @@ async def submit_need_list(
 ) -> list[NeedRead]:
     return await need_service.submit_list(
         session, actor=actor, station_id=station_id, items=body.items, max_items=settings.batch_max_items
+    )
+
+
+@router.post(
+    "/{station_id}/needs/import",
+    status_code=status.HTTP_201_CREATED,
+    response_model=list[NeedRead],
+    responses=problem_responses(404, 413, 422),
+    openapi_extra={"requestBody": {"content": {spreadsheets.XLSX: {"schema": {"type": "string", "format": "binary"}}}}},
+    summary="Upload a filled need-list template (.xlsx body): all rows or none",
+)
+async def import_need_list(
+    station_id: int, request: Request, session: Session, actor: StationSideEditor
+) -> list[NeedRead]:
+    catalog = await catalog_service.load(session)
+    items = spreadsheets.parse_needs(await request.body(), set(catalog.types))
+    return await need_service.submit_list(
+        session, actor=actor, station_id=station_id, items=items, max_items=spreadsheets.MAX_ROWS
+    )
+
+
+@router.get(
+    "/{station_id}/needs/export.xlsx",
+    response_class=Response,
+    responses=problem_responses(404),
+    summary="A station's live needs in the template's layout (re-importable)",
+)
+async def export_need_list(station_id: int, session: Session, actor: StationSideReader) -> Response:
+    await station_service.get(session, actor=actor, station_id=station_id)
+    page = await need_service.list_(
+        session,
+        actor=actor,
+        region=None,
+        station_id=station_id,
+        domain=None,
+        service_type=None,
+        status=None,
+        limit=spreadsheets.MAX_ROWS,
+        cursor=None,
+    )
+    live = [n for n in page.items if n.status in ("open", "partially_matched", "matched")]
+    body = spreadsheets.need_template(await catalog_service.load(session), live)
+    return Response(
+        body,
+        media_type=spreadsheets.XLSX,
+        headers={"Content-Disposition": f'attachment; filename="needs-station-{station_id}.xlsx"'},
     )
 
 
