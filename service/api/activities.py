@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
+from service.api import exports
 from service.api.deps import Anyone, Paging, Session, allow
 from service.api.problems import problem_responses
 from service.db.models.activities import ActivityCreate, ActivityRating, ActivityRead
@@ -30,9 +31,10 @@ async def record_activity(pairing_id: int, body: ActivityCreate, session: Sessio
 async def list_activities(
     session: Session, actor: Anyone, paging: Paging, pairing_id: int | None = None
 ) -> Page[ActivityRead]:
-    return await activity_service.list_(
+    page = await activity_service.list_(
         session, actor=actor, pairing_id=pairing_id, limit=paging.limit, cursor=paging.cursor
     )
+    return exports.respond(page, paging, ActivityRead, "activities")
 
 
 @router.post(

@@ -7,7 +7,7 @@ import math
 import time
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 import limits
 from fastapi import Depends, Header, Query, Request, Response
@@ -16,6 +16,7 @@ from limits.aio.strategies import MovingWindowRateLimiter
 from limits.storage import storage_from_string
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.api.exports import EXPORT_MAX_ROWS
 from service.db.session import Database
 from service.errors import RateLimited, Unauthenticated
 from service.services.common import etag, parse_if_match
@@ -133,6 +134,7 @@ class PageParams:
 
     limit: int
     cursor: str | None
+    format: str = "json"  # csv / xlsx: a download of up to EXPORT_MAX_ROWS rows instead of a page
 
 
 # Dependencies are async on purpose: FastAPI runs sync ones in a thread pool, a hop per request.
@@ -140,8 +142,11 @@ async def page_params(
     request: Request,
     limit: Annotated[int | None, Query(ge=1, le=1000, description="page size (capped by configuration)")] = None,
     cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")] = None,
+    format: Annotated[Literal["json", "csv", "xlsx"], Query(description="json page, or a csv/xlsx download")] = "json",
 ) -> PageParams:
     settings: Settings = request.app.state.settings
+    if format != "json":
+        return PageParams(EXPORT_MAX_ROWS, cursor, format)
     return PageParams(min(limit or settings.page_size_default, settings.page_size_max), cursor)
 
 

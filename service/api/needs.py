@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
+from service.api import exports
 from service.api.deps import (
     ExpectedVersion,
     Paging,
@@ -46,7 +47,7 @@ async def list_needs(
     service_type: str | None = None,
     status: NeedStatus | None = None,
 ) -> Page[NeedRead]:
-    return await need_service.list_(
+    page = await need_service.list_(
         session,
         actor=actor,
         region=region,
@@ -57,6 +58,7 @@ async def list_needs(
         limit=paging.limit,
         cursor=paging.cursor,
     )
+    return exports.respond(page, paging, NeedRead, "needs")
 
 
 @router.get("/{need_id}", response_model=NeedRead, responses=problem_responses(404))

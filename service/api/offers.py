@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
+from service.api import exports
 from service.api.deps import (
     ExpectedVersion,
     OrganizationSideEditor,
@@ -48,7 +49,7 @@ async def list_offers(
     service_type: str | None = None,
     status: OfferStatus | None = None,
 ) -> Page[OfferRead]:
-    return await offer_service.list_(
+    page = await offer_service.list_(
         session,
         actor=actor,
         region=region,
@@ -59,6 +60,7 @@ async def list_offers(
         limit=paging.limit,
         cursor=paging.cursor,
     )
+    return exports.respond(page, paging, OfferRead, "offers")
 
 
 @router.get("/{offer_id}", response_model=OfferRead, responses=problem_responses(404))

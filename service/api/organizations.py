@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response, status
 
+from service.api import exports
 from service.api.deps import (
     BureauStaff,
     ExpectedVersion,
@@ -54,9 +55,10 @@ async def list_organizations(
     region: RegionQuery = None,
     kind: OrganizationKind | None = None,
 ) -> Page[OrganizationRead]:
-    return await organization_service.list_(
+    page = await organization_service.list_(
         session, actor=actor, region=region, kind=kind, limit=paging.limit, cursor=paging.cursor
     )
+    return exports.respond(page, paging, OrganizationRead, "organizations")
 
 
 @router.get("/{organization_id}", response_model=OrganizationRead, responses=problem_responses(404))

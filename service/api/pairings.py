@@ -7,6 +7,7 @@ from datetime import date
 from fastapi import APIRouter
 from pydantic import Field
 
+from service.api import exports
 from service.api.deps import Anyone, BureauStaff, Paging, RegionQuery, Session
 from service.api.problems import problem_responses
 from service.db.models.common import Page, Strict
@@ -30,7 +31,7 @@ async def list_pairings(
     station_id: int | None = None,
     active: bool | None = None,
 ) -> Page[PairingRead]:
-    return await pairing_service.list_(
+    page = await pairing_service.list_(
         session,
         actor=actor,
         region=region,
@@ -40,6 +41,7 @@ async def list_pairings(
         limit=paging.limit,
         cursor=paging.cursor,
     )
+    return exports.respond(page, paging, PairingRead, "pairings")
 
 
 @router.post(

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter
 
+from service.api import exports
 from service.api.deps import Anyone, BureauStaff, Paging, Session, allow
 from service.api.problems import problem_responses
 from service.db.models.common import Page
@@ -29,9 +30,10 @@ async def list_proposals(
     need_id: int | None = None,
     status: ProposalStatus | None = None,
 ) -> Page[ProposalRead]:
-    return await proposal_service.list_(
+    page = await proposal_service.list_(
         session, actor=actor, run_id=run_id, need_id=need_id, status=status, limit=paging.limit, cursor=paging.cursor
     )
+    return exports.respond(page, paging, ProposalRead, "proposals")
 
 
 @router.get("/{proposal_id}", response_model=ProposalRead, responses=problem_responses(404))

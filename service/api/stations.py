@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Request, Response, status
 
+from service.api import exports
 from service.api.deps import (
     BureauStaff,
     ExpectedVersion,
@@ -45,7 +46,8 @@ async def create_station(body: StationCreate, session: Session, actor: BureauSta
 async def list_stations(
     session: Session, actor: StationSideReader, paging: Paging, region: RegionQuery = None
 ) -> Page[StationRead]:
-    return await station_service.list_(session, actor=actor, region=region, limit=paging.limit, cursor=paging.cursor)
+    page = await station_service.list_(session, actor=actor, region=region, limit=paging.limit, cursor=paging.cursor)
+    return exports.respond(page, paging, StationRead, "stations")
 
 
 @router.get("/{station_id}", response_model=StationRead, responses=problem_responses(404))

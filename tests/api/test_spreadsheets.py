@@ -139,3 +139,33 @@ async def test_an_exported_list_imports_elsewhere_as_the_same_items(client):
     )
     original = (await client.get(f"/api/v1/stations/{xiling['id']}/needs")).json()["items"]
     assert [{k: n[k] for k in fields} for n in imported.json()] == [{k: n[k] for k in fields} for n in original]
+
+
+async def test_every_list_downloads_as_csv_or_xlsx_with_all_visible_rows(app, client, anonymous):
+    from service.services.principals import Role
+    from tests.conftest import token
+
+    xiling = await f.create_station(client)
+    zigui = await f.create_station(client, name="秭归县茅坪镇社工站", region_code="420527101")
+    for title in ("探访一", "探访二", "探访三"):
+        await f.create_need(client, xiling["id"], title=title)
+    await f.create_need(client, zigui["id"], title="秭归探访")
+    csv_response = await client.get("/api/v1/needs", params={"format": "csv", "limit": 1})
+    assert csv_response.headers["content-type"].startswith("text/csv")
+    lines = csv_response.text.lstrip("\ufeff").splitlines()
+    assert lines[0].split(",")[:3] == ["编号", "社工站编号", "服务类型"]
+    assert len(lines) == 5  # header + every need, not one page
+    station_staff = {"Authorization": f"Bearer {token(app, Role.station, xiling['id'])}"}
+    mine = await anonymous.get("/api/v1/needs", params={"format": "xlsx"}, headers=station_staff)
+    sheet = load_workbook(io.BytesIO(mine.content)).active
+    assert sheet.max_row == 4 and "秭归探访" not in [c.value for c in sheet["E"]]
+    for path in (
+        "/api/v1/stations",
+        "/api/v1/organizations",
+        "/api/v1/offers",
+        "/api/v1/proposals",
+        "/api/v1/pairings",
+        "/api/v1/activities",
+    ):
+        response = await client.get(path, params={"format": "xlsx"})
+        assert response.status_code == 200 and response.headers["content-type"] == XLSX, path
