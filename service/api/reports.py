@@ -7,6 +7,7 @@ from typing import Annotated, Literal
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
+from service.api import exports
 from service.api.deps import AuditReader, Session
 from service.api.problems import problem_responses
 from service.services import reports as report_service
@@ -29,11 +30,17 @@ async def monthly_dispatch(
     region: Annotated[str, Query(pattern=r"^[0-9]{2,12}$")],
     month: Annotated[str, Query(pattern=r"^20[0-9]{2}-(0[1-9]|1[0-2])$")],
     unanswered_days: Annotated[int, Query(ge=1, le=365)] = 7,
-    format: Literal["json", "csv"] = "json",
+    format: Literal["json", "csv", "xlsx"] = "json",
 ) -> report_service.MonthlyDispatch | Response:
     report = await report_service.monthly_dispatch(
         session, actor=actor, region=region, month=month, unanswered_days=unanswered_days
     )
+    if format == "xlsx":
+        return Response(
+            report_service.to_xlsx(report),
+            media_type=exports.XLSX,
+            headers={"Content-Disposition": f'attachment; filename="dispatch-{region}-{month}.xlsx"'},
+        )
     if format == "csv":
         # BOM so that spreadsheet programs open the Chinese headers as UTF-8
         return Response(

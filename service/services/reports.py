@@ -12,6 +12,7 @@ from datetime import date, timedelta
 from typing import Any
 
 import sqlalchemy as sa
+from openpyxl import Workbook
 from pydantic import BaseModel
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -151,12 +152,10 @@ async def _needs_by_domain(session: AsyncSession, under: str) -> list[DomainNeed
     return [by_domain[d] for d in sorted(by_domain)]
 
 
-def to_csv(report: MonthlyDispatch) -> str:
-    """The report as CSV with Chinese headers, one section after another."""
-    out = io.StringIO()
-    w = csv.writer(out)
-    w.writerow(["区域", "月份", "截止日期", "在册结对数", "活动次数", "服务量", "服务人数"])
-    w.writerow(
+def to_rows(report: MonthlyDispatch) -> list[list[Any]]:
+    """The report as rows with Chinese headers, one section after another (for CSV and XLSX)."""
+    rows: list[list[Any]] = [
+        ["区域", "月份", "截止日期", "在册结对数", "活动次数", "服务量", "服务人数"],
         [
             report.region_code,
             report.month,
@@ -165,24 +164,40 @@ def to_csv(report: MonthlyDispatch) -> str:
             report.activities,
             report.units_delivered,
             report.people_served,
-        ]
-    )
-    w.writerow([])
-    w.writerow(["服务领域", "待匹配", "部分匹配", "已匹配", "已完成"])
-    for d in report.needs_by_domain:
-        w.writerow([d.domain, d.open, d.partially_matched, d.matched, d.fulfilled])
-    w.writerow([])
-    w.writerow(["本月无活动的社会组织编号", "名称"])
-    for o in report.organizations_without_activity:
-        w.writerow([o["organization_id"], o["name"]])
-    w.writerow([])
-    w.writerow(["未结对社工站编号", "名称", "区划代码"])
-    for s in report.stations_without_pairing:
-        w.writerow([s["station_id"], s["name"], s["region_code"]])
-    w.writerow([])
-    w.writerow(["逾期未答复建议编号", "需求编号", "社会组织编号", "社工站编号", "提出时间"])
-    for p in report.proposals_unanswered:
-        w.writerow([p["proposal_id"], p["need_id"], p["organization_id"], p["station_id"], p["created_at"]])
+        ],
+        [],
+        ["服务领域", "待匹配", "部分匹配", "已匹配", "已完成"],
+        *[[d.domain, d.open, d.partially_matched, d.matched, d.fulfilled] for d in report.needs_by_domain],
+        [],
+        ["本月无活动的社会组织编号", "名称"],
+        *[[o["organization_id"], o["name"]] for o in report.organizations_without_activity],
+        [],
+        ["未结对社工站编号", "名称", "区划代码"],
+        *[[s["station_id"], s["name"], s["region_code"]] for s in report.stations_without_pairing],
+        [],
+        ["逾期未答复建议编号", "需求编号", "社会组织编号", "社工站编号", "提出时间"],
+        *[
+            [p["proposal_id"], p["need_id"], p["organization_id"], p["station_id"], p["created_at"]]
+            for p in report.proposals_unanswered
+        ],
+    ]
+    return rows
+
+
+def to_csv(report: MonthlyDispatch) -> str:
+    out = io.StringIO()
+    csv.writer(out).writerows(to_rows(report))
+    return out.getvalue()
+
+
+def to_xlsx(report: MonthlyDispatch) -> bytes:
+    wb = Workbook()
+    ws = wb.active
+    ws.title = f"月调度{report.month}"
+    for row in to_rows(report):
+        ws.append(row)
+    out = io.BytesIO()
+    wb.save(out)
     return out.getvalue()
 
 

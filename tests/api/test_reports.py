@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import io
+
+from openpyxl import load_workbook
+
 from service.services.principals import Role
 from tests import factories as f
 from tests.conftest import token
@@ -84,6 +88,11 @@ async def test_the_dispatch_as_csv_with_chinese_headers(app, client, anonymous):
     assert lines[0] == "区域,月份,截止日期,在册结对数,活动次数,服务量,服务人数"
     assert lines[1] == "420502,2026-12,2026-12-25,2,2,20,20"
     assert "未结对社工站编号,名称,区划代码" in lines
+    xlsx = await client.get(
+        "/api/v1/reports/monthly-dispatch", params={"region": "420502", "month": "2026-12", "format": "xlsx"}
+    )
+    sheet = load_workbook(io.BytesIO(xlsx.content)).active
+    assert [c.value for c in sheet[2]] == ["420502", "2026-12", "2026-12-25", 2, 2, 20, 20]
 
 
 async def test_the_dispatch_is_for_the_bureau_of_the_region(app, client, anonymous):
