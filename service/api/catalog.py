@@ -41,3 +41,13 @@ async def need_list_template(session: Session, actor: Actor) -> Response:
         media_type=spreadsheets.XLSX,
         headers={"Content-Disposition": 'attachment; filename="need-list-template.xlsx"'},
     )
+
+
+@router.get("/templates/supply-list.xlsx", response_class=Response, summary="The supply-list template (供给清单模板)")
+async def supply_list_template(session: Session, actor: Actor) -> Response:
+    body = spreadsheets.offer_template(await catalog_service.load(session))
+    return Response(
+        body,
+        media_type=spreadsheets.XLSX,
+        headers={"Content-Disposition": 'attachment; filename="supply-list-template.xlsx"'},
+    )

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response, status
+from fastapi import APIRouter, Request, Response, status
 
 from service.api import exports
 from service.api.deps import (
@@ -25,8 +25,10 @@ from service.db.models.organizations import (
     OrganizationRead,
     OrganizationUpdate,
 )
+from service.services import catalog as catalog_service
 from service.services import offers as offer_service
 from service.services import organizations as organization_service
+from service.services import spreadsheets
 
 router = APIRouter(prefix="/api/v1/organizations", tags=["organizations"], responses=problem_responses(401, 403, 429))
 
@@ -113,6 +115,52 @@ async def submit_offer_list(
 ) -> list[OfferRead]:
     return await offer_service.submit_list(
         session, actor=actor, organization_id=organization_id, items=body.items, max_items=settings.batch_max_items
+    )
+
+
+@router.post(
+    "/{organization_id}/offers/import",
+    status_code=status.HTTP_201_CREATED,
+    response_model=list[OfferRead],
+    responses=problem_responses(404, 413, 422),
+    openapi_extra={"requestBody": {"content": {spreadsheets.XLSX: {"schema": {"type": "string", "format": "binary"}}}}},
+    summary="Upload a filled supply-list template (.xlsx body): all rows or none",
+)
+async def import_offer_list(
+    organization_id: int, request: Request, session: Session, actor: OrganizationSideEditor
+) -> list[OfferRead]:
+    catalog = await catalog_service.load(session)
+    items = spreadsheets.parse_offers(await request.body(), set(catalog.types))
+    return await offer_service.submit_list(
+        session, actor=actor, organization_id=organization_id, items=items, max_items=spreadsheets.MAX_ROWS
+    )
+
+
+@router.get(
+    "/{organization_id}/offers/export.xlsx",
+    response_class=Response,
+    responses=problem_responses(404),
+    summary="An organization's live offers in the template's layout (re-importable)",
+)
+async def export_offer_list(organization_id: int, session: Session, actor: OrganizationSideReader) -> Response:
+    await organization_service.get(session, actor=actor, organization_id=organization_id)
+    page = await offer_service.list_(
+        session,
+        actor=actor,
+        region=None,
+        organization_id=organization_id,
+        domain=None,
+        service_type=None,
+        status=None,
+        limit=spreadsheets.MAX_ROWS,
+        cursor=None,
+    )
+    live = [o for o in page.items if o.status in ("active", "paused")]
+    body = spreadsheets.offer_template(await catalog_service.load(session), live)
+    return Response(
+        body,
+        media_type=spreadsheets.XLSX,
+        headers={"Content-Disposition": f'attachment; filename="offers-organization-{organization_id}.xlsx"'},
     )
 
 

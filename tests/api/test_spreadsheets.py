@@ -169,3 +169,51 @@ async def test_every_list_downloads_as_csv_or_xlsx_with_all_visible_rows(app, cl
     ):
         response = await client.get(path, params={"format": "xlsx"})
         assert response.status_code == 200 and response.headers["content-type"] == XLSX, path
+
+
+async def test_a_supply_list_round_trips_and_bad_cells_are_pinned_down(client):
+    from service.services.spreadsheets import OFFERS
+
+    sanxia = await f.create_organization(client)
+    await f.create_offer(client, sanxia["id"])
+    await f.create_offer(
+        client,
+        sanxia["id"],
+        service_types=["social_affairs.legal_aid"],
+        title="法律援助",
+        capacity=40,
+        service_area=["420581", "420582001"],
+    )
+    exported = await client.get(f"/api/v1/organizations/{sanxia['id']}/offers/export.xlsx")
+    sheet = load_workbook(io.BytesIO(exported.content))[OFFERS.sheet]
+    assert [c.value for c in sheet[1]] == OFFERS.headers
+    other = await f.create_organization(
+        client,
+        name="秭归县邻里互助协会",
+        kind="social_group",
+        credit_code=f.credit_code("1", "420527"),
+        home_region_code="420527",
+    )
+    imported = await client.post(
+        f"/api/v1/organizations/{other['id']}/offers/import", content=exported.content, headers={"content-type": XLSX}
+    )
+    assert imported.status_code == 201, imported.text
+    fields = ("service_types", "title", "description", "capacity", "service_area", "window_start", "window_end")
+    original = (await client.get(f"/api/v1/organizations/{sanxia['id']}/offers")).json()["items"]
+    assert [{k: o[k] for k in fields} for o in imported.json()] == [{k: o[k] for k in fields} for o in original]
+
+    template = await client.get("/api/v1/catalog/templates/supply-list.xlsx")
+    wb = load_workbook(io.BytesIO(template.content))
+    ws = wb[OFFERS.sheet]
+    ws.append(["child_welfare.tutoring", None, None, "学业辅导", "", 60, "429999", "2026-12-01", "2026-12-31"])
+    ws.append(["elderly_care.levitation", None, None, "未知服务", "", 5, None, "2026-12-01", "2026-12-31"])
+    ws.append([None, None, None, "缺服务类型", "", -1, None, "2026-12-01", "2026-12-31"])
+    body = io.BytesIO()
+    wb.save(body)
+    bad = await client.post(
+        f"/api/v1/organizations/{other['id']}/offers/import", content=body.getvalue(), headers={"content-type": XLSX}
+    )
+    assert bad.status_code == 422
+    cells = {(e["row"], e["column"]) for e in bad.json()["errors"]}
+    assert {(3, "A"), (4, "A"), (4, "F")} <= cells
+    assert len((await client.get(f"/api/v1/organizations/{other['id']}/offers")).json()["items"]) == 2
