@@ -1,8 +1,14 @@
 """Use cases for activities (帮扶活动): recorded by either side of a pairing, rated by the station.
 
 Delivered units count against the accepted proposal they name; a need whose accepted allocations are all
-delivered becomes fulfilled. Ratings feed the engine: an organization's feedback score is its average rating
-mapped to 0..1, `(average − 1) / 4`, over all rated activities (none rated: unknown, scored neutrally).
+delivered becomes fulfilled. An organization's record feeds the engine's `feedback` score component (0..1):
+
+    feedback = weighted mean of the known parts, weights 0.5 rating, 0.3 delivery, 0.2 answer speed
+    rating   = (average activity rating − 1) / 4
+    delivery = min(units delivered on accepted proposals / units accepted, 1)
+    speed    = max(0, 1 − average days from proposal to the organization's answer / 14)
+
+Parts with no data yet are left out of the mean; with no data at all the feedback is unknown (scored neutrally).
 """
 
 from __future__ import annotations
@@ -155,18 +161,69 @@ async def list_(
     )
 
 
+FEEDBACK_WEIGHTS = {"rating": 0.5, "delivery": 0.3, "speed": 0.2}
+ANSWER_HORIZON_DAYS = 14
+
+
+def _mean(parts: dict[str, float | None]) -> float | None:
+    known = {k: v for k, v in parts.items() if v is not None}
+    if not known:
+        return None
+    return sum(FEEDBACK_WEIGHTS[k] * v for k, v in known.items()) / sum(FEEDBACK_WEIGHTS[k] for k in known)
+
+
 async def feedback_scores(session: AsyncSession, organization_ids: list[int]) -> dict[int, float]:
-    """(average rating − 1) / 4 per organization with rated activities."""
+    """The documented feedback score per organization with any record."""
     if not organization_ids:
         return {}
-    rows = (
+    ratings = dict(
+        (
+            await session.execute(
+                sa.select(Activity.organization_id, sa.func.avg(Activity.rating))
+                .where(Activity.organization_id.in_(organization_ids), Activity.rating.is_not(None))
+                .group_by(Activity.organization_id)
+            )
+        ).all()
+    )
+    accepted = dict(
+        (
+            await session.execute(
+                sa.select(Proposal.organization_id, sa.func.sum(Proposal.quantity))
+                .where(Proposal.organization_id.in_(organization_ids), Proposal.status == ProposalStatus.accepted)
+                .group_by(Proposal.organization_id)
+            )
+        ).all()
+    )
+    delivered = dict(
+        (
+            await session.execute(
+                sa.select(Activity.organization_id, sa.func.sum(Activity.units_delivered))
+                .where(Activity.organization_id.in_(organization_ids), Activity.proposal_id.is_not(None))
+                .group_by(Activity.organization_id)
+            )
+        ).all()
+    )
+    answered = (
         await session.execute(
-            sa.select(Activity.organization_id, sa.func.avg(Activity.rating))
-            .where(Activity.organization_id.in_(organization_ids), Activity.rating.is_not(None))
-            .group_by(Activity.organization_id)
+            sa.select(Proposal.organization_id, Proposal.created_at, Proposal.answered_at).where(
+                Proposal.organization_id.in_(organization_ids),
+                Proposal.organization_answer.is_not(None),
+                Proposal.answered_at.is_not(None),
+            )
         )
     ).all()
-    return {org: (float(avg) - 1) / 4 for org, avg in rows}
-
-
-__all__ = ["feedback_scores", "list_", "rate", "record"]
+    days: dict[int, list[float]] = {}
+    for org, created, answered_at in answered:
+        days.setdefault(org, []).append(max((answered_at - created).total_seconds(), 0) / 86400)
+    scores = {}
+    for org in organization_ids:
+        rating = ratings.get(org)
+        parts = {
+            "rating": None if rating is None else (float(rating) - 1) / 4,
+            "delivery": min(float(delivered.get(org) or 0) / accepted[org], 1.0) if accepted.get(org) else None,
+            "speed": max(0.0, 1 - (sum(days[org]) / len(days[org])) / ANSWER_HORIZON_DAYS) if org in days else None,
+        }
+        score = _mean(parts)
+        if score is not None:
+            scores[org] = score
+    return scores

@@ -91,4 +91,5 @@ async def test_the_station_rates_once_and_ratings_feed_the_next_run(app, client,
     preview = (
         await client.post("/api/v1/match-runs", json={"region_code": "420502", "period": "2026-12", "dry_run": True})
     ).json()
-    assert preview["proposals"][0]["explanation"]["components"]["feedback"] == 1.0  # (5 − 1) / 4
+    # rating (5 − 1)/4 = 1, delivery 5 of 20 accepted = 0.25, answered at once: speed 1 → 0.5 + 0.075 + 0.2
+    assert preview["proposals"][0]["explanation"]["components"]["feedback"] == 0.775
