@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, Response
 
+from service.api import exports
 from service.api.deps import Actor, Session
 from service.api.problems import problem_responses
 from service.db.models.catalog import UNIT_LABELS, ServiceDomainRead, ServiceTypeRead, UnitRead
@@ -36,18 +37,10 @@ async def list_units(actor: Actor) -> list[UnitRead]:
 @router.get("/templates/need-list.xlsx", response_class=Response, summary="The need-list template (需求清单模板)")
 async def need_list_template(session: Session, actor: Actor) -> Response:
     body = spreadsheets.need_template(await catalog_service.load(session))
-    return Response(
-        body,
-        media_type=spreadsheets.XLSX,
-        headers={"Content-Disposition": 'attachment; filename="need-list-template.xlsx"'},
-    )
+    return exports.attachment(body, "need-list-template.xlsx")
 
 
 @router.get("/templates/supply-list.xlsx", response_class=Response, summary="The supply-list template (供给清单模板)")
 async def supply_list_template(session: Session, actor: Actor) -> Response:
     body = spreadsheets.offer_template(await catalog_service.load(session))
-    return Response(
-        body,
-        media_type=spreadsheets.XLSX,
-        headers={"Content-Disposition": 'attachment; filename="supply-list-template.xlsx"'},
-    )
+    return exports.attachment(body, "supply-list-template.xlsx")

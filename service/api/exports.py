@@ -13,7 +13,8 @@ from fastapi.responses import Response
 from openpyxl import Workbook
 from pydantic import BaseModel
 
-XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+from service.services.spreadsheets import XLSX
+
 EXPORT_MAX_ROWS = 10_000
 LABELS = {
     "id": "编号",
@@ -82,6 +83,17 @@ def _table(rows: Sequence[BaseModel], model: type[BaseModel]) -> tuple[list[str]
     return [LABELS.get(f, f) for f in fields], [[_cell(getattr(r, f)) for f in fields] for r in rows]
 
 
+def attachment(body: bytes | str, filename: str) -> Response:
+    """A file download; CSV gets a BOM so that spreadsheet programs read the Chinese headers as UTF-8."""
+    if filename.endswith(".csv"):
+        return Response(
+            "\ufeff" + str(body),
+            media_type="text/csv; charset=utf-8",
+            headers={"Content-Disposition": f'attachment; filename="{filename}"'},
+        )
+    return Response(body, media_type=XLSX, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
 def download(rows: Sequence[BaseModel], model: type[BaseModel], *, format: str, name: str) -> Response:
     """The rows as a CSV (UTF-8 with BOM, for spreadsheet programs) or XLSX attachment."""
     headers, table = _table(rows, model)
@@ -90,11 +102,7 @@ def download(rows: Sequence[BaseModel], model: type[BaseModel], *, format: str, 
         writer = csv.writer(out)
         writer.writerow(headers)
         writer.writerows([["" if v is None else v for v in row] for row in table])
-        return Response(
-            "\ufeff" + out.getvalue(),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="{name}.csv"'},
-        )
+        return attachment(out.getvalue(), f"{name}.csv")
     wb = Workbook()
     ws = wb.active
     ws.title = name[:31]
@@ -103,9 +111,7 @@ def download(rows: Sequence[BaseModel], model: type[BaseModel], *, format: str, 
         ws.append(row)
     buffer = io.BytesIO()
     wb.save(buffer)
-    return Response(
-        buffer.getvalue(), media_type=XLSX, headers={"Content-Disposition": f'attachment; filename="{name}.xlsx"'}
-    )
+    return attachment(buffer.getvalue(), f"{name}.xlsx")
 
 
 def respond(page: Any, paging: Any, model: type[BaseModel], name: str) -> Any:

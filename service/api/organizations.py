@@ -157,11 +157,7 @@ async def export_offer_list(organization_id: int, session: Session, actor: Organ
     )
     live = [o for o in page.items if o.status in ("active", "paused")]
     body = spreadsheets.offer_template(await catalog_service.load(session), live)
-    return Response(
-        body,
-        media_type=spreadsheets.XLSX,
-        headers={"Content-Disposition": f'attachment; filename="offers-organization-{organization_id}.xlsx"'},
-    )
+    return exports.attachment(body, f"offers-organization-{organization_id}.xlsx")
 
 
 @router.get(

@@ -36,18 +36,9 @@ async def monthly_dispatch(
         session, actor=actor, region=region, month=month, unanswered_days=unanswered_days
     )
     if format == "xlsx":
-        return Response(
-            report_service.to_xlsx(report),
-            media_type=exports.XLSX,
-            headers={"Content-Disposition": f'attachment; filename="dispatch-{region}-{month}.xlsx"'},
-        )
+        return exports.attachment(report_service.to_xlsx(report), f"dispatch-{region}-{month}.xlsx")
     if format == "csv":
-        # BOM so that spreadsheet programs open the Chinese headers as UTF-8
-        return Response(
-            "\ufeff" + report_service.to_csv(report),
-            media_type="text/csv; charset=utf-8",
-            headers={"Content-Disposition": f'attachment; filename="dispatch-{region}-{month}.csv"'},
-        )
+        return exports.attachment(report_service.to_csv(report), f"dispatch-{region}-{month}.csv")
     return report
 
 

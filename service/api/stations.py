@@ -137,11 +137,7 @@ async def export_need_list(station_id: int, session: Session, actor: StationSide
     )
     live = [n for n in page.items if n.status in ("open", "partially_matched", "matched")]
     body = spreadsheets.need_template(await catalog_service.load(session), live)
-    return Response(
-        body,
-        media_type=spreadsheets.XLSX,
-        headers={"Content-Disposition": f'attachment; filename="needs-station-{station_id}.xlsx"'},
-    )
+    return exports.attachment(body, f"needs-station-{station_id}.xlsx")
 
 
 @router.get(
