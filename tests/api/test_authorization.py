@@ -30,10 +30,18 @@ class Side:
     county: str
     run: int | None = None
     proposal: int | None = None
+    pairing: int | None = None
+    activity: int | None = None
 
 
 async def build_side(
-    client: httpx.AsyncClient, *, township: str, county: str, org_name: str, with_run: bool = False
+    client: httpx.AsyncClient,
+    *,
+    township: str,
+    county: str,
+    org_name: str,
+    with_run: bool = False,
+    with_pairing: bool = False,
 ) -> Side:
     station = await f.create_station(client, name=f"{township}社工站", region_code=township)
     need = await f.create_need(client, station["id"])
@@ -45,7 +53,23 @@ async def build_side(
     if with_run:
         run = (await client.post("/api/v1/match-runs", json={"region_code": county, "period": "2026-12"})).json()
         side.run, side.proposal = run["id"], run["proposals"][0]["id"]
+    if with_pairing:
+        for who in ("station", "organization"):
+            await client.post(f"/api/v1/proposals/{side.proposal}/accept", json={"side": who})
+        side.pairing = (await client.get("/api/v1/pairings", params={"station_id": side.station})).json()["items"][0][
+            "id"
+        ]
+        activity = await client.post(f"/api/v1/pairings/{side.pairing}/activities", json=ACTIVITY)
+        side.activity = activity.json()["id"]
     return side
+
+
+ACTIVITY = {
+    "service_type": "elderly_care.home_visit",
+    "occurred_on": "2026-12-06",
+    "units_delivered": 4,
+    "people_served": 4,
+}
 
 
 def headers_for(app: Any, role: str, inside: Side) -> dict[str, str]:
@@ -443,6 +467,134 @@ CASES: list[tuple[str, str, str, Any, dict, dict[str, tuple[int, int]]]] = [
     ),
     ("list pairings", "GET", "/pairings", None, {}, {role: (200, 200) for role in ROLES}),
     (
+        "end pairing",
+        "POST",
+        "/pairings/{pairing}/end",
+        None,
+        {},
+        {
+            "admin": (200, 200),
+            "coordinator": (200, 404),
+            "auditor": (403, 403),
+            "station": (403, 403),
+            "organization": (403, 403),
+        },
+    ),
+    (
+        "record activity",
+        "POST",
+        "/pairings/{pairing}/activities",
+        ACTIVITY,
+        {},
+        {
+            "admin": (201, 201),
+            "coordinator": (201, 404),
+            "auditor": (403, 403),
+            "station": (201, 404),
+            "organization": (201, 404),
+        },
+    ),
+    (
+        "rate activity",
+        "POST",
+        "/activities/{activity}/rating",
+        {"rating": 4},
+        {},
+        {
+            "admin": (200, 200),
+            "coordinator": (403, 403),
+            "auditor": (403, 403),
+            "station": (200, 404),
+            "organization": (403, 403),
+        },
+    ),
+    (
+        "monthly dispatch",
+        "GET",
+        "/reports/monthly-dispatch?region={county}&month=2026-12",
+        None,
+        {},
+        {
+            "admin": (200, 200),
+            "coordinator": (200, 404),
+            "auditor": (200, 404),
+            "station": (403, 403),
+            "organization": (403, 403),
+        },
+    ),
+    (
+        "quarterly supervision",
+        "GET",
+        "/reports/quarterly-supervision?region={county}&quarter=2026-Q4",
+        None,
+        {},
+        {
+            "admin": (200, 200),
+            "coordinator": (200, 404),
+            "auditor": (200, 404),
+            "station": (403, 403),
+            "organization": (403, 403),
+        },
+    ),
+    (
+        "year ranking",
+        "GET",
+        "/reports/year-ranking?region={county}&year=2026",
+        None,
+        {},
+        {
+            "admin": (200, 200),
+            "coordinator": (200, 404),
+            "auditor": (200, 404),
+            "station": (403, 403),
+            "organization": (403, 403),
+        },
+    ),
+    ("need-list template", "GET", "/catalog/templates/need-list.xlsx", None, {}, {role: (200, 200) for role in ROLES}),
+    (
+        "export need list",
+        "GET",
+        "/stations/{station}/needs/export.xlsx",
+        None,
+        {},
+        {
+            "admin": (200, 200),
+            "coordinator": (200, 404),
+            "auditor": (200, 404),
+            "station": (200, 404),
+            "organization": (403, 403),
+        },
+    ),
+    (
+        "export supply list",
+        "GET",
+        "/organizations/{organization}/offers/export.xlsx",
+        None,
+        {},
+        {
+            "admin": (200, 200),
+            "coordinator": (200, 404),
+            "auditor": (200, 404),
+            "station": (403, 403),
+            "organization": (200, 404),
+        },
+    ),
+    (
+        "list webhooks",
+        "GET",
+        "/webhooks",
+        None,
+        {},
+        {
+            "admin": (200, 200),
+            "coordinator": (200, 200),
+            "auditor": (403, 403),
+            "station": (200, 200),
+            "organization": (200, 200),
+        },
+    ),
+    ("list activities", "GET", "/activities", None, {}, {role: (200, 200) for role in ROLES}),
+    (
         "register webhook",
         "POST",
         "/webhooks",
@@ -482,12 +634,23 @@ def _body(body: Any, side: Side, inside: bool) -> Any:
 @pytest.mark.parametrize(("name", "method", "path", "body", "extra", "expected"), CASES, ids=[c[0] for c in CASES])
 async def test_endpoint_by_role_and_scope(app, client, anonymous, role, name, method, path, body, extra, expected):
     app.state.settings.webhook_allow_private = True  # no DNS here; the SSRF guard has specs of its own
-    with_run = "{run}" in path or "{proposal}" in path
+    with_pairing = "{pairing}" in path or "{activity}" in path
+    with_run = with_pairing or "{run}" in path or "{proposal}" in path
     inside = await build_side(
-        client, township="420502001", county="420502", org_name="宜昌市三峡社会工作服务中心", with_run=with_run
+        client,
+        township="420502001",
+        county="420502",
+        org_name="宜昌市三峡社会工作服务中心",
+        with_run=with_run,
+        with_pairing=with_pairing,
     )
     outside = await build_side(
-        client, township="420527101", county="420527", org_name="秭归县邻里互助协会", with_run=with_run
+        client,
+        township="420527101",
+        county="420527",
+        org_name="秭归县邻里互助协会",
+        with_run=with_run,
+        with_pairing=with_pairing,
     )
     headers = headers_for(app, role, inside) | extra
     for side, want, is_inside in ((inside, expected[role][0], True), (outside, expected[role][1], False)):
