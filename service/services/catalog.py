@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass
 
 import sqlalchemy as sa
@@ -31,10 +32,28 @@ class Catalog:
         return self.types[code].domain_code
 
 
+CACHE_TTL_S = 60.0
+# The catalog is reference data that only migrations change; reading it once a minute per database (not once per
+# request) takes a query off every list and write. Keyed by database URL, so tests' databases never mix.
+_cache: dict[str, tuple[float, Catalog]] = {}
+
+
 async def load(session: AsyncSession) -> Catalog:
-    """All service types."""
+    """All service types (cached per database for a minute)."""
+    key = str(session.get_bind().url)
+    hit = _cache.get(key)
+    if hit is not None and time.monotonic() - hit[0] < CACHE_TTL_S:
+        return hit[1]
     rows = (await session.scalars(sa.select(ServiceType))).all()
-    return Catalog({t.code: t for t in rows})
+    catalog = Catalog({t.code: _detached(t) for t in rows})
+    _cache[key] = (time.monotonic(), catalog)
+    return catalog
+
+
+def _detached(t: ServiceType) -> ServiceType:
+    """A plain copy, so the cached catalog never refers to a session's identity map."""
+    return ServiceType(code=t.code, domain_code=t.domain_code, name_zh=t.name_zh, name_en=t.name_en, unit=t.unit,
+                       sort_order=t.sort_order)
 
 
 def unit_read(unit: str) -> UnitRead:
