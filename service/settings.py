@@ -32,6 +32,7 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(5, ge=1, le=100)
     db_max_overflow: int = Field(5, ge=0, le=100)
     db_pool_recycle_s: int = Field(1800, ge=30)
+    db_pool_pre_ping: bool = Field(True, description="check each pooled connection before use (a round trip)")
     db_statement_cache_size: int = Field(100, ge=0, description="0 behind a transaction-pooling pgbouncer")
     db_echo: bool = False
     application_name: str = "jiedui-matching"
