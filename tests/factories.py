@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from datetime import date
 from typing import Any
 
 import httpx
@@ -114,10 +113,6 @@ async def create_offer(client: httpx.AsyncClient, organization_id: int, **overri
     response = await client.post("/api/v1/offers", json={"organization_id": organization_id, **offer(**overrides)})
     assert response.status_code == 201, response.text
     return response.json()
-
-
-def today() -> date:
-    return date.today()
 
 
 def settings_for(url: str):

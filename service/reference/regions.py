@@ -104,11 +104,6 @@ def normalise_area(code: str) -> str:
     return normalise_township(code)[:9]
 
 
-def normalise_county(code: str) -> str:
-    """Validate a county-or-township home region and return its canonical form (6 or 9 digits)."""
-    return normalise_area(code)
-
-
 def prefix_of(area: str) -> str:
     """The significant prefix a canonical area code covers: '420000'→'42', '420500'→'4205', '420502'→'420502'."""
     if len(area) == 6:

@@ -17,7 +17,6 @@ from service.db.models.offers import Offer, OfferStatus
 from service.db.models.organizations import Organization
 from service.db.models.pairings import Pairing
 from service.db.models.proposals import Answer, Proposal, ProposalStatus
-from service.db.models.runs import MatchRun
 from service.db.models.stations import Station
 from service.matching import NeedRecord, OfferRecord, OrganizationRecord, StationRecord
 from service.reference import regions
@@ -215,8 +214,3 @@ async def _load_history(session: AsyncSession, data: RunInput, region: str) -> N
             data.half_accepted.append((p.need_id, p.offer_id, p.quantity))
         else:
             data.previous.append(PreviousUnits(p.need_id, p.offer_id, p.quantity))
-
-
-def run_scope_filter(region: str, period: str):  # type: ignore[no-untyped-def]
-    """SQL condition for runs of exactly this scope."""
-    return sa.and_(MatchRun.region_code == region, MatchRun.period == period)
