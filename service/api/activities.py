@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, status
 
 from service.api import exports
-from service.api.deps import Anyone, Paging, Session, allow
+from service.api.deps import Actor, Paging, Session, allow
 from service.api.problems import problem_responses
 from service.db.models.activities import ActivityCreate, ActivityRating, ActivityRead
 from service.db.models.common import Page
@@ -29,7 +29,7 @@ async def record_activity(pairing_id: int, body: ActivityCreate, session: Sessio
 
 @router.get("/activities", response_model=Page[ActivityRead], summary="Activities you may see")
 async def list_activities(
-    session: Session, actor: Anyone, paging: Paging, pairing_id: int | None = None
+    session: Session, actor: Actor, paging: Paging, pairing_id: int | None = None
 ) -> Page[ActivityRead]:
     page = await activity_service.list_(
         session, actor=actor, pairing_id=pairing_id, limit=paging.limit, cursor=paging.cursor

@@ -125,7 +125,6 @@ StationSideEditor = allow(Role.admin, Role.coordinator, Role.station)
 OrganizationSideReader = allow(Role.admin, Role.coordinator, Role.auditor, Role.organization)
 OrganizationSideEditor = allow(Role.admin, Role.coordinator, Role.organization)
 AuditReader = allow(Role.admin, Role.coordinator, Role.auditor)
-Anyone = allow(*Role)
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from pydantic import Field
 
 from service.api import exports
-from service.api.deps import Anyone, BureauStaff, Paging, RegionQuery, Session
+from service.api.deps import Actor, BureauStaff, Paging, RegionQuery, Session
 from service.api.problems import problem_responses
 from service.db.models.common import Page, Strict
 from service.db.models.pairings import PairingRead
@@ -24,7 +24,7 @@ class PairingEnd(Strict):
 @router.get("", response_model=Page[PairingRead], responses=problem_responses(422), summary="List pairings")
 async def list_pairings(
     session: Session,
-    actor: Anyone,
+    actor: Actor,
     paging: Paging,
     region: RegionQuery = None,
     organization_id: int | None = None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from service.api import exports
-from service.api.deps import Anyone, BureauStaff, Paging, Session, allow
+from service.api.deps import Actor, BureauStaff, Paging, Session, allow
 from service.api.problems import problem_responses
 from service.db.models.common import Page
 from service.db.models.proposals import ProposalAnswer, ProposalRead, ProposalRejection, ProposalStatus
@@ -24,7 +24,7 @@ Party = allow(Role.admin, Role.station, Role.organization)
 )
 async def list_proposals(
     session: Session,
-    actor: Anyone,
+    actor: Actor,
     paging: Paging,
     run_id: int | None = None,
     need_id: int | None = None,
@@ -37,7 +37,7 @@ async def list_proposals(
 
 
 @router.get("/{proposal_id}", response_model=ProposalRead, responses=problem_responses(404))
-async def get_proposal(proposal_id: int, session: Session, actor: Anyone) -> ProposalRead:
+async def get_proposal(proposal_id: int, session: Session, actor: Actor) -> ProposalRead:
     return await proposal_service.get(session, actor=actor, proposal_id=proposal_id)
 
 
