@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+import pymetis
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
@@ -73,6 +74,66 @@ def label(norm: Normalised, link_limits: bool = True) -> Components:
     order = np.argsort(edge_comp, kind="stable")
     start = np.searchsorted(edge_comp[order], np.arange(count + 1))
     return Components(int(count), need_comp, offer_comp, active, act_idx[order], start)
+
+
+@dataclass
+class Parts:
+    """Flow parts: whole components, except that components above a size are cut into parts of about that size.
+
+    An offer with edges in several parts is *shared*.  Each part sees a shared offer's whole capacity, so the parts'
+    optima add up to an upper bound of the component's; a feasible answer then divides the capacity of overused
+    shared offers between their parts (`solver`)."""
+
+    count: int
+    need_part: np.ndarray
+    comp_of_part: np.ndarray
+    edge_order: np.ndarray  # active edge indices sorted by part
+    edge_start: np.ndarray
+
+    def edges_of(self, p: int) -> np.ndarray:
+        """Active edge indices of part p."""
+        return self.edge_order[self.edge_start[p]:self.edge_start[p + 1]]
+
+    def sizes(self) -> np.ndarray:
+        """Active edges per part."""
+        return np.diff(self.edge_start)
+
+
+def partition(norm: Normalised, comps: Components, max_edges: int | None, seed: int = 7) -> Parts:
+    """Parts of the components; those with more than `max_edges` active edges are cut by METIS (minimum edge cut
+    over the need-offer graph, needs weighted by their edges so parts carry similar numbers of edges)."""
+    need_part = comps.need_comp.copy()
+    comp_of_part = [np.arange(comps.count)]
+    count = comps.count
+    sizes = np.diff(comps.edge_start)
+    for c in (np.flatnonzero(sizes > max_edges) if max_edges else []):
+        e = comps.edges_of(int(c))
+        k = -(-len(e) // max_edges)
+        labels = _metis_needs(norm, e, k, seed)
+        needs = np.unique(norm.e_need[e])
+        need_part[needs] = count + labels
+        comp_of_part.append(np.full(k, c))
+        count += k
+    act = comps.edge_order
+    edge_part = need_part[norm.e_need[act]]
+    order = np.argsort(edge_part, kind="stable")
+    start = np.searchsorted(edge_part[order], np.arange(count + 1))
+    return Parts(count, need_part, np.concatenate(comp_of_part), act[order], start)
+
+
+def _metis_needs(norm: Normalised, edges: np.ndarray, k: int, seed: int) -> np.ndarray:
+    """METIS part (0..k-1) of each need of `edges`, in the order of the sorted unique need indices."""
+    needs, ln = np.unique(norm.e_need[edges], return_inverse=True)
+    _, lo = np.unique(norm.e_offer[edges], return_inverse=True)
+    n = len(needs)
+    rows = np.concatenate([ln, n + lo])
+    cols = np.concatenate([n + lo, ln])
+    graph = coo_matrix((np.ones(len(rows), np.int8), (rows, cols)), shape=(n + lo.max() + 1,) * 2).tocsr()
+    weights = np.concatenate([np.bincount(ln, minlength=n), np.ones(lo.max() + 1, np.int64)])
+    opts = pymetis.Options(seed=seed)
+    res = pymetis.part_graph(k, pymetis.CSRAdjacency(graph.indptr.astype(np.int32), graph.indices.astype(np.int32)),
+                             vweights=weights.astype(np.int32), options=opts)
+    return np.asarray(res.vertex_part, np.int64)[:n]
 
 
 def _mix(x: np.ndarray) -> np.ndarray:

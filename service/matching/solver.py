@@ -16,9 +16,12 @@ from service.matching.flow import FlowResult, relaxation_scale, solve_flow
 from service.matching.greedy import greedy
 from service.matching.problem import Normalised, Problem, normalise
 
-# Components are packed into flow graphs of about this many edges: large enough to amortise the per-graph
-# overhead, small enough to avoid the superlinear cost of one huge graph.
-FLOW_BATCH_EDGES = 60_000
+# Small components are packed into flow graphs of about this many edges (amortises the per-graph overhead); OR-Tools'
+# min-cost flow is superlinear, so one graph per component of a province (8k edges) is twice as fast as one graph.
+FLOW_BATCH_EDGES = 4_000
+# Flow-first runs cut components above this many edges into parts (METIS), solved as separate graphs: a national
+# instance is one component of 1.7 M edges (offers by distance link neighbouring counties), 33 s as one graph.
+PART_EDGES = 16_000
 _CP_WORKERS_MIN_EDGES = 400
 # Flow first: the dive's answer is in hand before CP-SAT starts, so the CP-SAT phase (all its calls together) stops
 # once it has not improved on that answer for a while (a fraction of the time limit, at least STALL_MIN_S) instead
@@ -106,12 +109,14 @@ class _Run:
     """State of one solve call."""
 
     def __init__(self, norm: Normalised, time_limit_s: float, workers: int, gap_tolerance: float = 0.0,
-                 linked: bool = True) -> None:
+                 linked: bool = True, part_edges: int = PART_EDGES) -> None:
         self.norm, self.workers, self.gap_tolerance, self.linked = norm, workers, gap_tolerance, linked
         self.deadline = time.perf_counter() + time_limit_s
         self.stall_s = max(STALL_MIN_S, STALL_FRACTION * time_limit_s)
         self.last_gain = time.monotonic()  # last CP-SAT improvement (flow first); reset when the phase starts
         self.comps = cc.label(norm, link_limits=linked)
+        self.parts = cc.partition(norm, self.comps, None if linked else part_edges)
+        self.batch_edges = min(FLOW_BATCH_EDGES, part_edges)  # never pack a cut component back into one graph
         c = self.comps.count
         self.units = np.zeros(norm.n_edges, np.int64)
         self.relaxed = np.full(norm.n_edges, -1, np.int64)  # flow relaxation units, for repair
@@ -146,11 +151,55 @@ class _Run:
         flag[comps.need_comp[norm.e_need[e[odd]]]] = True
         return flag
 
-    def batches(self, comp_ids: np.ndarray) -> list[np.ndarray]:
-        """Group components into flow batches of about FLOW_BATCH_EDGES edges."""
-        sizes = self.comp_sizes()[comp_ids]
-        cuts = np.searchsorted(np.cumsum(sizes), np.arange(FLOW_BATCH_EDGES, sizes.sum() + 1, FLOW_BATCH_EDGES))
+    def batches(self, comp_ids: np.ndarray, sizes: np.ndarray | None = None) -> list[np.ndarray]:
+        """Group components (or parts, with their `sizes`) into flow batches of about FLOW_BATCH_EDGES edges."""
+        sizes = self.comp_sizes()[comp_ids] if sizes is None else sizes
+        cuts = np.searchsorted(np.cumsum(sizes), np.arange(self.batch_edges, sizes.sum() + 1, self.batch_edges))
         return [b for b in np.split(comp_ids, np.unique(cuts + 1)) if b.size]
+
+    def parts_of(self, comp_ids: np.ndarray) -> np.ndarray:
+        """Non-empty parts of some components."""
+        mask = np.zeros(self.comps.count, bool)
+        mask[comp_ids] = True
+        return np.flatnonzero(mask[self.parts.comp_of_part] & (self.parts.sizes() > 0))
+
+    def relax_parts(self, comp_ids: np.ndarray) -> None:
+        """Flow first: the flow relaxation part by part (shared offers at full capacity in each part, so the sum is
+        still an upper bound); the relaxed units stand as the answer until `repair`."""
+        acc = np.zeros(self.comps.count, np.int64)
+        failed = np.zeros(self.comps.count, bool)
+        ids = self.parts_of(comp_ids)
+        for batch in self.batches(ids, self.parts.sizes()[ids]):
+            if self._relax(batch, acc):
+                continue
+            # A batch OR-Tools rejects is retried part by part (smaller lcm scales).
+            for p in batch.tolist():
+                if batch.size == 1 or not self._relax(np.array([p]), acc):
+                    failed[self.parts.comp_of_part[p]] = True
+        ok = comp_ids[~failed[comp_ids]]
+        self.relax_bound[ok] = acc[ok]
+
+    def _relax(self, part_ids: np.ndarray, acc: np.ndarray) -> bool:
+        """Relaxed flow of some parts; adds each component's floored gain to `acc` (each part's objective is
+        integral, so the floors add up to a bound)."""
+        norm, comps = self.norm, self.comps
+        edges = np.concatenate([self.parts.edges_of(p) for p in part_ids.tolist()])
+        res = solve_flow(norm, edges, relaxation_scale(norm, edges))
+        if res is None:
+            return False
+        self.timings["ortools_flow"] += res.ortools_s
+        edge_comp = comps.need_comp[norm.e_need[edges]]
+        gain = np.zeros(comps.count, np.int64)
+        np.add.at(gain, edge_comp, res.scaled_gain)
+        acc += np.floor_divide(gain, res.scale)
+        split = norm.splittable[norm.e_need[edges]]
+        whole = norm.demand[norm.e_need[edges]]
+        inexact = ~split & (((res.units > 0) & (res.units != whole)) | ((norm.value[edges] * res.scale) % whole != 0))
+        self.status[np.unique(edge_comp[inexact])] = "feasible"
+        self.units[edges] = res.units
+        self.relaxed[edges] = res.units
+        self.method[np.unique(edge_comp)] = "flow"
+        return True
 
     def edges_of(self, comp_ids: np.ndarray) -> np.ndarray:
         """Active edges of several components."""
@@ -159,6 +208,9 @@ class _Run:
 
     def run_flow(self, comp_ids: np.ndarray) -> np.ndarray:
         """Solve components by flow; return those whose relaxed optimum is not a valid answer."""
+        if not self.linked:
+            self.relax_parts(comp_ids)
+            return np.zeros(0, np.int64)
         failed: list[np.ndarray] = []
         for batch in self.batches(comp_ids):
             edges = self.edges_of(batch)
@@ -196,12 +248,6 @@ class _Run:
         rounded = ~split & ((norm.value[edges] * res.scale) % whole != 0)
         bad[edge_comp[rounded]] = True  # rounded values: a bound, not an answer
         self.relaxed[edges] = res.units
-        if not self.linked:
-            # Flow first: keep the relaxed answer everywhere; `repair` fixes what breaks a side constraint.
-            self.units[edges] = res.units
-            self.method[batch] = "flow"
-            self.status[batch[bad[batch]]] = "feasible"
-            return np.zeros(0, np.int64)
         used = edges[res.units > 0]
         over = _orgs_over_limit(norm, used)
         if over.size:
@@ -252,8 +298,9 @@ class _Run:
         self.method[c] = method
         self.status[c] = status
 
-    def violations(self) -> tuple[np.ndarray, np.ndarray]:
-        """Unsplittable needs served partly (or by several offers) and organizations over their station limit."""
+    def violations(self) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+        """Unsplittable needs served partly (or by several offers), organizations over their station limit and
+        offers over capacity (shared offers of a cut component)."""
         norm, u = self.norm, self.units
         used = np.flatnonzero(u > 0)
         need = norm.e_need[used]
@@ -261,7 +308,7 @@ class _Run:
         served = np.bincount(need[whole], weights=u[used[whole]], minlength=norm.n_needs)
         edges_per = np.bincount(need[whole], minlength=norm.n_needs)
         bad = np.flatnonzero((edges_per > 1) | ((edges_per == 1) & (served != norm.demand)))
-        return bad, _orgs_over_limit(norm, used)
+        return bad, _orgs_over_limit(norm, used), np.flatnonzero(_offer_use(norm, used, u[used]) > norm.capacity)
 
     def dive(self, comp_ids: np.ndarray) -> None:
         """Round the relaxed answer of some components: place unsplittable needs whole (relaxed choice first),
@@ -305,27 +352,64 @@ class _Run:
             for p in np.flatnonzero(split & limited).tolist():
                 ok[p] = int(norm.station[need[p]]) in allowed.get(int(g[p]), ())
         sp = np.flatnonzero(ok)
-        residual = replace(norm, capacity=cap)
-        for part in self._comp_batches(edges, sp):  # components are independent: one graph per batch
-            res = solve_flow(residual, edges[part], 1)
-            if res is None:
-                return
-            self.timings["ortools_flow"] += res.ortools_s
-            units[part] = res.units
+        split_units = self.feasible_flow(replace(norm, capacity=cap), edges[sp])
+        if split_units is None:  # OR-Tools rejected the ranges: the relaxed units must not stand
+            self.units[edges] = greedy(norm, edges)
+            return
+        units[sp] = split_units
         self.units[edges] = units
 
-    def _comp_batches(self, edges: np.ndarray, pos: np.ndarray) -> list[np.ndarray]:
-        """Split positions `pos` (into `edges`, grouped by component) into batches of whole components of about
-        FLOW_BATCH_EDGES edges."""
-        if pos.size == 0:
+    def feasible_flow(self, norm: Normalised, edges: np.ndarray) -> np.ndarray | None:
+        """Exact flow of splittable `edges` part by part (None if OR-Tools rejects the ranges).
+
+        Parts see shared offers at full capacity, so their answers may overuse them; each part that uses an overused
+        offer is then solved again in turn, given what every other part uses now (block coordinate ascent: each
+        re-solve keeps every offer within capacity and never lowers the objective)."""
+        parts = self.parts.need_part[norm.e_need[edges]]
+        order = np.argsort(parts, kind="stable")
+        units = np.zeros(len(edges), np.int64)
+        for pos in self._part_batches(parts, order):
+            if not self._flow_into(norm, edges, pos, units):
+                return None
+        offer = norm.e_offer[edges]
+        use = np.bincount(offer, weights=units, minlength=norm.n_offers).astype(np.int64)
+        over = use > norm.capacity
+        if not over.any():
+            return units
+        p_sorted = parts[order]
+        starts = np.searchsorted(p_sorted, np.unique(p_sorted))
+        by_part = dict(zip(np.unique(p_sorted).tolist(), np.split(order, starts[1:]), strict=True))
+        for p in np.unique(parts[over[offer] & (units > 0)]).tolist():
+            pos = by_part[p]
+            mine = np.bincount(offer[pos], weights=units[pos], minlength=norm.n_offers).astype(np.int64)
+            others = use - mine
+            fixed = np.bincount(offer[pos], weights=norm.fixed[edges[pos]], minlength=norm.n_offers).astype(np.int64)
+            cap = np.maximum(norm.capacity - others, fixed)  # accepted units stay whatever the others use
+            if not self._flow_into(replace(norm, capacity=cap), edges, pos, units):
+                return None
+            use = others + np.bincount(offer[pos], weights=units[pos], minlength=norm.n_offers).astype(np.int64)
+        return units
+
+    def _flow_into(self, norm: Normalised, edges: np.ndarray, pos: np.ndarray, units: np.ndarray) -> bool:
+        """Exact flow of `edges[pos]`, written into `units[pos]`."""
+        res = solve_flow(norm, edges[pos], 1)
+        if res is None:
+            return False
+        self.timings["ortools_flow"] += res.ortools_s
+        units[pos] = res.units
+        return True
+
+    def _part_batches(self, parts: np.ndarray, order: np.ndarray) -> list[np.ndarray]:
+        """Positions (sorted by part via `order`) in batches of whole parts of about FLOW_BATCH_EDGES edges."""
+        if order.size == 0:
             return []
-        comp = self.comps.need_comp[self.norm.e_need[edges[pos]]]
-        starts = np.flatnonzero(np.r_[True, comp[1:] != comp[:-1]]).tolist()
+        p = parts[order]
+        starts = np.flatnonzero(np.r_[True, p[1:] != p[:-1]]).tolist()
         cuts = [0]
         for s in starts[1:]:
-            if s - cuts[-1] >= FLOW_BATCH_EDGES:
+            if s - cuts[-1] >= self.batch_edges:
                 cuts.append(s)
-        return np.split(pos, cuts[1:])
+        return np.split(order, cuts[1:])
 
     def neighbourhood(self, bad_needs: np.ndarray, over: np.ndarray) -> np.ndarray:
         """Needs to re-solve: the violating ones, those served by organizations over their limit, and those
@@ -347,8 +431,8 @@ class _Run:
 
     def repair(self) -> None:
         """Flow first: re-solve only the neighbourhood of violated side constraints, the rest stays fixed."""
-        bad_needs, over = self.violations()
-        if not bad_needs.size and not over.size:
+        bad_needs, over, over_cap = self.violations()
+        if not bad_needs.size and not over.size and not over_cap.size:
             return
         norm, comps = self.norm, self.comps
         free = self.neighbourhood(bad_needs, over)
@@ -356,6 +440,7 @@ class _Run:
         hit = np.zeros(comps.count, bool)
         hit[comps.need_comp[bad_needs]] = True
         hit[comps.offer_comp[np.flatnonzero(np.isin(norm.org, over))]] = True
+        hit[comps.offer_comp[over_cap]] = True
         self.dive(np.flatnonzero(hit))
         self.method[hit] = "dive"
         self.timings["dive"] = time.perf_counter() - t0
@@ -461,6 +546,13 @@ class _Run:
         return key_a >= key_b
 
 
+def _offer_use(norm: Normalised, edges: np.ndarray, units: np.ndarray) -> np.ndarray:
+    """Capacity each offer uses for `units` on `edges`."""
+    use = np.where(norm.splittable[norm.e_need[edges]], units * norm.usage[edges],
+                   np.where(units > 0, norm.usage[edges], 0))
+    return np.bincount(norm.e_offer[edges], weights=use, minlength=norm.n_offers).astype(np.int64)
+
+
 def _edge_obj(norm: Normalised, edges: np.ndarray, units: np.ndarray) -> np.ndarray:
     """Exact objective of `units` on a subset of edges."""
     split = norm.splittable[norm.e_need[edges]]
@@ -560,10 +652,11 @@ def _reusable(run: _Run, fp: np.ndarray, previous: Solution | None) -> np.ndarra
 
 
 def solve(problem: Problem, time_limit_s: float = 10.0, *, previous: Solution | None = None,
-          workers: int | None = None, gap_tolerance: float = 0.0) -> Solution:
+          workers: int | None = None, gap_tolerance: float = 0.0, part_edges: int = PART_EDGES) -> Solution:
     """Maximise value minus change penalties; components untouched since `previous` keep the incumbent.
 
-    A component whose rounded flow answer is within `gap_tolerance` (relative) of its bound skips CP-SAT."""
+    A component whose rounded flow answer is within `gap_tolerance` (relative) of its bound skips CP-SAT; flow-first
+    components of more than `part_edges` active edges are solved in parts."""
     if not (isinstance(time_limit_s, int | float) and time_limit_s > 0):
         raise ValueError(f"time_limit_s must be a positive number, got {time_limit_s!r}")
     t0 = time.perf_counter()
@@ -572,7 +665,7 @@ def solve(problem: Problem, time_limit_s: float = 10.0, *, previous: Solution | 
         return _infeasible(norm)
     linked = norm.coverage_first or bool(_odd_usage(norm).any())
     run = _Run(norm, time_limit_s - (time.perf_counter() - t0), workers or min(os.cpu_count() or 1, 8),
-               gap_tolerance, linked)
+               gap_tolerance, linked, part_edges)
     fp = cc.fingerprints(norm, run.comps)
     reused = _reusable(run, fp, previous)
     for c in reused.tolist():
@@ -622,6 +715,7 @@ def _assemble(run: _Run, fp: np.ndarray, reused: np.ndarray) -> Solution:
     methods, counts = np.unique(run.method.astype(str), return_counts=True)
     stats = {f"components_{m}": int(k) for m, k in zip(methods.tolist(), counts.tolist(), strict=True)}
     stats["components"] = comps.count
+    stats["parts"] = int((run.parts.sizes() > 0).sum())
     if run.dive_objective is not None:
         stats["dive_objective"] = run.dive_objective
     return Solution(status, int(obj.sum()), total_bound, run.units, table, run.timings, stats)

@@ -44,3 +44,56 @@ def test_answers_are_feasible_bounded_and_not_below_greedy(seed: int, incumbent:
     assert s.status in ("optimal", "feasible")
     if s.status == "optimal":
         assert s.bound == s.objective
+
+
+def _regional(seed: int, splittable_share: float) -> Problem:
+    """Twelve 'cities' of needs and offers with dense edges inside and a few offers reaching the next city, so the
+    whole problem is one connected component of about 3,000 edges."""
+    rng = np.random.default_rng(seed)
+    cities, per_city_n, per_city_m = 12, 40, 15
+    n, m = cities * per_city_n, cities * per_city_m
+    need_city, offer_city = np.arange(n) // per_city_n, np.arange(m) // per_city_m
+    pairs = set()
+    for i in range(n):
+        for j in rng.choice(per_city_m, 6, replace=False).tolist():
+            pairs.add((i, int(need_city[i] * per_city_m + j)))
+    for j in range(m):
+        nxt = (offer_city[j] + 1) % cities
+        for i in rng.choice(per_city_n, 2, replace=False).tolist():
+            pairs.add((int(nxt * per_city_n + i), j))
+    e = np.array(sorted(pairs)).T
+    demand = rng.integers(1, 8, n)
+    split = rng.random(n) < splittable_share
+    per_unit = rng.integers(1, 60, e.shape[1])
+    value = np.where(split[e[0]], per_unit, per_unit * demand[e[0]])
+    return Problem(need_demand=demand, need_splittable=split, offer_capacity=rng.integers(2, 10, m),
+                   edge_need=e[0], edge_offer=e[1], edge_value=value, need_station=np.arange(n) // 4,
+                   offer_org=np.arange(m), org_max_stations=np.full(m, -1))
+
+
+@pytest.mark.parametrize("seed", [4, 5])
+def test_a_component_cut_into_parts_stays_feasible_with_a_valid_bound_near_the_optimum(seed: int) -> None:
+    p = _regional(seed, splittable_share=1.0)
+    norm = normalise(p)
+    exact = solve(p, time_limit_s=5.0)  # one graph: the exact min-cost flow optimum
+    assert exact.status == "optimal" and exact.stats["parts"] == 1
+    cut = solve(p, time_limit_s=5.0, part_edges=400)
+    assert cut.stats["components"] == 1 and cut.stats["parts"] >= 6
+    check_feasible(norm, cut.edge_units)
+    assert cut.objective == objective(norm, cut.edge_units)
+    assert cut.bound >= exact.objective  # the parts' bound is still a bound
+    assert cut.objective >= 0.97 * exact.objective  # shared offers cost little
+    assert cut.objective >= int(edge_objective(norm, greedy(norm, np.arange(norm.n_edges))).sum())
+
+
+def test_parts_with_unsplittable_needs_and_accepted_units_stay_feasible() -> None:
+    p = _regional(6, splittable_share=0.7)
+    norm = normalise(p)
+    first = solve(p, time_limit_s=2.0, part_edges=400)
+    fixed = np.where(np.random.default_rng(0).random(norm.n_edges) < 0.1, first.edge_units, 0)
+    p.fixed = fixed
+    norm = normalise(p)
+    again = solve(p, time_limit_s=2.0, part_edges=400)
+    check_feasible(norm, again.edge_units)
+    assert again.bound >= again.objective
+    assert again.objective >= int(edge_objective(norm, greedy(norm, np.arange(norm.n_edges))).sum())
