@@ -19,9 +19,11 @@ from service.matching.problem import Normalised, Problem, normalise
 # Small components are packed into flow graphs of about this many edges (amortises the per-graph overhead); OR-Tools'
 # min-cost flow is superlinear, so one graph per component of a province (8k edges) is twice as fast as one graph.
 FLOW_BATCH_EDGES = 4_000
-# Flow-first runs cut components above this many edges into parts (METIS), solved as separate graphs: a national
-# instance is one component of 1.7 M edges (offers by distance link neighbouring counties), 33 s as one graph.
-PART_EDGES = 16_000
+# Flow-first runs may cut components above `part_edges` active edges into parts (METIS), solved as separate graphs.
+# Off by default: on the national benchmark (one component of 1.7 M edges, offers by distance link neighbouring
+# counties) 16k-edge parts halve the solve time but lose 0.26 % of the objective and loosen the bound from 6 % to
+# 18 % (shared offers count in full in every part); see bench/RESULTS.md.
+PART_EDGES: int | None = None
 _CP_WORKERS_MIN_EDGES = 400
 # Flow first: the dive's answer is in hand before CP-SAT starts, so the CP-SAT phase (all its calls together) stops
 # once it has not improved on that answer for a while (a fraction of the time limit, at least STALL_MIN_S) instead
@@ -109,14 +111,15 @@ class _Run:
     """State of one solve call."""
 
     def __init__(self, norm: Normalised, time_limit_s: float, workers: int, gap_tolerance: float = 0.0,
-                 linked: bool = True, part_edges: int = PART_EDGES) -> None:
+                 linked: bool = True, part_edges: int | None = PART_EDGES) -> None:
         self.norm, self.workers, self.gap_tolerance, self.linked = norm, workers, gap_tolerance, linked
         self.deadline = time.perf_counter() + time_limit_s
         self.stall_s = max(STALL_MIN_S, STALL_FRACTION * time_limit_s)
         self.last_gain = time.monotonic()  # last CP-SAT improvement (flow first); reset when the phase starts
         self.comps = cc.label(norm, link_limits=linked)
         self.parts = cc.partition(norm, self.comps, None if linked else part_edges)
-        self.batch_edges = min(FLOW_BATCH_EDGES, part_edges)  # never pack a cut component back into one graph
+        # Never pack the parts of a cut component back into one graph.
+        self.batch_edges = min(FLOW_BATCH_EDGES, part_edges or FLOW_BATCH_EDGES)
         c = self.comps.count
         self.units = np.zeros(norm.n_edges, np.int64)
         self.relaxed = np.full(norm.n_edges, -1, np.int64)  # flow relaxation units, for repair
@@ -362,32 +365,30 @@ class _Run:
     def feasible_flow(self, norm: Normalised, edges: np.ndarray) -> np.ndarray | None:
         """Exact flow of splittable `edges` part by part (None if OR-Tools rejects the ranges).
 
-        Parts see shared offers at full capacity, so their answers may overuse them; each part that uses an overused
-        offer is then solved again in turn, given what every other part uses now (block coordinate ascent: each
-        re-solve keeps every offer within capacity and never lowers the objective)."""
+        Parts see shared offers at full capacity, so their answers may overuse them.  Then the needs served by an
+        overused offer, and the needs sharing an offer with those, are solved again as one flow, everything else held
+        (capacity left by the held units): exact on that strip along the cuts, and within every capacity."""
         parts = self.parts.need_part[norm.e_need[edges]]
         order = np.argsort(parts, kind="stable")
         units = np.zeros(len(edges), np.int64)
         for pos in self._part_batches(parts, order):
             if not self._flow_into(norm, edges, pos, units):
                 return None
-        offer = norm.e_offer[edges]
-        use = np.bincount(offer, weights=units, minlength=norm.n_offers).astype(np.int64)
-        over = use > norm.capacity
+        offer, need = norm.e_offer[edges], norm.e_need[edges]
+        over = np.bincount(offer, weights=units, minlength=norm.n_offers) > norm.capacity
         if not over.any():
             return units
-        p_sorted = parts[order]
-        starts = np.searchsorted(p_sorted, np.unique(p_sorted))
-        by_part = dict(zip(np.unique(p_sorted).tolist(), np.split(order, starts[1:]), strict=True))
-        for p in np.unique(parts[over[offer] & (units > 0)]).tolist():
-            pos = by_part[p]
-            mine = np.bincount(offer[pos], weights=units[pos], minlength=norm.n_offers).astype(np.int64)
-            others = use - mine
-            fixed = np.bincount(offer[pos], weights=norm.fixed[edges[pos]], minlength=norm.n_offers).astype(np.int64)
-            cap = np.maximum(norm.capacity - others, fixed)  # accepted units stay whatever the others use
-            if not self._flow_into(replace(norm, capacity=cap), edges, pos, units):
-                return None
-            use = others + np.bincount(offer[pos], weights=units[pos], minlength=norm.n_offers).astype(np.int64)
+        seed = np.zeros(norm.n_needs, bool)
+        seed[need[over[offer] & (units > 0)]] = True
+        near = np.zeros(norm.n_offers, bool)
+        near[offer[seed[need]]] = True
+        free = seed.copy()
+        free[need[near[offer] & (units > 0)]] = True
+        strip = free[need]
+        held = np.bincount(offer[~strip], weights=units[~strip], minlength=norm.n_offers).astype(np.int64)
+        self.timings["strip_edges"] = self.timings.get("strip_edges", 0) + float(strip.sum())
+        if not self._flow_into(replace(norm, capacity=norm.capacity - held), edges, np.flatnonzero(strip), units):
+            return None
         return units
 
     def _flow_into(self, norm: Normalised, edges: np.ndarray, pos: np.ndarray, units: np.ndarray) -> bool:
@@ -652,7 +653,7 @@ def _reusable(run: _Run, fp: np.ndarray, previous: Solution | None) -> np.ndarra
 
 
 def solve(problem: Problem, time_limit_s: float = 10.0, *, previous: Solution | None = None,
-          workers: int | None = None, gap_tolerance: float = 0.0, part_edges: int = PART_EDGES) -> Solution:
+          workers: int | None = None, gap_tolerance: float = 0.0, part_edges: int | None = PART_EDGES) -> Solution:
     """Maximise value minus change penalties; components untouched since `previous` keep the incumbent.
 
     A component whose rounded flow answer is within `gap_tolerance` (relative) of its bound skips CP-SAT; flow-first
