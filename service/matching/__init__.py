@@ -18,7 +18,7 @@ from service.matching.records import (
     Unmatched,
     Weights,
 )
-from service.matching.solver import Solution, objective_of, solve
+from service.matching.solver import Solution, component_state, objective_of, solution_from_state, solve
 
 __all__ = [
     "Allocation",
@@ -34,7 +34,9 @@ __all__ = [
     "StationRecord",
     "Unmatched",
     "Weights",
+    "component_state",
     "match",
     "objective_of",
+    "solution_from_state",
     "solve",
 ]

@@ -71,9 +71,11 @@ def match(needs: Sequence[NeedRecord], offers: Sequence[OfferRecord], organizati
           rejected: Iterable[tuple[Id, Id]] = (), accepted: Iterable[tuple[Id, Id, int]] = (),
           weights: Weights | None = None, previous: MatchResult | Iterable[Allocation] | None = None,
           change_penalty: int = 1, coverage_first: bool = False, time_limit_s: float = 10.0,
-          gap_tolerance: float = 0.0) -> MatchResult:
+          gap_tolerance: float = 0.0, previous_solution: Solution | None = None) -> MatchResult:
     """Match needs to offers: `pairings` are (organization id, station id), `rejected` (need id, organization id),
-    `accepted` (need id, offer id, units) allocations that must stay."""
+    `accepted` (need id, offer id, units) allocations that must stay.  Components unchanged since `previous` keep
+    its allocations without a solve when the engine's solution of that run is at hand: `previous` as a MatchResult,
+    or `previous_solution` (e.g. `solution_from_state` of a stored `component_state`)."""
     t0 = time.perf_counter()
     weights = weights or Weights()
     accepted = list(accepted)
@@ -82,10 +84,12 @@ def match(needs: Sequence[NeedRecord], offers: Sequence[OfferRecord], organizati
     prev = _previous_units(previous)
     fixed = _edge_lookup(ix, cand, {(a, b): u for a, b, u in accepted}) if accepted else None
     incumbent = _edge_lookup(ix, cand, prev) if previous is not None else None
+    if incumbent is not None and fixed is not None:
+        incumbent = np.maximum(incumbent, fixed)  # accepted units were part of the previous answer too
     problem = build_problem(ix, cand, incumbent=incumbent, fixed=fixed, change_penalty=change_penalty,
                             coverage_first=coverage_first)
     t1 = time.perf_counter()
-    prev_solution = previous.solution if isinstance(previous, MatchResult) else None
+    prev_solution = previous.solution if isinstance(previous, MatchResult) else previous_solution
     sol = solve(problem, max(time_limit_s - (t1 - t0), 0.1), previous=prev_solution, gap_tolerance=gap_tolerance)
     t2 = time.perf_counter()
     result = _explain(ix, cand, problem, sol, prev)

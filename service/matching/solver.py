@@ -36,7 +36,7 @@ STALL_FRACTION = 0.03
 class ComponentTable:
     """Per-component bookkeeping, kept so a later re-solve can reuse untouched components."""
 
-    comps: cc.Components
+    comps: cc.Components | None  # None when restored from `component_state` (only the rows below are kept)
     fingerprint: np.ndarray  # (count, 2) uint64
     units_hash: np.ndarray  # uint64 hash of the solution's units per component
     method: np.ndarray  # "flow" | "cpsat" | "greedy" | "reused" | "empty"
@@ -57,6 +57,34 @@ class Solution:
     table: ComponentTable | None = None
     timings: dict[str, float] = field(default_factory=dict)
     stats: dict[str, int] = field(default_factory=dict)
+
+
+def component_state(solution: Solution) -> dict[str, list] | None:
+    """What a later re-solve needs to reuse this solution's untouched components, as JSON-ready lists (a service
+    stores it with the run, so re-solves in another process can reuse components too)."""
+    t = solution.table
+    if t is None:
+        return None
+    rows = np.flatnonzero(t.method != "empty")
+    return {
+        "fingerprint": [f"{int(a):016x}{int(b):016x}" for a, b in t.fingerprint[rows].tolist()],
+        "units_hash": [f"{int(h):016x}" for h in t.units_hash[rows].tolist()],
+        "status": t.status[rows].astype(str).tolist(),
+        "bound": t.bound[rows].tolist(),
+        "penalty_paid": t.penalty_paid[rows].tolist(),
+    }
+
+
+def solution_from_state(state: dict[str, list]) -> Solution:
+    """A `previous` for `solve` rebuilt from `component_state` (reuse needs only the per-component rows)."""
+    fp = np.array([[int(h[:16], 16), int(h[16:], 16)] for h in state["fingerprint"]], np.uint64).reshape(-1, 2)
+    n = len(fp)
+    table = ComponentTable(
+        None, fp, np.array([int(h, 16) for h in state["units_hash"]], np.uint64),
+        np.full(n, "restored", dtype=object), np.array(state["status"], dtype=object),
+        np.zeros(n, np.int64), np.array(state["bound"], np.int64), np.array(state["penalty_paid"], np.int64),
+    )
+    return Solution("feasible", 0, 0, np.zeros(0, np.int64), table)
 
 
 def edge_objective(norm: Normalised, units: np.ndarray) -> np.ndarray:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from dataclasses import replace
 from datetime import date
 
@@ -14,7 +15,9 @@ from service.matching import (
     OrganizationRecord,
     StationRecord,
     Weights,
+    component_state,
     match,
+    solution_from_state,
 )
 
 YEAR = (date(2026, 1, 1), date(2026, 12, 31))
@@ -189,6 +192,23 @@ def test_resolve_keeps_untouched_components_and_reports_churn() -> None:
     assert second.stats["components_reused"] == 1
     assert {k: v for k, v in _units(second).items() if k[0] != "c1"} == {("e1", "oa"): 3, ("e2", "oa"): 3}
     assert second.churn.changed == (("c1", "ob", 4, 6),)
+
+
+def test_a_stored_component_state_lets_another_process_reuse_untouched_components() -> None:
+    offers = [_offer("oa", "A", ("elder_care",), 6), _offer("ob", "B", ("child_care",), 6, area=("420111",))]
+    needs = [_need("e1", "s1", "elder_care", 3), _need("e2", "s2", "elder_care", 3), _need("c1", "s3", "child_care", 4)]
+    accepted = [("e1", "oa", 3)]  # one side said yes before this run
+    first = _run(needs, offers, accepted=accepted)
+    stored = json.loads(json.dumps(component_state(first.solution)))  # as a service keeps it with the run
+    # The next run (another process) knows the standing allocations, the accepted one and the stored state.
+    standing = [a for a in first.allocations if not a.fixed]
+    changed = [*needs[:2], replace(needs[2], quantity=6)]
+    kw = {"previous": standing, "accepted": accepted}
+    second = _run(changed, offers, previous_solution=solution_from_state(stored), **kw)
+    assert second.stats["components_reused"] == 1
+    assert {k: v for k, v in _units(second).items() if k[0] != "c1"} == {("e1", "oa"): 3, ("e2", "oa"): 3}
+    cold = _run(changed, offers, **kw)
+    assert "components_reused" not in cold.stats and cold.objective == second.objective
 
 
 def test_unknown_references_are_value_errors() -> None:
