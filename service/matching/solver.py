@@ -76,7 +76,12 @@ def component_state(solution: Solution) -> dict[str, list] | None:
 
 
 def solution_from_state(state: dict[str, list]) -> Solution:
-    """A `previous` for `solve` rebuilt from `component_state` (reuse needs only the per-component rows)."""
+    """A `previous` for `solve` rebuilt from `component_state` (reuse needs only the per-component rows); ValueError
+    if the state is malformed."""
+    keys = ("fingerprint", "units_hash", "status", "bound", "penalty_paid")
+    if len({len(state[k]) for k in keys}) != 1 or any(len(h) != 32 for h in state["fingerprint"]) or any(
+            len(h) != 16 for h in state["units_hash"]):
+        raise ValueError("malformed component state")
     fp = np.array([[int(h[:16], 16), int(h[16:], 16)] for h in state["fingerprint"]], np.uint64).reshape(-1, 2)
     n = len(fp)
     table = ComponentTable(

@@ -17,6 +17,7 @@ from service.db.models.offers import Offer, OfferStatus
 from service.db.models.organizations import Organization
 from service.db.models.pairings import Pairing
 from service.db.models.proposals import Answer, Proposal, ProposalStatus
+from service.db.models.runs import MatchRun, RunStatus
 from service.db.models.stations import Station
 from service.matching import NeedRecord, OfferRecord, OrganizationRecord, StationRecord
 from service.reference import regions
@@ -50,6 +51,7 @@ class RunInput:
     half_accepted: list[tuple[int, int, int]] = field(default_factory=list)  # (need, offer, units): one side said yes
     previous: list[PreviousUnits] = field(default_factory=list)
     station_regions: dict[int, str] = field(default_factory=dict)
+    previous_state: dict | None = None  # engine state of the last successful run of this region and month
 
 
 def month_window(period: str) -> tuple[date, date]:
@@ -143,6 +145,12 @@ async def load(session: AsyncSession, *, region: str, period: str) -> RunInput:
     await _load_offers(session, data, region, (start, end))
     await _load_history(session, data, region)
     _drop_dangling(data)
+    data.previous_state = await session.scalar(
+        sa.select(MatchRun.engine_state)
+        .where(MatchRun.region_code == region, MatchRun.period == period, MatchRun.status == RunStatus.succeeded)
+        .order_by(MatchRun.id.desc())
+        .limit(1)
+    )
     return data
 
 

@@ -24,7 +24,15 @@ from service.db.models.proposals import Proposal, ProposalStatus
 from service.db.models.runs import MatchRun, ProposalView, RunCreate, RunRead, RunStatus, RunTrigger
 from service.db.session import Database
 from service.errors import NotFound
-from service.matching import Allocation, MatchResult, Weights, match
+from service.matching import (
+    Allocation,
+    MatchResult,
+    Solution,
+    Weights,
+    component_state,
+    match,
+    solution_from_state,
+)
 from service.observability import observe_run
 from service.services import audit, policy
 from service.services import matching_input as inputs
@@ -55,10 +63,22 @@ def solve(
         accepted=data.half_accepted,
         weights=weights,
         previous=data.previous or None,
+        previous_solution=_previous_solution(data.previous_state),
         change_penalty=change_penalty,
         coverage_first=coverage_first,
         time_limit_s=time_limit_s,
     )
+
+
+def _previous_solution(state: dict[str, Any] | None) -> Solution | None:
+    """The stored engine state of the scope's last run; an unreadable one only costs the reuse, never the run."""
+    if not state:
+        return None
+    try:
+        return solution_from_state(state)
+    except (KeyError, TypeError, ValueError):
+        log.warning("ignoring an unreadable engine state of an earlier run")
+        return None
 
 
 def explanation(a: Allocation) -> dict[str, Any]:
@@ -95,6 +115,7 @@ def _outcome(run: MatchRun, result: MatchResult, counts: dict[str, int]) -> None
         "changed": len(result.churn.changed),
     }
     run.unmatched = _unmatched(result)
+    run.engine_state = component_state(result.solution) if result.solution is not None else None
     used = sum(u.used for u in result.utilisation)
     capacity = sum(u.capacity for u in result.utilisation)
     run.counts = counts | {
@@ -102,6 +123,8 @@ def _outcome(run: MatchRun, result: MatchResult, counts: dict[str, int]) -> None
         "unmatched": len(result.unmatched),
         "units_allocated": used,
         "capacity": capacity,
+        "components": result.stats.get("components", 0),
+        "components_reused": result.stats.get("components_reused", 0),
     }
 
 

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import sqlalchemy as sa
 
+from service.db.models.runs import MatchRun
 from service.db.session import Database
 from service.services import rematch as rematch_service
 from service.services.principals import Role
@@ -193,6 +194,22 @@ async def test_untouched_proposals_are_unchanged_after_a_rematch_elsewhere(app, 
     assert clinic_after == clinic_before  # byte for byte: same row, same version, same explanation
     run_after = (await client.get(f"/api/v1/match-runs/{runs[0]}")).json()
     assert run_after["counts"]["proposals_kept"] >= 1
+    # the free clinic's component was not even solved again: the first run's stored engine state vouched for it
+    assert run_after["counts"]["components"] == 2
+    assert run_after["counts"]["components_reused"] == 1
+    assert "engine_state" not in run_after
+
+
+async def test_an_unreadable_stored_engine_state_costs_the_reuse_not_the_run(app, client):
+    await city(client)
+    first = await run(client)
+    async with app.state.db.sessionmaker() as session, session.begin():
+        await session.execute(
+            sa.update(MatchRun).where(MatchRun.id == first["id"]).values(engine_state={"fingerprint": ["zz"]})
+        )
+    again = await run(client)
+    assert again["status"] == "succeeded" and again["objective"] == first["objective"]
+    assert again["counts"]["components_reused"] == 0
 
 
 async def test_a_month_in_the_life_of_a_city(app, client, anonymous):

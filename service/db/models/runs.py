@@ -54,6 +54,9 @@ class MatchRun(SQLModel, table=True):
     unmatched: list[dict[str, Any]] = Field(default_factory=list, sa_column=sa.Column(JSON, nullable=False))
     error: str | None = Field(default=None, max_length=2000)
     executed_by: str | None = Field(default=None, max_length=200)  # host:pid of the worker that ran it
+    # The engine's per-component rows (`service.matching.component_state`): the next run of the same region and
+    # month reuses components that did not change since, even in another worker process.  Not part of the API.
+    engine_state: dict[str, Any] | None = Field(default=None, sa_column=sa.Column(JSON, nullable=True))
     created_by: str = Field(max_length=200)
     created_at: datetime = Field(sa_column=timestamp_column())
     started_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
