@@ -219,6 +219,11 @@ def bare_app(dsn: str) -> object:
     return Starlette(routes=routes, lifespan=lifespan)
 
 
+def bare_from_env() -> object:
+    """The bare app on MATCH_DATABASE_URL (an import string, so uvicorn can start it in several processes)."""
+    return bare_app(libpq(os.environ["MATCH_DATABASE_URL"]))
+
+
 # --- processes --------------------------------------------------------------------------------------------------------
 
 
@@ -302,14 +307,93 @@ def request_for(kind: str, fx: Fixture, rng: random.Random) -> tuple[str, str, d
     return "POST", f"/api/v1/proposals/{pid}/accept", None, fx.station_tokens[station]
 
 
-async def one(http: httpx.AsyncClient, fx: Fixture, rng: random.Random, res: Result, started: float) -> None:
+class HttpxClient:
+    """The load generator's requests through httpx (about 1 ms of client CPU per request)."""
+
+    def __init__(self, base: str, connections: int) -> None:
+        limits = httpx.Limits(max_connections=connections, max_keepalive_connections=connections)
+        self.http = httpx.AsyncClient(base_url=base, limits=limits, timeout=30)
+
+    async def __aenter__(self) -> HttpxClient:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        await self.http.aclose()
+
+    async def request(self, method: str, path: str, body: dict | None, token: str) -> int:
+        r = await self.http.request(method, path, json=body, headers={"Authorization": f"Bearer {token}"})
+        return r.status_code
+
+
+class RawClient:
+    """HTTP/1.1 keep-alive connections over asyncio streams, requests written as bytes and responses read by
+    Content-Length: a small fraction of httpx's client CPU, so one process can offer 200 req/s while sharing the
+    2 cores with the servers (with httpx the generator itself topped out near 140 req/s)."""
+
+    def __init__(self, base: str, connections: int) -> None:
+        url = httpx.URL(base)
+        self.host, self.port = url.host, url.port
+        self.idle: list[tuple[asyncio.StreamReader, asyncio.StreamWriter]] = []
+        self.slots = asyncio.Semaphore(connections)
+
+    async def __aenter__(self) -> RawClient:
+        return self
+
+    async def __aexit__(self, *_: object) -> None:
+        for _, writer in self.idle:
+            writer.close()
+
+    async def request(self, method: str, path: str, body: dict | None, token: str) -> int:
+        payload = b"" if body is None else json.dumps(body).encode()
+        head = (
+            f"{method} {path} HTTP/1.1\r\nHost: {self.host}:{self.port}\r\nAuthorization: Bearer {token}\r\n"
+            f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
+        ).encode()
+        async with self.slots:
+            conn = self.idle.pop() if self.idle else await asyncio.open_connection(self.host, self.port)
+            reader, writer = conn
+            try:
+                writer.write(head + payload)
+                status, length, close = _response_head(await reader.readuntil(b"\r\n\r\n"))
+                await reader.readexactly(length)
+            except BaseException:
+                writer.close()
+                raise
+            if close:
+                writer.close()
+            else:
+                self.idle.append(conn)
+            return status
+
+
+def _response_head(raw: bytes) -> tuple[int, int, bool]:
+    """Status, Content-Length and whether the server closes the connection."""
+    lines = raw.split(b"\r\n")
+    length, close = 0, False
+    for line in lines[1:]:
+        name, _, value = line.partition(b":")
+        name = name.strip().lower()
+        if name == b"content-length":
+            length = int(value)
+        elif name == b"connection":
+            close = value.strip().lower() == b"close"
+        elif name == b"transfer-encoding":
+            raise ValueError("chunked responses are not supported by the raw client")
+    return int(lines[0][9:12]), length, close
+
+
+CLIENTS = {"raw": RawClient, "httpx": HttpxClient}
+LoadClient = RawClient | HttpxClient
+
+
+async def one(http: LoadClient, fx: Fixture, rng: random.Random, res: Result, started: float) -> None:
     kind = rng.choices([k for k, _ in MIX], weights=[w for _, w in MIX])[0]
     method, path, body, token = request_for(kind, fx, rng)
     try:
-        r = await http.request(method, path, json=body, headers={"Authorization": f"Bearer {token}"})
-        ok = r.status_code < 400
-        key = f"{kind}:{r.status_code}"
-    except httpx.HTTPError as exc:
+        status = await http.request(method, path, body, token)
+        ok = status < 400
+        key = f"{kind}:{status}"
+    except (OSError, ValueError, asyncio.IncompleteReadError, asyncio.LimitOverrunError, httpx.HTTPError) as exc:
         ok, key = False, f"{kind}:{type(exc).__name__}"
     if ok:
         res.latencies.append(time.perf_counter() - started)
@@ -318,17 +402,23 @@ async def one(http: httpx.AsyncClient, fx: Fixture, rng: random.Random, res: Res
 
 
 class CpuMeter:
+    """CPU share of the server (with its worker processes, if any) and of this client over a phase."""
+
     def __init__(self, pid: int) -> None:
         self.server, self.client = psutil.Process(pid), psutil.Process()
+        self.workers = self.server.children(recursive=True)  # uvicorn --workers N: the work is in the children
 
     def __enter__(self) -> CpuMeter:
-        self.s0, self.c0, self.t0 = self._cpu(self.server), self._cpu(self.client), time.perf_counter()
+        self.s0, self.c0, self.t0 = self._server_cpu(), self._cpu(self.client), time.perf_counter()
         return self
 
     def __exit__(self, *_: object) -> None:
         wall = time.perf_counter() - self.t0
-        self.server_share = (self._cpu(self.server) - self.s0) / wall
+        self.server_share = (self._server_cpu() - self.s0) / wall
         self.client_share = (self._cpu(self.client) - self.c0) / wall
+
+    def _server_cpu(self) -> float:
+        return sum(self._cpu(p) for p in (self.server, *self.workers))
 
     @staticmethod
     def _cpu(p: psutil.Process) -> float:
@@ -336,11 +426,12 @@ class CpuMeter:
         return t.user + t.system
 
 
-async def closed_loop(base: str, fx: Fixture, pid: int, *, concurrency: int, duration: float, limit: int) -> Result:
+async def closed_loop(
+    base: str, fx: Fixture, pid: int, *, concurrency: int, duration: float, limit: int, client: str = "raw"
+) -> Result:
     """As fast as `concurrency` clients go, each sending its next request when the last one answered."""
     res, rng = Result(), random.Random(1)
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as http:
+    async with CLIENTS[client](base, concurrency) as http:
         sent = 0
         deadline = time.perf_counter() + duration
 
@@ -358,20 +449,19 @@ async def closed_loop(base: str, fx: Fixture, pid: int, *, concurrency: int, dur
     return res
 
 
-async def open_loop(base: str, fx: Fixture, pid: int, *, rate: float, duration: float) -> Result:
+async def open_loop(base: str, fx: Fixture, pid: int, *, rate: float, duration: float, client: str = "raw") -> Result:
     """A fixed offered rate; latency runs from the scheduled send time (no coordinated omission)."""
     res, rng = Result(), random.Random(2)
     n = int(rate * duration)
     # In flight at most 64: httpcore's pool burns client CPU on long queues of waiting requests. A request waiting
     # for a slot still counts its wait, since latency runs from its scheduled time.
-    limits = httpx.Limits(max_connections=64, max_keepalive_connections=64)
     slots = asyncio.Semaphore(64)
 
-    async def bounded(http: httpx.AsyncClient, due: float) -> None:
+    async def bounded(http: LoadClient, due: float) -> None:
         async with slots:
             await one(http, fx, rng, res, due)
 
-    async with httpx.AsyncClient(base_url=base, limits=limits, timeout=30) as http:
+    async with CLIENTS[client](base, 64) as http:
         tasks = []
         with CpuMeter(pid) as cpu:
             t0 = time.perf_counter()
@@ -438,10 +528,28 @@ async def bench(args: argparse.Namespace) -> None:
         api_port, bare_port = free_port(), free_port()
         logs = Path(args.log_dir)
         logs.mkdir(parents=True, exist_ok=True)  # noqa: ASYNC240 - once, before any load
-        api = start(
-            [sys.executable, "-m", "service.cli", "serve"], env | {"MATCH_PORT": str(api_port)}, logs / "load-api.log"
+        api_cmd = [sys.executable, "-m", "service.cli", "serve"]
+        if args.processes > 1:  # the production app under uvicorn's process manager, sharing one listening socket
+            api_cmd = [
+                sys.executable,
+                "-m",
+                "uvicorn",
+                "service.app:create_app",
+                "--factory",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(api_port),
+                "--workers",
+                str(args.processes),
+                "--no-access-log",
+            ]
+        api = start(api_cmd, env | {"MATCH_PORT": str(api_port)}, logs / "load-api.log")
+        bare = start(
+            [sys.executable, "-m", "bench.load", "--serve-bare", str(bare_port), "--processes", str(args.processes)],
+            env,
+            logs / "load-bare.log",
         )
-        bare = start([sys.executable, "-m", "bench.load", "--serve-bare", str(bare_port)], env, logs / "load-bare.log")
         procs += [api, bare]
         api_base, bare_base = f"http://127.0.0.1:{api_port}", f"http://127.0.0.1:{bare_port}"
         await wait_up(api_base, "/readyz", api)
@@ -450,11 +558,12 @@ async def bench(args: argparse.Namespace) -> None:
         print(f"{len(fx.proposals)} proposals, {len(fx.station_ids)} stations, regions {fx.regions}", flush=True)
         results: dict[tuple[str, str], Result] = {}
         for name, base, proc in (("bare", bare_base, bare), ("api", api_base, api)):
-            await closed_loop(base, fx, proc.pid, concurrency=args.concurrency, duration=2, limit=2000)  # warm-up
+            kw = {"client": args.client}
+            await closed_loop(base, fx, proc.pid, concurrency=args.concurrency, duration=2, limit=2000, **kw)  # warm
             results[(name, "max")] = await closed_loop(
-                base, fx, proc.pid, concurrency=args.concurrency, duration=args.duration, limit=args.max_requests
+                base, fx, proc.pid, concurrency=args.concurrency, duration=args.duration, limit=args.max_requests, **kw
             )
-            results[(name, "rate")] = await open_loop(base, fx, proc.pid, rate=args.rate, duration=args.duration)
+            results[(name, "rate")] = await open_loop(base, fx, proc.pid, rate=args.rate, duration=args.duration, **kw)
         report(results, args)
     finally:
         for proc in procs:
@@ -506,14 +615,23 @@ def main() -> None:
     parser.add_argument("--rate", type=float, default=200, help="offered rate of the fixed-rate phase, req/s")
     parser.add_argument("--concurrency", type=int, default=16, help="clients of the max-throughput phase")
     parser.add_argument("--max-requests", type=int, default=20000, help="cap per max-throughput phase")
+    parser.add_argument("--client", choices=sorted(CLIENTS), default="raw", help="load generator's HTTP client")
+    parser.add_argument("--processes", type=int, default=1, help="server processes of each app (uvicorn --workers)")
     parser.add_argument("--log-dir", default=str(ROOT / "var" / "bench"), help="server logs go here")
     parser.add_argument("--serve-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_bare:
         import uvicorn
 
-        dsn = libpq(os.environ["MATCH_DATABASE_URL"])
-        uvicorn.run(bare_app(dsn), host="127.0.0.1", port=args.serve_bare, log_level="warning", access_log=False)
+        uvicorn.run(
+            "bench.load:bare_from_env",
+            factory=True,
+            host="127.0.0.1",
+            port=args.serve_bare,
+            workers=args.processes,
+            log_level="warning",
+            access_log=False,
+        )
         return
     asyncio.run(bench(args))
 
