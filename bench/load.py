@@ -350,20 +350,29 @@ class RawClient:
             f"Content-Type: application/json\r\nContent-Length: {len(payload)}\r\n\r\n"
         ).encode()
         async with self.slots:
-            conn = self.idle.pop() if self.idle else await asyncio.open_connection(self.host, self.port)
-            reader, writer = conn
             try:
-                writer.write(head + payload)
-                status, length, close = _response_head(await reader.readuntil(b"\r\n\r\n"))
-                await reader.readexactly(length)
-            except BaseException:
-                writer.close()
-                raise
-            if close:
-                writer.close()
-            else:
-                self.idle.append(conn)
-            return status
+                return await self._exchange(head + payload, reuse=bool(self.idle))
+            except (ConnectionError, asyncio.IncompleteReadError) as exc:
+                if isinstance(exc, asyncio.IncompleteReadError) and exc.partial:
+                    raise
+                # The server closed an idle keep-alive connection (uvicorn: after 5 s): retry once on a fresh one.
+                return await self._exchange(head + payload, reuse=False)
+
+    async def _exchange(self, request: bytes, *, reuse: bool) -> int:
+        conn = self.idle.pop() if reuse else await asyncio.open_connection(self.host, self.port)
+        reader, writer = conn
+        try:
+            writer.write(request)
+            status, length, close = _response_head(await reader.readuntil(b"\r\n\r\n"))
+            await reader.readexactly(length)
+        except BaseException:
+            writer.close()
+            raise
+        if close:
+            writer.close()
+        else:
+            self.idle.append(conn)
+        return status
 
 
 def _response_head(raw: bytes) -> tuple[int, int, bool]:
