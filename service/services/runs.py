@@ -288,6 +288,18 @@ async def _store(
         },
     )
     run.status, run.finished_at = RunStatus.succeeded, utcnow()
+    # Only the latest state of a scope is ever read: older runs drop theirs, so re-matching every few minutes for a
+    # month keeps one state per region and month, not thousands.
+    await session.execute(
+        sa.update(MatchRun)
+        .where(
+            MatchRun.region_code == run.region_code,
+            MatchRun.period == run.period,
+            MatchRun.id != run.id,
+            MatchRun.engine_state.is_not(None),
+        )
+        .values(engine_state=None)
+    )
     await session.flush()
 
 

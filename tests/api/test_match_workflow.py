@@ -198,6 +198,10 @@ async def test_untouched_proposals_are_unchanged_after_a_rematch_elsewhere(app, 
     assert run_after["counts"]["components"] == 2
     assert run_after["counts"]["components_reused"] == 1
     assert "engine_state" not in run_after
+    async with app.state.db.engine.connect() as conn:
+        states = dict((await conn.execute(sa.select(MatchRun.id, MatchRun.engine_state))).all())
+    assert states[runs[0]] is not None  # only the scope's latest run keeps its state
+    assert [k for k, v in states.items() if v is not None] == [runs[0]]
 
 
 async def test_an_unreadable_stored_engine_state_costs_the_reuse_not_the_run(app, client):
