@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import json
 import logging
@@ -130,3 +131,27 @@ def test_tokens_with_roles_and_scopes_that_do_not_fit_are_not_issued(backend):
         tokens.issue(backend.settings(), subject="s", role=Role.organization, scope="宜昌", lifetime_s=60)
     with pytest.raises(tokens.TokenError):
         tokens.issue(backend.settings(), subject="s", role=Role.coordinator, scope="42x", lifetime_s=60)
+
+
+async def test_a_token_accepted_before_is_refused_once_it_expires(backend):
+    settings = backend.settings(jwt_leeway_s=0)
+    soon = jwt.encode(claims(exp=int(time.time()) + 2), TEST_JWT_SECRET, algorithm="HS256")
+    headers = {"Authorization": f"Bearer {soon}"}
+
+    async def call(http: httpx.AsyncClient) -> list[int]:
+        first = [(await http.get("/api/v1/needs", headers=headers)).status_code for _ in range(3)]  # remembered
+        await asyncio.sleep(max(0.0, jwt.decode(soon, options={"verify_signature": False})["exp"] - time.time()) + 0.2)
+        return [*first, (await http.get("/api/v1/needs", headers=headers)).status_code]
+
+    assert await with_client(settings, call) == [200, 200, 200, 401]
+
+
+def test_a_remembered_token_is_still_checked_against_its_own_signature(backend):
+    verifier = tokens.Verifier(backend.settings())
+    good = jwt.encode(claims(), TEST_JWT_SECRET, algorithm="HS256")
+    assert verifier.verify(good).subject == "coordinator-yichang"
+    header, payload, _ = good.split(".")
+    forged = f"{header}.{b64(claims(role='admin', scope=None))}.{good.split('.')[2]}"  # the good token's signature
+    with pytest.raises(tokens.TokenError):
+        verifier.verify(forged)
+    assert payload != forged.split(".")[1]
