@@ -18,7 +18,7 @@ from service.services.principals import Role
 from tests import factories as f
 from tests.apps import with_client
 from tests.conftest import TEST_JWT_SECRET
-from tests.test_worker import ROOT, city_with_a_queued_run, database, start_worker, wait_for
+from tests.test_worker import ROOT, city_with_a_queued_run, database, run_status, worker_inside_the_run
 
 pytestmark = pytest.mark.parametrize("backend", [pytest.param("postgres", marks=pytest.mark.postgres)], indirect=True)
 
@@ -90,23 +90,9 @@ async def test_the_api_finishes_the_request_in_hand_on_sigterm(app, backend):
 async def test_a_worker_finishes_the_job_in_hand_on_sigterm(app, backend):
     run_id = await city_with_a_queued_run(backend)
     async with database(backend.url) as db:
-        async with db.engine.connect() as holder:
-            await holder.execute(sa.text("BEGIN"))
-            await holder.execute(sa.text("SELECT id FROM match_runs WHERE id = :id FOR UPDATE"), {"id": run_id})
-            worker = start_worker(backend.url, "graceful")
-            doing = await wait_for(
-                db,
-                "SELECT status::text FROM procrastinate_jobs WHERE task_name = 'run_match' "
-                "AND (args->>'run_id')::int = :id",
-                {"id": run_id},
-                "doing",
-                60,
-            )
-            assert doing == "doing"
+        async with worker_inside_the_run(db, backend.url, "graceful", run_id) as worker:
             worker.send_signal(signal.SIGTERM)
             await asyncio.sleep(0.5)
             assert worker.poll() is None
-            await holder.execute(sa.text("ROLLBACK"))
         assert worker.wait(60) in (0, -signal.SIGTERM)
-        status = await wait_for(db, "SELECT status FROM match_runs WHERE id = :id", {"id": run_id}, "succeeded", 5)
-        assert status == "succeeded"
+        assert await run_status(db, run_id, "succeeded", 5) == "succeeded"

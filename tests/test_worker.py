@@ -53,16 +53,50 @@ async def database(url: str):
         await db.dispose()
 
 
+async def scalar(db: Database, sql: str, params: dict | None = None) -> object:
+    """One value from a query, on a connection of its own."""
+    async with db.engine.connect() as conn:
+        return (await conn.execute(sa.text(sql), params or {})).scalar()
+
+
+async def run_status(db: Database, run_id: int, want: str, timeout_s: float) -> object:
+    """The run's status once it is `want`, or whatever it is at the timeout."""
+    return await wait_for(db, "SELECT status FROM match_runs WHERE id = :id", {"id": run_id}, want, timeout_s)
+
+
+PROPOSALS_OF_RUN = "SELECT count(*) FROM proposals WHERE run_id = :id"
+
+
 async def wait_for(db: Database, sql: str, params: dict, want, timeout_s: float) -> object:
     deadline = time.monotonic() + timeout_s
     value = None
     while time.monotonic() < deadline:
-        async with db.engine.connect() as conn:
-            value = (await conn.execute(sa.text(sql), params)).scalar()
+        value = await scalar(db, sql, params)
         if value == want:
             return value
         await asyncio.sleep(0.2)
     return value
+
+
+@asynccontextmanager
+async def worker_inside_the_run(db: Database, url: str, name: str, run_id: int):
+    """A worker process that has taken the run's job and is stuck inside it: the run's row stays locked until the
+    block ends (so a signal sent inside the block surely lands mid-job)."""
+    async with db.engine.connect() as holder:
+        await holder.execute(sa.text("BEGIN"))
+        await holder.execute(sa.text("SELECT id FROM match_runs WHERE id = :id FOR UPDATE"), {"id": run_id})
+        worker = start_worker(url, name)
+        doing = await wait_for(
+            db,
+            "SELECT status::text FROM procrastinate_jobs WHERE task_name = 'run_match' "
+            "AND (args->>'run_id')::int = :id",
+            {"id": run_id},
+            "doing",
+            60,
+        )
+        assert doing == "doing"
+        yield worker
+        await holder.execute(sa.text("ROLLBACK"))
 
 
 async def city_with_a_queued_run(backend, **run_options) -> int:
@@ -87,13 +121,8 @@ async def test_a_queued_run_is_done_by_a_worker_process(app, backend):
     worker = start_worker(backend.url, "a")
     try:
         async with database(backend.url) as db:
-            status = await wait_for(db, "SELECT status FROM match_runs WHERE id = :id", {"id": run_id}, "succeeded", 60)
-            assert status == "succeeded"
-            async with db.engine.connect() as conn:
-                n = (
-                    await conn.execute(sa.text("SELECT count(*) FROM proposals WHERE run_id = :id"), {"id": run_id})
-                ).scalar_one()
-            assert n == 1
+            assert await run_status(db, run_id, "succeeded", 60) == "succeeded"
+            assert await scalar(db, PROPOSALS_OF_RUN, {"id": run_id}) == 1
     finally:
         stop(worker)
 
@@ -101,39 +130,14 @@ async def test_a_queued_run_is_done_by_a_worker_process(app, backend):
 async def test_a_run_whose_worker_is_killed_is_finished_by_another_and_nothing_half_written(app, backend):
     run_id = await city_with_a_queued_run(backend)
     async with database(backend.url) as db:
-        # hold the run's row so the first worker is stuck inside the job when we kill it
-        async with db.engine.connect() as holder:
-            await holder.execute(sa.text("BEGIN"))
-            await holder.execute(sa.text("SELECT id FROM match_runs WHERE id = :id FOR UPDATE"), {"id": run_id})
-            first = start_worker(backend.url, "first")
-            doing = await wait_for(
-                db,
-                "SELECT status::text FROM procrastinate_jobs WHERE task_name = 'run_match' "
-                "AND (args->>'run_id')::int = :id",
-                {"id": run_id},
-                "doing",
-                60,
-            )
-            assert doing == "doing"
+        async with worker_inside_the_run(db, backend.url, "first", run_id) as first:
             first.send_signal(signal.SIGKILL)
             first.wait(10)
-            await holder.execute(sa.text("ROLLBACK"))
-        async with db.engine.connect() as conn:
-            partial = (
-                await conn.execute(sa.text("SELECT count(*) FROM proposals WHERE run_id = :id"), {"id": run_id})
-            ).scalar_one()
-        assert partial == 0
+        assert await scalar(db, PROPOSALS_OF_RUN, {"id": run_id}) == 0  # nothing half-written
         second = start_worker(backend.url, "second")
         try:
-            status = await wait_for(
-                db, "SELECT status FROM match_runs WHERE id = :id", {"id": run_id}, "succeeded", 120
-            )
-            assert status == "succeeded"
-            async with db.engine.connect() as conn:
-                n = (
-                    await conn.execute(sa.text("SELECT count(*) FROM proposals WHERE run_id = :id"), {"id": run_id})
-                ).scalar_one()
-            assert n == 1
+            assert await run_status(db, run_id, "succeeded", 120) == "succeeded"
+            assert await scalar(db, PROPOSALS_OF_RUN, {"id": run_id}) == 1
         finally:
             stop(second)
 
@@ -162,12 +166,9 @@ async def test_two_workers_share_the_runs_and_one_dying_loses_nothing(app, backe
             # as soon as both have done some of the work, one of them dies
             deadline = time.monotonic() + 90
             while time.monotonic() < deadline:
-                async with db.engine.connect() as conn:
-                    executors = (
-                        await conn.execute(
-                            sa.text("SELECT count(DISTINCT executed_by) FROM match_runs WHERE status = 'succeeded'")
-                        )
-                    ).scalar()
+                executors = await scalar(
+                    db, "SELECT count(DISTINCT executed_by) FROM match_runs WHERE status = 'succeeded'"
+                )
                 if executors >= 2:
                     break
                 await asyncio.sleep(0.1)
@@ -182,15 +183,8 @@ async def test_two_workers_share_the_runs_and_one_dying_loses_nothing(app, backe
                 120,
             )
             assert done == len(run_ids)
-            async with db.engine.connect() as conn:
-                executors = (
-                    await conn.execute(
-                        sa.text("SELECT count(DISTINCT executed_by) FROM match_runs WHERE trigger = 'manual'")
-                    )
-                ).scalar()
-                standing = (
-                    await conn.execute(sa.text("SELECT count(*) FROM proposals WHERE status = 'proposed'"))
-                ).scalar()
+            executors = await scalar(db, "SELECT count(DISTINCT executed_by) FROM match_runs WHERE trigger = 'manual'")
+            standing = await scalar(db, "SELECT count(*) FROM proposals WHERE status = 'proposed'")
             assert executors == 2  # the work was spread over both processes
             assert standing == len(run_ids)  # one per county's need: nothing lost, nothing doubled
     finally:
