@@ -151,9 +151,11 @@ async def page_params(
 
 Paging = Annotated[PageParams, Depends(page_params)]
 IfMatch = Annotated[str | None, Header(description='ETag of the version you read, e.g. "3"')]
+REGION_PATTERN = r"^[0-9]{2,12}$"
 RegionQuery = Annotated[
-    str | None, Query(pattern=r"^[0-9]{2,12}$", description="region code prefix, e.g. 420500 (a city) or 420502")
+    str | None, Query(pattern=REGION_PATTERN, description="region code prefix, e.g. 420500 (a city) or 420502")
 ]
+RequiredRegion = Annotated[str, Query(pattern=REGION_PATTERN)]
 
 
 async def expected_version(if_match: IfMatch = None) -> int:

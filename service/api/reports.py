@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query
 from fastapi.responses import Response
 
 from service.api import exports
-from service.api.deps import AuditReader, Session
+from service.api.deps import AuditReader, RequiredRegion, Session
 from service.api.problems import problem_responses
 from service.services import reports as report_service
 
@@ -27,7 +27,7 @@ router = APIRouter(prefix="/api/v1/reports", tags=["reports"], responses=problem
 async def monthly_dispatch(
     session: Session,
     actor: AuditReader,
-    region: Annotated[str, Query(pattern=r"^[0-9]{2,12}$")],
+    region: RequiredRegion,
     month: Annotated[str, Query(pattern=r"^20[0-9]{2}-(0[1-9]|1[0-2])$")],
     unanswered_days: Annotated[int, Query(ge=1, le=365)] = 7,
     format: Literal["json", "csv", "xlsx"] = "json",
@@ -51,7 +51,7 @@ async def monthly_dispatch(
 async def quarterly_supervision(
     session: Session,
     actor: AuditReader,
-    region: Annotated[str, Query(pattern=r"^[0-9]{2,12}$")],
+    region: RequiredRegion,
     quarter: Annotated[str, Query(pattern=r"^20[0-9]{2}-Q[1-4]$")],
 ) -> report_service.QuarterlySupervision:
     return await report_service.quarterly_supervision(session, actor=actor, region=region, quarter=quarter)
@@ -66,7 +66,7 @@ async def quarterly_supervision(
 async def year_ranking(
     session: Session,
     actor: AuditReader,
-    region: Annotated[str, Query(pattern=r"^[0-9]{2,12}$")],
+    region: RequiredRegion,
     year: Annotated[int, Query(ge=2000, le=2100)],
 ) -> report_service.YearRanking:
     return await report_service.year_ranking(session, actor=actor, region=region, year=year)
