@@ -20,7 +20,7 @@ from service.matching.records import (
     StationRecord,
     Weights,
 )
-from service.matching.solver import Solution, edge_objective, solve
+from service.matching.solver import Solution, edge_objective, offer_use, solve
 
 
 def _previous_units(previous: MatchResult | Iterable[Allocation] | None) -> dict[tuple[Id, Id], int]:
@@ -104,8 +104,7 @@ def _explain(ix: Indexed, cand: Candidates, problem: Problem, sol: Solution,
     norm = normalise(problem)
     units = sol.edge_units
     gain = edge_objective(norm, units)
-    used_e = np.where(norm.edge_split, units * norm.usage, np.where(units > 0, norm.usage, 0))
-    used = np.bincount(cand.offer, weights=used_e, minlength=len(ix.offers)).astype(np.int64)
+    used = offer_use(norm, np.arange(norm.n_edges), units)
     allocs = explain.allocations(ix, cand, units, gain)
     current = {(a.need_id, a.offer_id): a.units for a in allocs}
     return MatchResult(sol.status, sol.objective, sol.bound, allocs, explain.unmatched(ix, cand, units, used),

@@ -118,8 +118,7 @@ def fixed_feasible(norm: Normalised) -> bool:
     whole = norm.demand[norm.e_need]
     if np.any(~split & (f > 0) & (f != whole)):
         return False
-    used = np.where(split, f * norm.usage, np.where(f > 0, norm.usage, 0))
-    if np.any(np.bincount(norm.e_offer, weights=used, minlength=norm.n_offers) > norm.capacity):
+    if np.any(offer_use(norm, np.arange(norm.n_edges), f) > norm.capacity):
         return False
     return _limits_ok(norm, np.flatnonzero(f > 0))
 
@@ -344,7 +343,7 @@ class _Run:
         served = np.bincount(need[whole], weights=u[used[whole]], minlength=norm.n_needs)
         edges_per = np.bincount(need[whole], minlength=norm.n_needs)
         bad = np.flatnonzero((edges_per > 1) | ((edges_per == 1) & (served != norm.demand)))
-        return bad, _orgs_over_limit(norm, used), np.flatnonzero(_offer_use(norm, used, u[used]) > norm.capacity)
+        return bad, _orgs_over_limit(norm, used), np.flatnonzero(offer_use(norm, used, u[used]) > norm.capacity)
 
     def dive(self, comp_ids: np.ndarray) -> None:
         """Round the relaxed answer of some components: place unsplittable needs whole (relaxed choice first),
@@ -419,7 +418,6 @@ class _Run:
         free[need[near[offer] & (units > 0)]] = True
         strip = free[need]
         held = np.bincount(offer[~strip], weights=units[~strip], minlength=norm.n_offers).astype(np.int64)
-        self.timings["strip_edges"] = self.timings.get("strip_edges", 0) + float(strip.sum())
         if not self._flow_into(replace(norm, capacity=norm.capacity - held), edges, np.flatnonzero(strip), units):
             return None
         return units
@@ -529,10 +527,7 @@ class _Run:
         norm, comps, u = self.norm, self.comps, self.units
         free_edges = np.flatnonzero(comps.active & free[norm.e_need])
         fixed_edges = np.flatnonzero(~free[norm.e_need] & (u > 0))
-        use = np.where(norm.edge_split[fixed_edges], u[fixed_edges] * norm.usage[fixed_edges],
-                       norm.usage[fixed_edges])
-        cap = norm.capacity - np.bincount(norm.e_offer[fixed_edges], weights=use, minlength=norm.n_offers).astype(
-            np.int64)
+        cap = norm.capacity - offer_use(norm, fixed_edges, u[fixed_edges])
         opened: dict[int, set[int]] = {}
         if len(norm.org_limit):
             g = norm.org[norm.e_offer[fixed_edges]]
@@ -580,7 +575,7 @@ class _Run:
         return key_a >= key_b
 
 
-def _offer_use(norm: Normalised, edges: np.ndarray, units: np.ndarray) -> np.ndarray:
+def offer_use(norm: Normalised, edges: np.ndarray, units: np.ndarray) -> np.ndarray:
     """Capacity each offer uses for `units` on `edges`."""
     use = np.where(norm.splittable[norm.e_need[edges]], units * norm.usage[edges],
                    np.where(units > 0, norm.usage[edges], 0))
