@@ -4,14 +4,16 @@ from __future__ import annotations
 
 import os
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass, field, replace
+from typing import Any
 
 import numpy as np
 from scipy.sparse import coo_matrix
 from scipy.sparse.csgraph import connected_components
 
 from service.matching import components as cc
-from service.matching.cpsat import solve_cpsat
+from service.matching.cpsat import CpResult, solve_cpsat
 from service.matching.flow import FlowResult, relaxation_scale, solve_flow
 from service.matching.greedy import greedy
 from service.matching.problem import Normalised, Problem, normalise
@@ -502,20 +504,10 @@ class _Run:
         base_of = [np.unique(comps.need_comp[norm.e_need[linked.edges_of(c)]]) for c in range(linked.count)]
         todo = [c for c in range(linked.count) if base_of[c].size and open_gap[base_of[c]].any()]
         sizes = np.array([len(linked.edges_of(c)) for c in todo], float)
-        left = sizes.sum()
-        for k in np.argsort(sizes, kind="stable").tolist():
+        for k, budget in self._shares(sizes, self.deadline):
             c = todo[k]
             edges = linked.edges_of(c)
-            budget = (self.deadline - time.perf_counter()) * sizes[k] / max(left, 1.0)
-            left -= sizes[k]
-            if budget < 0.02:
-                continue
-            workers = self.workers if len(edges) >= _CP_WORKERS_MIN_EDGES else 1
-            if self._stalled():
-                break
-            res = solve_cpsat(norm, edges, self.units[edges], budget, workers, stall=(self.stall_s, self.last_gain))
-            self._note_gain(res.last_gain)
-            self.timings["ortools_cpsat"] += res.ortools_s
+            res = self._cpsat(edges, self.units[edges], budget)
             if res.units is not None and self._better(edges, res.units, self.units[edges]):
                 self.units[edges] = res.units
                 self.method[base_of[c]] = "cpsat"
@@ -536,23 +528,33 @@ class _Run:
                 opened.setdefault(a, set()).add(b)
         groups = _groups(norm, free_edges)
         sizes = np.array([len(e) for e in groups], float)
-        left = sizes.sum()
-        for k in np.argsort(sizes, kind="stable").tolist():
+        for k, budget in self._shares(sizes, deadline):
             edges = groups[k]
+            res = self._cpsat(edges, u[edges], budget, cap=cap, opened=opened)
+            if res.units is not None and self._better(edges, res.units, u[edges]):
+                u[edges] = res.units
+                self.method[np.unique(comps.need_comp[norm.e_need[edges]])] = "cpsat"
+
+    def _shares(self, sizes: np.ndarray, deadline: float) -> Iterator[tuple[int, float]]:
+        """Groups smallest first, each with its share (by size) of the time left until `deadline`; groups whose share
+        is too small to use are skipped, and the phase ends once it has stalled."""
+        left = float(sizes.sum())
+        for k in np.argsort(sizes, kind="stable").tolist():
             budget = (deadline - time.perf_counter()) * sizes[k] / max(left, 1.0)
             left -= sizes[k]
             if budget < 0.02:
                 continue
-            workers = self.workers if len(edges) >= _CP_WORKERS_MIN_EDGES else 1
             if self._stalled():
-                break
-            res = solve_cpsat(norm, edges, u[edges], budget, workers, cap=cap, opened=opened,
-                              stall=(self.stall_s, self.last_gain))
-            self._note_gain(res.last_gain)
-            self.timings["ortools_cpsat"] += res.ortools_s
-            if res.units is not None and self._better(edges, res.units, u[edges]):
-                u[edges] = res.units
-                self.method[np.unique(comps.need_comp[norm.e_need[edges]])] = "cpsat"
+                return
+            yield k, budget
+
+    def _cpsat(self, edges: np.ndarray, hint: np.ndarray, budget: float, **kw: Any) -> CpResult:
+        """One CP-SAT call of the improvement phase (stall window shared by the phase, time accounted)."""
+        workers = self.workers if len(edges) >= _CP_WORKERS_MIN_EDGES else 1
+        res = solve_cpsat(self.norm, edges, hint, budget, workers, stall=(self.stall_s, self.last_gain), **kw)
+        self._note_gain(res.last_gain)
+        self.timings["ortools_cpsat"] += res.ortools_s
+        return res
 
     def _stalled(self) -> bool:
         """Whether the CP-SAT phase has gone a whole stall window without improving the answer."""
