@@ -115,7 +115,6 @@ def _outcome(run: MatchRun, result: MatchResult, counts: dict[str, int]) -> None
         "changed": len(result.churn.changed),
     }
     run.unmatched = _unmatched(result)
-    run.engine_state = component_state(result.solution) if result.solution is not None else None
     used = sum(u.used for u in result.utilisation)
     capacity = sum(u.capacity for u in result.utilisation)
     run.counts = counts | {
@@ -288,6 +287,7 @@ async def _store(
         },
     )
     run.status, run.finished_at = RunStatus.succeeded, utcnow()
+    run.engine_state = component_state(result.solution) if result.solution is not None else None
     # Only the latest state of a scope is ever read: older runs drop theirs, so re-matching every few minutes for a
     # month keeps one state per region and month, not thousands.
     await session.execute(
