@@ -16,14 +16,16 @@ import argparse
 import asyncio
 import contextlib
 import json
+import math
 import os
 import random
+import shutil
 import socket
 import subprocess
 import sys
 import time
 import uuid
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
@@ -264,6 +266,7 @@ class Fixture:
     proposals: list[tuple[int, int]]
     coordinator: str
     station_tokens: dict[int, str]
+    mix: tuple[tuple[str, int], ...] = MIX
 
 
 @dataclass
@@ -396,7 +399,7 @@ LoadClient = RawClient | HttpxClient
 
 
 async def one(http: LoadClient, fx: Fixture, rng: random.Random, res: Result, started: float) -> None:
-    kind = rng.choices([k for k, _ in MIX], weights=[w for _, w in MIX])[0]
+    kind = rng.choices([k for k, _ in fx.mix], weights=[w for _, w in fx.mix])[0]
     method, path, body, token = request_for(kind, fx, rng)
     try:
         status = await http.request(method, path, body, token)
@@ -564,14 +567,22 @@ async def bench(args: argparse.Namespace) -> None:
         await wait_up(api_base, "/readyz", api)
         await wait_up(bare_base, "/api/v1/needs?region=42", bare)
         fx = await fixture(api_base)
+        fx.mix = args.mix
         print(f"{len(fx.proposals)} proposals, {len(fx.station_ids)} stations, regions {fx.regions}", flush=True)
         results: dict[tuple[str, str], Result] = {}
         for name, base, proc in (("bare", bare_base, bare), ("api", api_base, api)):
             kw = {"client": args.client}
             await closed_loop(base, fx, proc.pid, concurrency=args.concurrency, duration=2, limit=2000, **kw)  # warm
-            results[(name, "max")] = await closed_loop(
-                base, fx, proc.pid, concurrency=args.concurrency, duration=args.duration, limit=args.max_requests, **kw
-            )
+            with profiled(proc.pid, args.profile if name == "api" else None, args.duration):
+                results[(name, "max")] = await closed_loop(
+                    base,
+                    fx,
+                    proc.pid,
+                    concurrency=args.concurrency,
+                    duration=args.duration,
+                    limit=args.max_requests,
+                    **kw,
+                )
             results[(name, "rate")] = await open_loop(base, fx, proc.pid, rate=args.rate, duration=args.duration, **kw)
         report(results, args)
     finally:
@@ -586,21 +597,55 @@ async def bench(args: argparse.Namespace) -> None:
         print(f"dropped {make_url(url).database}")
 
 
+@contextlib.contextmanager
+def profiled(pid: int, out: str | None, duration: float) -> Iterator[None]:
+    """py-spy (if asked for) sampling the API and its workers over the phase, as collapsed stacks for flamegraphs."""
+    if not out:
+        yield
+        return
+    spy = subprocess.Popen(
+        [
+            shutil.which("py-spy") or str(Path(sys.executable).parent / "py-spy"),
+            "record",
+            "--pid",
+            str(pid),
+            "--subprocesses",
+            "--rate",
+            "200",
+            "--format",
+            "raw",
+            "--duration",
+            str(math.ceil(duration)),
+            "--output",
+            out,
+            "--nonblocking",
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        yield
+    finally:
+        spy.wait(timeout=duration + 30)
+        print(f"py-spy profile of the API's max-throughput phase: {out}", flush=True)
+
+
 def report(results: dict[tuple[str, str], Result], args: argparse.Namespace) -> None:
     rows = [
         ("max throughput", "max", f"closed loop, {args.concurrency} clients, {args.duration:g} s"),
         (f"{args.rate:g} req/s offered", "rate", f"open loop, {args.duration:g} s"),
     ]
     print()
-    print("| phase | app | requests | errors | req/s | p50 ms | p99 ms | server CPU | client CPU |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print("| phase | app | requests | errors | req/s | p50 ms | p99 ms | server CPU | server CPU ms/req | client CPU |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for title, key, _ in rows:
         for app in ("bare", "api"):
             r = results[(app, key)]
             errs = sum(r.errors.values())
             print(
                 f"| {title} | {app} | {len(r.latencies)} | {errs} | {r.throughput:.0f} | {r.pct(0.5):.1f} | "
-                f"{r.pct(0.99):.1f} | {r.server_cpu:.0%} | {r.client_cpu:.0%} |"
+                f"{r.pct(0.99):.1f} | {r.server_cpu:.0%} | {r.server_cpu * 1000 / max(r.throughput, 1e-9):.2f} | "
+                f"{r.client_cpu:.0%} |"
             )
     print()
     for title, key, how in rows:
@@ -618,6 +663,15 @@ def report(results: dict[tuple[str, str], Result], args: argparse.Namespace) -> 
             print(f"- errors {app}/{key}: {r.errors}")
 
 
+def parse_mix(text: str) -> tuple[tuple[str, int], ...]:
+    """`list_needs=100` or `list_needs=50,get_proposal=50`: one request kind alone, to cost it."""
+    kinds = {k for k, _ in MIX}
+    mix = tuple((k.strip(), int(w)) for k, _, w in (part.partition("=") for part in text.split(",")))
+    if not mix or any(k not in kinds or w < 0 for k, w in mix) or not any(w for _, w in mix):
+        raise argparse.ArgumentTypeError(f"expected kind=percent,… with kinds from {sorted(kinds)}")
+    return mix
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--duration", type=float, default=10, help="seconds per measured phase")
@@ -627,6 +681,10 @@ def main() -> None:
     parser.add_argument("--client", choices=sorted(CLIENTS), default="raw", help="load generator's HTTP client")
     parser.add_argument("--processes", type=int, default=1, help="server processes of each app (uvicorn --workers)")
     parser.add_argument("--log-dir", default=str(ROOT / "var" / "bench"), help="server logs go here")
+    parser.add_argument(
+        "--mix", type=parse_mix, default=MIX, help="request mix as kind=percent,… (default: %(default)s)"
+    )
+    parser.add_argument("--profile", metavar="FILE", help="py-spy the API's max-throughput phase into FILE (raw)")
     parser.add_argument("--serve-bare", type=int, metavar="PORT", help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.serve_bare:

@@ -14,6 +14,7 @@ import time
 from collections.abc import Awaitable, Callable
 
 import asyncpg
+import sqlalchemy as sa
 
 from bench import load
 from service.db.models.needs import Need
@@ -57,6 +58,28 @@ async def main() -> None:
             name = f"SQLAlchemy session.get + commit, pre-ping {'on' if pre_ping else 'off'}"
             rows.append((name, *await _measure(orm)))
             await db.dispose()
+        db = Database.from_settings(Settings(database_url=url, jwt_secret=load.SECRET))
+        by_id = sa.select(Need.__table__).where(Need.__table__.c.id == 1)
+
+        async def core() -> None:
+            async with db.engine.connect() as c:
+                (await c.execute(by_id)).one()
+                await c.commit()
+
+        async def core_autocommit() -> None:
+            async with db.engine.connect() as c:
+                c = await c.execution_options(isolation_level="AUTOCOMMIT")
+                (await c.execute(by_id)).one()
+
+        async def driver() -> None:
+            async with db.engine.connect() as c:
+                raw = await c.get_raw_connection()
+                await raw.driver_connection.fetchrow("SELECT * FROM needs WHERE id = $1", 1)
+
+        rows.append(("SQLAlchemy Core connection: select + commit", *await _measure(core)))
+        rows.append(("SQLAlchemy Core connection, autocommit: select", *await _measure(core_autocommit)))
+        rows.append(("SQLAlchemy pool, asyncpg driver connection: fetchrow", *await _measure(driver)))
+        await db.dispose()
         base = rows[0][1]
         print("| path | CPU ms/call | wall ms/call | CPU vs raw |")
         print("| --- | ---: | ---: | ---: |")

@@ -32,7 +32,10 @@ class Settings(BaseSettings):
     db_pool_size: int = Field(5, ge=1, le=100)
     db_max_overflow: int = Field(5, ge=0, le=100)
     db_pool_recycle_s: int = Field(1800, ge=30)
-    db_pool_pre_ping: bool = Field(True, description="check each pooled connection before use (a round trip)")
+    db_pool_pre_ping: bool = Field(True, description="check a pooled connection before use if it sat idle (below)")
+    db_pool_ping_idle_s: float = Field(
+        5.0, ge=0, le=3600, description="ping only connections idle longer than this (0: before every use)"
+    )
     db_statement_cache_size: int = Field(100, ge=0, description="0 behind a transaction-pooling pgbouncer")
     db_echo: bool = False
     application_name: str = "jiedui-matching"
