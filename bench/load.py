@@ -489,7 +489,8 @@ async def open_loop(base: str, fx: Fixture, pid: int, *, rate: float, duration: 
     return res
 
 
-async def fixture(base: str) -> Fixture:
+async def fixture(base: str, transport: httpx.AsyncBaseTransport | None = None) -> Fixture:
+    """Tokens, and proposals from a real match run, through the API at `base` (or an in-process `transport`)."""
     from service.services import tokens
     from service.services.principals import Role
     from service.settings import Settings
@@ -501,7 +502,7 @@ async def fixture(base: str) -> Fixture:
 
     coordinator = tok(Role.coordinator, "420500")
     headers = {"Authorization": f"Bearer {coordinator}"}
-    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=120) as http:
+    async with httpx.AsyncClient(base_url=base, headers=headers, timeout=120, transport=transport) as http:
         run = await http.post("/api/v1/match-runs", json={"region_code": "420500", "period": f"{YEAR}-12"})
         run.raise_for_status()
         proposals = (await http.get("/api/v1/proposals", params={"limit": 200, "status": "proposed"})).json()["items"]

@@ -50,6 +50,21 @@ async def fetch_page(
     return rows, None
 
 
+async def fetch_rows(
+    session: AsyncSession, stmt: sa.Select[Any], id_column: Any, *, limit: int, cursor: str | None
+) -> tuple[list[sa.Row[Any]], str | None]:
+    """Like fetch_page, for a Core select of columns: plain rows on the session's connection, no ORM loading."""
+    after = decode_cursor(cursor)
+    if after is not None:
+        stmt = stmt.where(id_column > after)
+    conn = await session.connection()
+    rows = list((await conn.execute(stmt.order_by(id_column).limit(limit + 1))).all())
+    if len(rows) > limit:
+        rows = rows[:limit]
+        return rows, encode_cursor(rows[-1].id)
+    return rows, None
+
+
 def parse_if_match(header: str | None) -> int:
     """The version an If-Match header names; writes without one are refused (428)."""
     if header is None:
@@ -98,6 +113,20 @@ async def get_or_404(
     if obj is None:
         raise NotFound(f"No {what_en} with id {object_id}", f"{what_zh} {object_id} 不存在")
     return obj
+
+
+async def get_row_or_404(
+    session: AsyncSession, model: type[Any], object_id: int, *, what_en: str, what_zh: str
+) -> sa.Row[Any]:
+    """Like get_or_404 for read-only use: one Core row (attribute access like the model), no ORM instance."""
+    table = model.__table__
+    stmt = sa.select(table).where(table.c.id == object_id)
+    if "archived_at" in table.c:
+        stmt = stmt.where(table.c.archived_at.is_(None))
+    row = (await (await session.connection()).execute(stmt)).first()
+    if row is None:
+        raise NotFound(f"No {what_en} with id {object_id}", f"{what_zh} {object_id} 不存在")
+    return row
 
 
 def region_prefix_filter(column: Any, prefix: str | None) -> Any:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -19,7 +21,7 @@ from service.services import stations as station_service
 from service.services.common import (
     check_version,
     check_window_change,
-    fetch_page,
+    fetch_rows,
     get_or_404,
     refuse_below_committed,
     region_prefix_filter,
@@ -36,6 +38,15 @@ def to_read(need: Need, catalog: catalog_service.Catalog) -> NeedRead:
             "domain": catalog.domain_of(need.service_type_code),
             "unit": catalog.unit_of(need.service_type_code),
         }
+    )
+
+
+def row_to_read(row: sa.Row[Any], catalog: catalog_service.Catalog) -> NeedRead:
+    """The API view of a need read as a Core row (one validation, no ORM instance)."""
+    data = dict(row._mapping)
+    code = data.pop("service_type_code")
+    return NeedRead.model_validate(
+        data | {"service_type": code, "domain": catalog.domain_of(code), "unit": catalog.unit_of(code)}
     )
 
 
@@ -137,7 +148,8 @@ async def list_(
     cursor: str | None,
 ) -> Page[NeedRead]:
     """Needs the actor may see, filtered by the station's region, station, domain, service type and status."""
-    stmt = sa.select(Need).join(Station, Station.id == Need.station_id)
+    # Core rows, not ORM instances: a list page is read-only and this is the API's busiest read.
+    stmt = sa.select(Need.__table__).join(Station, Station.id == Need.station_id)
     stmt = stmt.where(
         region_prefix_filter(Station.region_code, region),
         policy.visible(actor, region_column=Station.region_code, station_column=Station.id),
@@ -151,9 +163,9 @@ async def list_(
         stmt = stmt.where(ServiceType.domain_code == domain)
     if status:
         stmt = stmt.where(Need.status == status)
-    rows, next_cursor = await fetch_page(session, stmt, Need.id, limit=limit, cursor=cursor)
+    rows, next_cursor = await fetch_rows(session, stmt, Need.id, limit=limit, cursor=cursor)
     catalog = await catalog_service.load(session)
-    return Page[NeedRead](items=[to_read(n, catalog) for n in rows], next_cursor=next_cursor, limit=limit)
+    return Page[NeedRead](items=[row_to_read(r, catalog) for r in rows], next_cursor=next_cursor, limit=limit)
 
 
 async def update(

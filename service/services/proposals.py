@@ -8,6 +8,7 @@ over-commit; the loser gets 409.
 from __future__ import annotations
 
 from datetime import datetime
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -22,11 +23,11 @@ from service.errors import Conflict
 from service.services import audit, policy
 from service.services import rematch as rematch_service
 from service.services import webhooks as webhook_service
-from service.services.common import fetch_page, get_or_404
+from service.services.common import fetch_page, get_or_404, get_row_or_404
 from service.services.principals import Principal, Role
 
 
-def ownership(p: Proposal) -> policy.Ownership:
+def ownership(p: Proposal | sa.Row[Any]) -> policy.Ownership:
     return policy.Ownership(region_code=p.region_code, station_id=p.station_id, organization_id=p.organization_id)
 
 
@@ -38,7 +39,9 @@ async def load(session: AsyncSession, *, actor: Principal, proposal_id: int, wri
 
 
 async def get(session: AsyncSession, *, actor: Principal, proposal_id: int) -> ProposalRead:
-    return ProposalRead.model_validate(await load(session, actor=actor, proposal_id=proposal_id))
+    row = await get_row_or_404(session, Proposal, proposal_id, what_en="proposal", what_zh="匹配建议")
+    policy.authorize(actor, ownership(row), write=False, what_en="proposal", what_zh="匹配建议", object_id=proposal_id)
+    return ProposalRead.model_validate(dict(row._mapping))
 
 
 async def list_(
