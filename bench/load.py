@@ -272,6 +272,7 @@ class Fixture:
 @dataclass
 class Result:
     latencies: list[float] = field(default_factory=list)
+    by_kind: dict[str, list[float]] = field(default_factory=dict)
     errors: dict[str, int] = field(default_factory=dict)
     elapsed: float = 0.0
     server_cpu: float = 0.0
@@ -281,8 +282,8 @@ class Result:
     def throughput(self) -> float:
         return len(self.latencies) / self.elapsed if self.elapsed else 0.0
 
-    def pct(self, q: float) -> float:
-        ordered = sorted(self.latencies)
+    def pct(self, q: float, kind: str | None = None) -> float:
+        ordered = sorted(self.latencies if kind is None else self.by_kind.get(kind, []))
         return ordered[min(len(ordered) - 1, int(q * len(ordered)))] * 1000 if ordered else float("nan")
 
 
@@ -409,6 +410,7 @@ async def one(http: LoadClient, fx: Fixture, rng: random.Random, res: Result, st
         ok, key = False, f"{kind}:{type(exc).__name__}"
     if ok:
         res.latencies.append(time.perf_counter() - started)
+        res.by_kind.setdefault(kind, []).append(res.latencies[-1])
     else:
         res.errors[key] = res.errors.get(key, 0) + 1
 
@@ -655,6 +657,10 @@ def report(results: dict[tuple[str, str], Result], args: argparse.Namespace) -> 
             f"- {title} ({how}): API/bare throughput {a.throughput / b.throughput:.2f}, "
             f"p50 {a.pct(0.5) / b.pct(0.5):.1f}x, p99 {a.pct(0.99) / b.pct(0.99):.1f}x"
         )
+    for title, key, _ in rows:
+        r = results[("api", key)]
+        kinds = ", ".join(f"{k} {r.pct(0.5, k):.1f}/{r.pct(0.99, k):.1f}" for k, _ in MIX if k in r.by_kind)
+        print(f"- API p50/p99 ms by kind, {title}: {kinds}")
     max_ratio = results[("api", "max")].throughput / results[("bare", "max")].throughput
     p99 = results[("api", "rate")].pct(0.99)
     print(f"- target API ≥ 50 % of bare throughput: {'MET' if max_ratio >= 0.5 else 'MISSED'} ({max_ratio:.0%})")

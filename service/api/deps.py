@@ -50,6 +50,12 @@ async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
             raise
 
 
+async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """A session for a read-only request: autocommit, so no BEGIN/COMMIT round trips (see Database)."""
+    async with request.app.state.db.read_sessionmaker() as session:
+        yield session
+
+
 class RateLimit:
     """A moving-window limit per principal, on the storage the settings name (memory, or redis for a fleet)."""
 
@@ -117,6 +123,7 @@ def allow(*roles: Role) -> Any:
 SettingsDep = Annotated[Settings, Depends(get_settings)]
 DatabaseDep = Annotated[Database, Depends(get_database)]
 Session = Annotated[AsyncSession, Depends(get_session, scope="function")]
+ReadSession = Annotated[AsyncSession, Depends(get_read_session, scope="function")]
 Actor = Annotated[Principal, Depends(authenticate)]
 # Who may call what (object-level checks follow in the service layer's policy).
 BureauStaff = allow(Role.admin, Role.coordinator)

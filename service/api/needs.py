@@ -8,6 +8,7 @@ from service.api import exports
 from service.api.deps import (
     ExpectedVersion,
     Paging,
+    ReadSession,
     RegionQuery,
     Session,
     StationSideEditor,
@@ -38,7 +39,7 @@ async def create_need(body: NeedCreate, session: Session, actor: StationSideEdit
 
 @router.get("", response_model=Page[NeedRead], responses=problem_responses(422), summary="Search needs")
 async def list_needs(
-    session: Session,
+    session: ReadSession,
     actor: StationSideReader,
     paging: Paging,
     region: RegionQuery = None,
@@ -62,7 +63,7 @@ async def list_needs(
 
 
 @router.get("/{need_id}", response_model=NeedRead, responses=problem_responses(404))
-async def get_need(need_id: int, session: Session, actor: StationSideReader, response: Response) -> NeedRead:
+async def get_need(need_id: int, session: ReadSession, actor: StationSideReader, response: Response) -> NeedRead:
     need = await need_service.get(session, actor=actor, need_id=need_id)
     set_etag(response, need.version)
     return need

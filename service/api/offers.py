@@ -10,6 +10,7 @@ from service.api.deps import (
     OrganizationSideEditor,
     OrganizationSideReader,
     Paging,
+    ReadSession,
     RegionQuery,
     Session,
     set_etag,
@@ -40,7 +41,7 @@ async def create_offer(
 
 @router.get("", response_model=Page[OfferRead], responses=problem_responses(422), summary="Search offers")
 async def list_offers(
-    session: Session,
+    session: ReadSession,
     actor: OrganizationSideReader,
     paging: Paging,
     region: RegionQuery = None,
@@ -64,7 +65,9 @@ async def list_offers(
 
 
 @router.get("/{offer_id}", response_model=OfferRead, responses=problem_responses(404))
-async def get_offer(offer_id: int, session: Session, actor: OrganizationSideReader, response: Response) -> OfferRead:
+async def get_offer(
+    offer_id: int, session: ReadSession, actor: OrganizationSideReader, response: Response
+) -> OfferRead:
     offer = await offer_service.get(session, actor=actor, offer_id=offer_id)
     set_etag(response, offer.version)
     return offer

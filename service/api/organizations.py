@@ -11,6 +11,7 @@ from service.api.deps import (
     OrganizationSideEditor,
     OrganizationSideReader,
     Paging,
+    ReadSession,
     RegionQuery,
     Session,
     SettingsDep,
@@ -51,7 +52,7 @@ async def create_organization(
 
 @router.get("", response_model=Page[OrganizationRead], responses=problem_responses(422), summary="List organizations")
 async def list_organizations(
-    session: Session,
+    session: ReadSession,
     actor: OrganizationSideReader,
     paging: Paging,
     region: RegionQuery = None,
@@ -65,7 +66,7 @@ async def list_organizations(
 
 @router.get("/{organization_id}", response_model=OrganizationRead, responses=problem_responses(404))
 async def get_organization(
-    organization_id: int, session: Session, actor: OrganizationSideReader, response: Response
+    organization_id: int, session: ReadSession, actor: OrganizationSideReader, response: Response
 ) -> OrganizationRead:
     org = await organization_service.get(session, actor=actor, organization_id=organization_id)
     set_etag(response, org.version)
@@ -168,7 +169,7 @@ async def export_offer_list(organization_id: int, session: Session, actor: Organ
 )
 async def list_organization_offers(
     organization_id: int,
-    session: Session,
+    session: ReadSession,
     actor: OrganizationSideReader,
     paging: Paging,
     status: OfferStatus | None = None,

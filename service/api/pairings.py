@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from pydantic import Field
 
 from service.api import exports
-from service.api.deps import Actor, BureauStaff, Paging, RegionQuery, Session
+from service.api.deps import Actor, BureauStaff, Paging, ReadSession, RegionQuery, Session
 from service.api.problems import problem_responses
 from service.db.models.common import Page, Strict
 from service.db.models.pairings import PairingRead
@@ -23,7 +23,7 @@ class PairingEnd(Strict):
 
 @router.get("", response_model=Page[PairingRead], responses=problem_responses(422), summary="List pairings")
 async def list_pairings(
-    session: Session,
+    session: ReadSession,
     actor: Actor,
     paging: Paging,
     region: RegionQuery = None,

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from service.api import exports
-from service.api.deps import Actor, BureauStaff, Paging, Session, allow
+from service.api.deps import Actor, BureauStaff, Paging, ReadSession, Session, allow
 from service.api.problems import problem_responses
 from service.db.models.common import Page
 from service.db.models.proposals import ProposalAnswer, ProposalRead, ProposalRejection, ProposalStatus
@@ -23,7 +23,7 @@ Party = allow(Role.admin, Role.station, Role.organization)
     summary="Proposals you may see (your station's, your organization's, or your region's)",
 )
 async def list_proposals(
-    session: Session,
+    session: ReadSession,
     actor: Actor,
     paging: Paging,
     run_id: int | None = None,
@@ -37,7 +37,7 @@ async def list_proposals(
 
 
 @router.get("/{proposal_id}", response_model=ProposalRead, responses=problem_responses(404))
-async def get_proposal(proposal_id: int, session: Session, actor: Actor) -> ProposalRead:
+async def get_proposal(proposal_id: int, session: ReadSession, actor: Actor) -> ProposalRead:
     return await proposal_service.get(session, actor=actor, proposal_id=proposal_id)
 
 

@@ -9,6 +9,7 @@ from service.api.deps import (
     BureauStaff,
     ExpectedVersion,
     Paging,
+    ReadSession,
     RegionQuery,
     Session,
     SettingsDep,
@@ -44,14 +45,16 @@ async def create_station(body: StationCreate, session: Session, actor: BureauSta
 
 @router.get("", response_model=Page[StationRead], responses=problem_responses(422), summary="List stations")
 async def list_stations(
-    session: Session, actor: StationSideReader, paging: Paging, region: RegionQuery = None
+    session: ReadSession, actor: StationSideReader, paging: Paging, region: RegionQuery = None
 ) -> Page[StationRead]:
     page = await station_service.list_(session, actor=actor, region=region, limit=paging.limit, cursor=paging.cursor)
     return exports.respond(page, paging, StationRead, "stations")
 
 
 @router.get("/{station_id}", response_model=StationRead, responses=problem_responses(404))
-async def get_station(station_id: int, session: Session, actor: StationSideReader, response: Response) -> StationRead:
+async def get_station(
+    station_id: int, session: ReadSession, actor: StationSideReader, response: Response
+) -> StationRead:
     station = await station_service.get(session, actor=actor, station_id=station_id)
     set_etag(response, station.version)
     return station
@@ -147,7 +150,7 @@ async def export_need_list(station_id: int, session: Session, actor: StationSide
     summary="A station's need list",
 )
 async def list_station_needs(
-    station_id: int, session: Session, actor: StationSideReader, paging: Paging, status: NeedStatus | None = None
+    station_id: int, session: ReadSession, actor: StationSideReader, paging: Paging, status: NeedStatus | None = None
 ) -> Page[NeedRead]:
     await station_service.get(session, actor=actor, station_id=station_id)
     return await need_service.list_(

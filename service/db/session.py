@@ -92,15 +92,28 @@ def _ensure_sqlite_dir(url: str) -> None:
 
 @dataclass
 class Database:
-    """The engine and its session factory, owned by the app's lifespan."""
+    """The engine and its session factories, owned by the app's lifespan.
+
+    `sessionmaker` opens transactions (every write, every read that needs one snapshot across statements).
+    `read_sessionmaker` shares the pool in DBAPI autocommit: each statement is its own snapshot and no BEGIN or
+    COMMIT goes to the server, two of a simple read's three round trips. Only for reads of one statement, or of
+    statements whose results need not agree with each other (SQLAlchemy: "Setting Isolation Level or DBAPI
+    Autocommit for a Session").
+    """
 
     engine: AsyncEngine
     sessionmaker: async_sessionmaker[AsyncSession]
+    read_sessionmaker: async_sessionmaker[AsyncSession]
 
     @classmethod
     def from_settings(cls, settings: Settings) -> Database:
         engine = create_engine(settings)
-        return cls(engine, async_sessionmaker(engine, expire_on_commit=False, autoflush=False))
+        autocommit = engine.execution_options(isolation_level="AUTOCOMMIT")
+        return cls(
+            engine,
+            async_sessionmaker(engine, expire_on_commit=False, autoflush=False),
+            async_sessionmaker(autocommit, expire_on_commit=False, autoflush=False),
+        )
 
     async def dispose(self) -> None:
         await self.engine.dispose()

@@ -70,3 +70,21 @@ async def test_a_connection_in_steady_use_is_not_pinged_so_a_dead_one_fails_once
         assert await _select_one(db) == 1
     finally:
         await db.dispose()
+
+
+async def test_reads_run_in_autocommit_and_leave_the_pooled_connection_transactional_for_writes(pg: str) -> None:
+    """The read sessionmaker shares the pool; a connection it used must give the next write a real transaction."""
+    db = _database(pg, idle_s=5)
+    try:
+        async with db.sessionmaker() as session, session.begin():
+            await session.execute(sa.text("CREATE TABLE notes (body text)"))
+        async with db.read_sessionmaker() as session:  # autocommit: a statement stands without a COMMIT
+            await session.execute(sa.text("INSERT INTO notes VALUES ('义诊通知')"))
+        with pytest.raises(RuntimeError):
+            async with db.sessionmaker() as session, session.begin():
+                await session.execute(sa.text("INSERT INTO notes VALUES ('走访记录')"))
+                raise RuntimeError("the use case fails after its first write")
+        async with db.read_sessionmaker() as session:
+            assert (await session.execute(sa.text("SELECT body FROM notes"))).scalars().all() == ["义诊通知"]
+    finally:
+        await db.dispose()
