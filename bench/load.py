@@ -33,6 +33,7 @@ from pathlib import Path
 import asyncpg
 import httpx
 import psutil
+import sqlalchemy as sa
 from sqlalchemy.engine import make_url
 
 from service.settings import normalise_database_url
@@ -113,6 +114,9 @@ async def seed(url: str) -> dict[str, int]:
                     session, actor=Principal.system("load-bench"), station_id=station_id, items=items, max_items=100
                 )
         counts["needs"] += counts["stations"] * EXTRA_NEEDS_PER_STATION
+        async with db.engine.connect() as conn:  # planner statistics, as autovacuum would have them in production
+            await conn.execute(sa.text("ANALYZE"))
+            await conn.commit()
         return counts
     finally:
         await db.dispose()
