@@ -15,6 +15,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import gc
 import json
 import math
 import os
@@ -575,6 +576,8 @@ async def bench(args: argparse.Namespace) -> None:
         await wait_up(bare_base, "/api/v1/needs?region=42", bare)
         fx = await fixture(api_base)
         fx.mix = args.mix
+        gc.collect()  # the client's own setup garbage must not pause it mid-measurement (full collections ~80 ms)
+        gc.freeze()
         print(f"{len(fx.proposals)} proposals, {len(fx.station_ids)} stations, regions {fx.regions}", flush=True)
         results: dict[tuple[str, str], Result] = {}
         for name, base, proc in (("bare", bare_base, bare), ("api", api_base, api)):

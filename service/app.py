@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
@@ -48,6 +49,18 @@ region code, station and organization scoped to one id). Locally: `python -m ser
 """
 
 
+def freeze_startup_heap() -> None:
+    """Move everything alive after startup (modules, OR-Tools, SQLAlchemy and pydantic schemas) out of the
+    collector's reach, so that a full collection scans only what requests allocate.
+
+    Measured under bench.load: without it, the API process ran a full (generation 2) collection every 3–4 s, each
+    pausing the event loop for 130–145 ms: the p99 of every request caught behind it. Frozen objects sit in a
+    permanent generation that collections ignore (Python docs, gc.freeze); requests' garbage is still collected.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 def create_app(settings: Settings | None = None) -> FastAPI:
     """Build the app for the given settings (the environment's by default)."""
     settings = settings or get_settings()
@@ -62,6 +75,8 @@ def create_app(settings: Settings | None = None) -> FastAPI:
                 worker = asyncio.create_task(
                     jobs.run_worker(app.state.jobs, app.state.db, settings, install_signal_handlers=False)
                 )
+            if settings.gc_freeze:
+                freeze_startup_heap()
             try:
                 yield
             finally:

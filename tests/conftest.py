@@ -99,6 +99,7 @@ class Backend:
             "jwt_secret": TEST_JWT_SECRET,
             "rate_limit": "100000/minute",
             "in_process_worker": False,  # specs drive the jobs themselves unless they test the worker
+            "gc_freeze": False,  # one process builds hundreds of apps; freezing each one's heap would leak
         }
         return Settings(database_url=self.url, load_demo_data=False, **(defaults | overrides))
 

@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 import io
 import json
 import logging
 
 import pytest
 
+from service.app import create_app
 from service.observability import configure_logging
 from tests import factories as f
 
@@ -48,3 +50,15 @@ async def test_metrics_show_latency_by_route_runs_and_queue_depths(app, client, 
     assert 'jiedui_queue_depth{kind="rematch_requests"}' in page
     rematch_depth = next(line for line in page.splitlines() if line.startswith('jiedui_queue_depth{kind="rematch'))
     assert float(rematch_depth.split()[-1]) == 2  # the new offer and the new need wait for the re-match job
+
+
+async def test_a_serving_process_freezes_its_startup_heap_so_full_collections_stay_short(backend):
+    """The startup heap (OR-Tools, SQLAlchemy, pydantic schemas) is exempt from collection; without it, a full
+    collection paused the API for 130-145 ms every few seconds under load."""
+    gc.unfreeze()
+    app = create_app(backend.settings(gc_freeze=True))
+    try:
+        async with app.router.lifespan_context(app):
+            assert gc.get_freeze_count() > 10_000
+    finally:
+        gc.unfreeze()
