@@ -4,7 +4,8 @@ Per edge the objective is `value * x - penalty * |x - incumbent|`, concave piece
 parallel arcs model it exactly: the first `incumbent - fixed` units gain `value + penalty` each, later units
 gain `value - penalty`.  Fixed units are taken out beforehand (residual demand and capacity).  Unsplittable
 needs whose edges use `demand` capacity enter as a relaxation: per-unit value `value / demand`, scaled by the
-lcm of those demands so costs stay integral; the caller checks whether the relaxed optimum is integral.
+lcm of those demands so costs stay integral; the caller checks whether the relaxed optimum is integral.  An
+unsplittable need never enters an offer whose (residual) capacity is below its usage, relaxation or not.
 """
 
 from __future__ import annotations
@@ -85,7 +86,10 @@ def solve_flow(norm: Normalised, edges: np.ndarray, scale: int = 1) -> FlowResul
     pen = norm.penalty * scale if norm.has_incumbent else 0
     if np.abs(unit).max(initial=0) + pen > _MAX_SCALED_COST // (len(needs) + len(offers) + 2):
         return None
-    cap_edge = res_dem[ln]
+    # An unsplittable need fits an offer only whole: edges to offers with less (residual) capacity carry nothing,
+    # in the relaxation too (the generalised assignment problem's usual LP cut; it tightens the bound).
+    whole = ~norm.splittable[e_need]
+    cap_edge = np.where(whole & (norm.usage[edges] > res_cap[lo]), 0, res_dem[ln])
     first = np.minimum(np.maximum(norm.incumbent[edges] - fixed, 0), cap_edge) if pen else np.zeros_like(cap_edge)
     n_loc = len(needs)
     sink = n_loc + len(offers)

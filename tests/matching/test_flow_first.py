@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 
 from service.matching import Problem, solve
+from service.matching.flow import relaxation_scale, solve_flow
 from service.matching.greedy import greedy
 from service.matching.problem import normalise
 from service.matching.solver import edge_objective
@@ -97,3 +98,14 @@ def test_parts_with_unsplittable_needs_and_accepted_units_stay_feasible() -> Non
     check_feasible(norm, again.edge_units)
     assert again.bound >= again.objective
     assert again.objective >= int(edge_objective(norm, greedy(norm, np.arange(norm.n_edges))).sum())
+
+
+def test_the_relaxation_leaves_out_unsplittable_needs_larger_than_the_offer() -> None:
+    # Need 0 (5 units, unsplittable) fits neither offer (capacity 3 each); need 1 (2 units) fits offer 1.
+    p = Problem(need_demand=[5, 2], need_splittable=[False, False], offer_capacity=[3, 3], edge_need=[0, 0, 1],
+                edge_offer=[0, 1, 1], edge_value=[500, 500, 20])
+    norm = normalise(p)
+    res = solve_flow(norm, np.arange(3), relaxation_scale(norm, np.arange(3)))
+    assert res is not None and res.units.tolist() == [0, 0, 2]
+    s = solve(p)
+    assert s.status == "optimal" and s.objective == s.bound == 20
