@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from service.matching import Problem, solve
+from service.matching import Problem, solve, solver
 from service.matching.flow import relaxation_scale, solve_flow
 from service.matching.greedy import greedy
 from service.matching.problem import normalise
@@ -109,3 +109,16 @@ def test_the_relaxation_leaves_out_unsplittable_needs_larger_than_the_offer() ->
     assert res is not None and res.units.tolist() == [0, 0, 2]
     s = solve(p)
     assert s.status == "optimal" and s.objective == s.bound == 20
+
+
+def test_the_cpsat_phase_is_skipped_when_its_window_cannot_reload_the_neighbourhood(monkeypatch) -> None:
+    p = _problem(4)
+    norm = normalise(p)
+    greedy_obj = int(edge_objective(norm, greedy(norm, np.arange(norm.n_edges))).sum())
+    monkeypatch.setattr(solver, "CP_LOAD_S_PER_EDGE", 1.0)  # every neighbourhood is too large for the window
+    s = solve(p, time_limit_s=10.0)
+    assert s.stats["search_skipped_edges"] > 0 and s.timings["ortools_cpsat"] == 0
+    check_feasible(norm, s.edge_units)
+    assert s.bound >= s.objective >= greedy_obj
+    monkeypatch.setattr(solver, "CP_LOAD_S_PER_EDGE", 1e-9)
+    assert "search_skipped_edges" not in solve(p, time_limit_s=1.0).stats
