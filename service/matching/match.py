@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import gc
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import contextmanager
 
 import numpy as np
 
@@ -21,6 +23,20 @@ from service.matching.records import (
     Weights,
 )
 from service.matching.solver import Solution, edge_objective, offer_use, solve
+
+
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """Pause the cyclic garbage collector while records are turned into arrays and allocations into records: these
+    steps make tens of thousands of objects but no reference cycles, and the collections they would trigger walk
+    every long-lived object of the caller (province: ~25 ms of a 45 ms explain). Short steps only, never the solve."""
+    was = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was:
+            gc.enable()
 
 
 def _previous_units(previous: MatchResult | Iterable[Allocation] | None) -> dict[tuple[Id, Id], int]:
@@ -79,8 +95,9 @@ def match(needs: Sequence[NeedRecord], offers: Sequence[OfferRecord], organizati
     t0 = time.perf_counter()
     weights = weights or Weights()
     accepted = list(accepted)
-    ix = index_records(needs, offers, organizations, stations)
-    cand = build_candidates(ix, weights, pairings, rejected, [(a, b) for a, b, _ in accepted])
+    with _collector_paused():
+        ix = index_records(needs, offers, organizations, stations)
+        cand = build_candidates(ix, weights, pairings, rejected, [(a, b) for a, b, _ in accepted])
     prev = _previous_units(previous)
     fixed = _edge_lookup(ix, cand, {(a, b): u for a, b, u in accepted}) if accepted else None
     incumbent = _edge_lookup(ix, cand, prev) if previous is not None else None
@@ -92,7 +109,8 @@ def match(needs: Sequence[NeedRecord], offers: Sequence[OfferRecord], organizati
     prev_solution = previous.solution if isinstance(previous, MatchResult) else previous_solution
     sol = solve(problem, max(time_limit_s - (t1 - t0), 0.1), previous=prev_solution, gap_tolerance=gap_tolerance)
     t2 = time.perf_counter()
-    result = _explain(ix, cand, problem, sol, prev)
+    with _collector_paused():
+        result = _explain(ix, cand, problem, sol, prev)
     result.timings = {"candidates": t1 - t0, **{f"solve_{k}": v for k, v in sol.timings.items()},
                       "solve": t2 - t1, "explain": time.perf_counter() - t2}
     return result
