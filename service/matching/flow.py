@@ -52,15 +52,18 @@ def relaxation_scale(norm: Normalised, edges: np.ndarray) -> int:
 
 def per_unit_value(norm: Normalised, edges: np.ndarray, scale: int) -> np.ndarray:
     """Value per unit times `scale` (an unsplittable need's value is spread over its demand)."""
-    split = norm.splittable[norm.e_need[edges]]
-    dem = norm.demand[norm.e_need[edges]]
+    out = norm.value[edges] * scale
+    whole = np.flatnonzero(~norm.splittable[norm.e_need[edges]])
     # Ceiling division keeps the relaxation an upper bound when the scale is not a multiple of the demand.
-    return np.where(split, norm.value[edges] * scale, -((-norm.value[edges] * scale) // dem))
+    out[whole] = -((-out[whole]) // norm.demand[norm.e_need[edges[whole]]])
+    return out
 
 
-def scaled_gain(norm: Normalised, edges: np.ndarray, units: np.ndarray, scale: int) -> np.ndarray:
-    """Exact scaled objective contribution of each edge at `units` (relaxed value for unsplittable needs)."""
-    gain = per_unit_value(norm, edges, scale) * units
+def scaled_gain(norm: Normalised, edges: np.ndarray, units: np.ndarray, scale: int,
+                unit: np.ndarray | None = None) -> np.ndarray:
+    """Exact scaled objective contribution of each edge at `units` (relaxed value for unsplittable needs); `unit`:
+    `per_unit_value` if already at hand."""
+    gain = (per_unit_value(norm, edges, scale) if unit is None else unit) * units
     if norm.has_incumbent:
         gain -= norm.penalty * scale * np.abs(units - norm.incumbent[edges])
     return gain
@@ -118,4 +121,4 @@ def solve_flow(norm: Normalised, edges: np.ndarray, scale: int = 1) -> FlowResul
     flows = np.zeros(len(keep), np.int64)
     flows[arc_idx] = arc_flow
     units = fixed + flows[:k] + flows[k: 2 * k]
-    return FlowResult(units, scaled_gain(norm, edges, units, scale), scale, took)
+    return FlowResult(units, scaled_gain(norm, edges, units, scale, unit), scale, took)

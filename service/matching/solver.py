@@ -363,7 +363,6 @@ class _Run:
         need, offer = norm.e_need[edges], norm.e_offer[edges]
         split = norm.splittable[need]
         allowed = _allowed_stations(norm, edges, relaxed)
-        cap = norm.capacity.copy()
         units = np.zeros(len(edges), np.int64)
         gain = np.where(split, 0, norm.value[edges])
         if norm.has_incumbent:
@@ -371,30 +370,38 @@ class _Run:
         pos = np.flatnonzero(~split & ((gain > 0) | (norm.fixed[edges] > 0)))
         # Fixed first, then the relaxed choices (largest share), then the rest by gain.
         order = pos[np.lexsort((-gain[pos], -relaxed[pos], -(norm.fixed[edges[pos]] > 0).astype(np.int64)))]
-        done: set[int] = set()
         lim = norm.org_limit
-        for p, i, j, use in zip(order.tolist(), need[order].tolist(), offer[order].tolist(),
-                                norm.usage[edges[order]].tolist(), strict=True):
-            if i in done or cap[j] < use:
+        o_need, o_offer = need[order], offer[order]
+        o_org = norm.org[o_offer]
+        o_lim = lim[o_org] if len(lim) else np.full(len(order), -1, np.int64)
+        cols = (order.tolist(), o_need.tolist(), o_offer.tolist(), norm.usage[edges[order]].tolist(), o_org.tolist(),
+                o_lim.tolist(), norm.station[o_need].tolist())
+        done: set[int] = set()
+        left = norm.capacity.tolist()
+        taken: list[int] = []
+        for p, i, j, use, g, g_lim, st in zip(*cols, strict=True):
+            if i in done or left[j] < use:
                 continue
-            if len(lim):
-                g = int(norm.org[j])
-                if lim[g] >= 0:
-                    st = int(norm.station[i])
-                    seen = allowed.setdefault(g, set())
-                    if st not in seen:
-                        if len(seen) >= lim[g]:
-                            continue
-                        seen.add(st)
+            if g_lim >= 0:
+                seen = allowed.setdefault(g, set())
+                if st not in seen:
+                    if len(seen) >= g_lim:
+                        continue
+                    seen.add(st)
             done.add(i)
-            cap[j] -= use
-            units[p] = norm.demand[i]
+            left[j] -= use
+            taken.append(p)
+        units[taken] = norm.demand[need[taken]]
+        cap = np.asarray(left, np.int64)
         ok = split.copy()
-        if len(lim):
+        if len(lim) and allowed:
             g = norm.org[offer]
-            limited = lim[g] >= 0
-            for p in np.flatnonzero(split & limited).tolist():
-                ok[p] = int(norm.station[need[p]]) in allowed.get(int(g[p]), ())
+            check = np.flatnonzero(split & (lim[g] >= 0))
+            n_st = int(norm.station.max()) + 1
+            codes = np.array([a * n_st + b for a, seen in allowed.items() for b in seen], np.int64)
+            ok[check] = np.isin(g[check] * n_st + norm.station[need[check]], codes)
+        elif len(lim):
+            ok &= lim[norm.org[offer]] < 0
         sp = np.flatnonzero(ok)
         split_units = self.feasible_flow(replace(norm, capacity=cap), edges[sp])
         if split_units is None:  # OR-Tools rejected the ranges: the relaxed units must not stand
