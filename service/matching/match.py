@@ -10,7 +10,7 @@ from contextlib import contextmanager
 import numpy as np
 
 from service.matching import explain
-from service.matching.candidates import Candidates, Indexed, build_candidates, index_records, stable_key
+from service.matching.candidates import Candidates, Indexed, build_candidates, index_records, stable_keys
 from service.matching.problem import Problem, normalise
 from service.matching.records import (
     Allocation,
@@ -77,8 +77,8 @@ def build_problem(ix: Indexed, cand: Candidates, *, incumbent: np.ndarray | None
         edge_need=cand.need, edge_offer=cand.offer, edge_value=cand.value, incumbent=incumbent,
         change_penalty=change_penalty, fixed=fixed, need_station=ix.need_station, offer_org=ix.offer_org,
         org_max_stations=ix.org_limit if len(ix.orgs) else None, coverage_first=coverage_first,
-        need_key=np.array([stable_key(n.id) for n in ix.needs], np.int64),
-        offer_key=np.array([stable_key(o.id) for o in ix.offers], np.int64),
+        need_key=stable_keys(n.id for n in ix.needs),
+        offer_key=stable_keys(o.id for o in ix.offers),
     )
 
 
