@@ -56,22 +56,29 @@ class _State:
                 self.lim_arr[offer].tolist(), self.norm.splittable[need].tolist(),
                 limits.tolist() if isinstance(limits, np.ndarray) else [limits] * len(positions))
         for pos, i, j, u, g_lim, split, limit in zip(*cols, strict=True):
+            d = dem[i]
+            if d <= 0:  # served already (the common case late in a pass)
+                continue
             if g_lim >= 0:
                 seen = stations.get(org[j], ())
                 if len(seen) >= g_lim and station[i] not in seen:
                     continue
+            c = cap[j]
             if split:
-                room = cap[j] // u if u > 0 else dem[i]
-                x = min(limit, dem[i], room)
+                x = d if u <= 0 else c if u == 1 else c // u
+                if limit < x:
+                    x = limit
+                if d < x:
+                    x = d
                 if x <= 0:
                     continue
-                cap[j] -= u * x
+                cap[j] = c - u * x
             else:
-                x = dem[i]
-                if x != full[i] or cap[j] < u or limit < x:
+                if d != full[i] or c < u or limit < d:
                     continue
-                cap[j] -= u
-            dem[i] -= x
+                x = d
+                cap[j] = c - u
+            dem[i] = d - x
             units[pos] += x
             if g_lim >= 0:
                 stations.setdefault(org[j], set()).add(station[i])
