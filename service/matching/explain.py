@@ -13,19 +13,27 @@ FILTER_ORDER = ("no_offer_of_type", "no_active_offer", "none_in_range", "none_in
 MAX_NAMED = 3
 
 
-def allocations(ix: Indexed, cand: Candidates, units: np.ndarray, gain: np.ndarray) -> list[Allocation]:
-    """One Allocation per edge carrying units."""
-    idx = np.flatnonzero(units > 0)
-    needs, offers = ix.needs, ix.offers
-    cols = (cand.need[idx].tolist(), cand.offer[idx].tolist(), units[idx].tolist(), gain[idx].tolist(),
-            cand.score[idx].tolist(), cand.components[idx].tolist(), cand.distance_km[idx].tolist(),
-            cand.forced[idx].tolist())
-    out = []
-    for i, j, u, g, sc, comp, d, f in zip(*cols, strict=True):
-        need, offer = needs[i], offers[j]
-        out.append(Allocation(need.id, offer.id, offer.organization_id, need.station_id, u, g, sc,
-                              ScoreComponents(*comp), None if d != d else d, f))
+def _objects(values: list) -> np.ndarray:
+    """A 1-D object array of `values` (ids), for gathering with numpy."""
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
     return out
+
+
+def allocations(ix: Indexed, cand: Candidates, units: np.ndarray, gain: np.ndarray) -> list[Allocation]:
+    """One Allocation per edge carrying units (records built by `map` over gathered columns)."""
+    idx = np.flatnonzero(units > 0)
+    i, j = cand.need[idx], cand.offer[idx]
+    needs, offers = ix.needs, ix.offers
+    need_id = _objects([n.id for n in needs])[i].tolist()
+    station_id = _objects([n.station_id for n in needs])[i].tolist()
+    offer_id = _objects([o.id for o in offers])[j].tolist()
+    org_id = _objects([o.organization_id for o in offers])[j].tolist()
+    comps = list(map(ScoreComponents, *cand.components[idx].T.tolist()))
+    dist = cand.distance_km[idx]
+    dist_l = np.where(np.isnan(dist), None, dist).tolist() if np.isnan(dist).any() else dist.tolist()
+    return list(map(Allocation, need_id, offer_id, org_id, station_id, units[idx].tolist(), gain[idx].tolist(),
+                    cand.score[idx].tolist(), comps, dist_l, cand.forced[idx].tolist()))
 
 
 def _per_unit(ix: Indexed, cand: Candidates) -> np.ndarray:
@@ -116,8 +124,9 @@ def unmatched(ix: Indexed, cand: Candidates, units: np.ndarray, used: np.ndarray
 
 def utilisation(ix: Indexed, used: np.ndarray) -> list[OfferUsage]:
     """Capacity used per offer (every offer, including unused ones)."""
-    return [OfferUsage(o.id, o.organization_id, int(o.capacity), int(u)) for o, u in zip(ix.offers, used.tolist(),
-                                                                                        strict=True)]
+    offers = ix.offers
+    return list(map(OfferUsage, [o.id for o in offers], [o.organization_id for o in offers], ix.offer_cap.tolist(),
+                    used.tolist()))
 
 
 def churn(previous: Mapping[tuple[Id, Id], int], current: Mapping[tuple[Id, Id], int]) -> Churn:
