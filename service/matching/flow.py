@@ -69,16 +69,12 @@ def scaled_gain(norm: Normalised, edges: np.ndarray, units: np.ndarray, scale: i
     return gain
 
 
-def _local(index: np.ndarray, universe: np.ndarray) -> np.ndarray:
-    """Position of each index within the sorted unique `universe`."""
-    return np.searchsorted(universe, index)
-
-
 def solve_flow(norm: Normalised, edges: np.ndarray, scale: int = 1) -> FlowResult | None:
     """Optimal units on `edges` (one or several whole components); None if OR-Tools rejects the ranges."""
     e_need, e_offer = norm.e_need[edges], norm.e_offer[edges]
-    needs, offers = np.unique(e_need), np.unique(e_offer)
-    ln, lo = _local(e_need, needs), _local(e_offer, offers)
+    # Local node numbers: the sorted unique needs and offers, and each edge's position among them.
+    needs, ln = np.unique(e_need, return_inverse=True)
+    offers, lo = np.unique(e_offer, return_inverse=True)
     fixed = norm.fixed[edges]
     res_dem = norm.demand[needs] - np.bincount(ln, weights=fixed, minlength=len(needs)).astype(np.int64)
     used = np.bincount(lo, weights=fixed * norm.usage[edges] // np.where(norm.splittable[e_need], 1,
