@@ -61,11 +61,14 @@ _CHUNK_EDGES = 200_000  # bounds the memory of the edge x top-allocation join
 
 def _top_named(i: np.ndarray, k: np.ndarray, p: np.ndarray, n_needs: int) -> tuple[np.ndarray, ...]:
     """Per need i, its first MAX_NAMED distinct other needs k by (-p, k), as sorted (i, k, p) arrays."""
-    order = np.lexsort((k, -p, i))
-    i, k, p = i[order], k[order], p[order]
-    _, firsts = np.unique(i * max(n_needs, 1) + k, return_index=True)
-    firsts.sort()
-    i, k, p = i[firsts], k[firsts], p[firsts]
+    code = i * max(n_needs, 1) + k
+    order = np.argsort(code, kind="stable")
+    code = code[order]
+    starts = np.flatnonzero(np.r_[True, code[1:] != code[:-1]]) if code.size else np.zeros(0, np.int64)
+    best = np.maximum.reduceat(p[order], starts) if code.size else p[:0]  # each (i, k) once, at its highest p
+    i, k = code[starts] // max(n_needs, 1), code[starts] % max(n_needs, 1)
+    order = np.lexsort((k, -best, i))
+    i, k, p = i[order], k[order], best[order]
     pick = np.arange(len(i)) - np.searchsorted(i, i, "left") < MAX_NAMED
     return i[pick], k[pick], p[pick]
 
@@ -88,7 +91,10 @@ def _taken_by(ix: Indexed, cand: Candidates, units: np.ndarray, edges: np.ndarra
         parts.append(_top_named(cand.need[mine[keep]], cand.need[other[keep]], pu[other[keep]], len(ix.needs)))
     if not parts:
         return {}
-    i, k, _ = _top_named(*(np.concatenate(c) for c in zip(*parts, strict=True)), len(ix.needs))
+    if len(parts) == 1:
+        i, k, _ = parts[0]
+    else:
+        i, k, _ = _top_named(*(np.concatenate(c) for c in zip(*parts, strict=True)), len(ix.needs))
     out: dict[int, list[Id]] = {}
     for a_, b_ in zip(i.tolist(), k.tolist(), strict=True):
         out.setdefault(a_, []).append(ix.needs[b_].id)
