@@ -11,7 +11,7 @@ import numpy as np
 
 from service.matching import explain
 from service.matching.candidates import Candidates, Indexed, build_candidates, index_records, stable_keys
-from service.matching.problem import Problem, normalise
+from service.matching.problem import Normalised, Problem, normalise
 from service.matching.records import (
     Allocation,
     Id,
@@ -106,20 +106,20 @@ def match(needs: Sequence[NeedRecord], offers: Sequence[OfferRecord], organizati
     problem = build_problem(ix, cand, incumbent=incumbent, fixed=fixed, change_penalty=change_penalty,
                             coverage_first=coverage_first)
     t1 = time.perf_counter()
+    norm = normalise(problem)  # validated once, for the solve and the explanations
     prev_solution = previous.solution if isinstance(previous, MatchResult) else previous_solution
-    sol = solve(problem, max(time_limit_s - (t1 - t0), 0.1), previous=prev_solution, gap_tolerance=gap_tolerance)
+    sol = solve(norm, max(time_limit_s - (t1 - t0), 0.1), previous=prev_solution, gap_tolerance=gap_tolerance)
     t2 = time.perf_counter()
     with _collector_paused():
-        result = _explain(ix, cand, problem, sol, prev)
+        result = _explain(ix, cand, norm, sol, prev)
     result.timings = {"candidates": t1 - t0, **{f"solve_{k}": v for k, v in sol.timings.items()},
                       "solve": t2 - t1, "explain": time.perf_counter() - t2}
     return result
 
 
-def _explain(ix: Indexed, cand: Candidates, problem: Problem, sol: Solution,
+def _explain(ix: Indexed, cand: Candidates, norm: Normalised, sol: Solution,
              prev: dict[tuple[Id, Id], int]) -> MatchResult:
     """Assemble the MatchResult from the engine's solution."""
-    norm = normalise(problem)
     units = sol.edge_units
     gain = edge_objective(norm, units)
     used = offer_use(norm, np.arange(norm.n_edges), units)

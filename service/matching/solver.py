@@ -700,16 +700,17 @@ def _reusable(run: _Run, fp: np.ndarray, previous: Solution | None) -> np.ndarra
     return comps
 
 
-def solve(problem: Problem, time_limit_s: float = 10.0, *, previous: Solution | None = None,
+def solve(problem: Problem | Normalised, time_limit_s: float = 10.0, *, previous: Solution | None = None,
           workers: int | None = None, gap_tolerance: float = 0.0, part_edges: int | None = PART_EDGES) -> Solution:
     """Maximise value minus change penalties; components untouched since `previous` keep the incumbent.
 
     A component whose rounded flow answer is within `gap_tolerance` (relative) of its bound skips CP-SAT; flow-first
-    components of more than `part_edges` active edges are solved in parts."""
+    components of more than `part_edges` active edges are solved in parts.  `problem` may be given already
+    normalised (`normalise`), so a caller that needs the arrays too validates it once."""
     if not (isinstance(time_limit_s, int | float) and time_limit_s > 0):
         raise ValueError(f"time_limit_s must be a positive number, got {time_limit_s!r}")
     t0 = time.perf_counter()
-    norm = normalise(problem)
+    norm = problem if isinstance(problem, Normalised) else normalise(problem)
     if not fixed_feasible(norm):
         return _infeasible(norm)
     linked = norm.coverage_first or bool(_odd_usage(norm).any())
