@@ -142,8 +142,9 @@ def _orgs_over_limit(norm: Normalised, used_edges: np.ndarray) -> np.ndarray:
         return np.zeros(0, np.int64)
     org = norm.org[norm.e_offer[used_edges]]
     lim = norm.org_limit[org] >= 0
-    pairs = np.unique(np.stack([org[lim], norm.station[norm.e_need[used_edges[lim]]]]), axis=1)
-    counts = np.bincount(pairs[0], minlength=len(norm.org_limit))
+    n_st = int(norm.station.max()) + 1
+    pairs = np.unique(org[lim] * n_st + norm.station[norm.e_need[used_edges[lim]]])  # (org, station) codes
+    counts = np.bincount(pairs // n_st, minlength=len(norm.org_limit))
     return np.flatnonzero((norm.org_limit >= 0) & (counts > norm.org_limit))
 
 
@@ -639,14 +640,16 @@ def _allowed_stations(norm: Normalised, edges: np.ndarray, relaxed: np.ndarray) 
         return {}
     st = norm.station[norm.e_need[edges[pick]]]
     val = _edge_obj(norm, edges[pick], relaxed[pick]) + (norm.fixed[edges[pick]] > 0) * (1 << 50)
-    gp = g[pick]
-    keys, inv = np.unique(np.stack([gp, st]), axis=1, return_inverse=True)
+    n_st = int(norm.station.max()) + 1
+    codes, inv = np.unique(g[pick] * n_st + st, return_inverse=True)  # (organization, station) pairs, sorted
     tot = np.bincount(inv.ravel(), weights=val.astype(np.float64))
-    order = np.lexsort((-tot, keys[0]))
+    key_org, key_st = codes // n_st, codes % n_st
+    order = np.lexsort((-tot, key_org))
     out: dict[int, set[int]] = {}
-    for a, b in zip(keys[0][order].tolist(), keys[1][order].tolist(), strict=True):
+    for a, b, cap in zip(key_org[order].tolist(), key_st[order].tolist(), norm.org_limit[key_org[order]].tolist(),
+                         strict=True):
         seen = out.setdefault(a, set())
-        if len(seen) < norm.org_limit[a]:
+        if len(seen) < cap:
             seen.add(b)
     return out
 
