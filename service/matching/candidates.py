@@ -245,6 +245,16 @@ def haversine_km(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.
     return 2 * EARTH_KM * np.arcsin(np.sqrt(np.clip(a, 0, 1)))
 
 
+def _edge_km(ix: Indexed, st: np.ndarray, org: np.ndarray) -> np.ndarray:
+    """`haversine_km` between each edge's station and organization, with the per-point terms computed once per
+    station and organization (the same floating-point operations, so the same distances)."""
+    p1, p2 = np.radians(ix.st_lat), np.radians(ix.org_lat)
+    c1, c2 = np.cos(p1), np.cos(p2)
+    a = (np.sin((p2[org] - p1[st]) / 2) ** 2
+         + c1[st] * c2[org] * np.sin(np.radians(ix.org_lon[org] - ix.st_lon[st]) / 2) ** 2)
+    return 2 * EARTH_KM * np.arcsin(np.sqrt(np.clip(a, 0, 1)))
+
+
 @dataclass
 class Candidates:
     """Candidate edges with their score components, plus per-need filter counts for explanations."""
@@ -313,12 +323,15 @@ def _score(ix: Indexed, w: Weights, need: np.ndarray, offer: np.ndarray, forced:
            counts: dict[str, np.ndarray], pairings: Iterable[tuple[Id, Id]]) -> Candidates:
     """Score components, weighted score and integer value of each edge."""
     org, st = ix.offer_org[offer], ix.need_station[need]
-    dist = haversine_km(ix.st_lat[st], ix.st_lon[st], ix.org_lat[org], ix.org_lon[org])
+    dist = _edge_km(ix, st, org)
     unk = w.unknown
     type_score = np.where(ix.offer_primary[offer] == ix.need_type[need], 1.0, w.secondary_type)
     dom = ix.need_domain[need]
-    has_dom = member(org * ix.n_domains + dom, ix.org_domains) & (dom >= 0)
-    org_has_any = member(np.arange(len(ix.orgs)), ix.org_domains // ix.n_domains)[org]
+    # Domains per organization as a dense table (organizations x domains), looked up per edge.
+    known = np.zeros(max(len(ix.orgs), 1) * ix.n_domains, bool)
+    known[ix.org_domains] = True
+    has_dom = known[org * ix.n_domains + np.maximum(dom, 0)] & (dom >= 0)
+    org_has_any = known.reshape(-1, ix.n_domains).any(axis=1)[org]
     expertise = np.where(has_dom, 1.0, np.where((dom < 0) | ~org_has_any, unk, 0.0))
     distance = np.where(np.isfinite(dist), np.exp(-np.nan_to_num(dist) / w.distance_scale_km), unk)
     rating = np.where(np.isfinite(ix.org_rating[org]), np.clip(ix.org_rating[org] / 5.0, 0, 1), unk)
