@@ -136,14 +136,25 @@ def _limits_ok(norm: Normalised, used_edges: np.ndarray) -> bool:
     return not _orgs_over_limit(norm, used_edges).size
 
 
+def _stations(norm: Normalised) -> tuple[np.ndarray, int, np.ndarray | None]:
+    """Station of each need as a small integer code, the number of codes and the station id of each code (None when
+    the codes are the ids), so (organization, station) pairs fit one int64 code in the same order (station ids are
+    only compared; huge ones from the integer API are renumbered)."""
+    top = int(norm.station.max()) + 1 if norm.n_needs else 1
+    if top < 2**31:
+        return norm.station, top, None
+    ids, codes = np.unique(norm.station, return_inverse=True)
+    return codes.ravel(), len(ids), ids
+
+
 def _orgs_over_limit(norm: Normalised, used_edges: np.ndarray) -> np.ndarray:
     """Organizations whose distinct stations among `used_edges` exceed their limit."""
     if not len(norm.org_limit) or used_edges.size == 0:
         return np.zeros(0, np.int64)
     org = norm.org[norm.e_offer[used_edges]]
     lim = norm.org_limit[org] >= 0
-    n_st = int(norm.station.max()) + 1
-    pairs = np.unique(org[lim] * n_st + norm.station[norm.e_need[used_edges[lim]]])  # (org, station) codes
+    station, n_st, _ = _stations(norm)
+    pairs = np.unique(org[lim] * n_st + station[norm.e_need[used_edges[lim]]])  # (org, station) codes
     counts = np.bincount(pairs // n_st, minlength=len(norm.org_limit))
     return np.flatnonzero((norm.org_limit >= 0) & (counts > norm.org_limit))
 
@@ -398,9 +409,12 @@ class _Run:
         if len(lim) and allowed:
             g = norm.org[offer]
             check = np.flatnonzero(split & (lim[g] >= 0))
-            n_st = int(norm.station.max()) + 1
-            codes = np.array([a * n_st + b for a, seen in allowed.items() for b in seen], np.int64)
-            ok[check] = np.isin(g[check] * n_st + norm.station[need[check]], codes)
+            station, n_st, ids = _stations(norm)
+            pairs = [(a, b) for a, seen in allowed.items() for b in seen]
+            a_ = np.array([a for a, _ in pairs], np.int64)
+            b_ = np.array([b for _, b in pairs], np.int64)
+            codes = a_ * n_st + (b_ if ids is None else np.searchsorted(ids, b_))
+            ok[check] = np.isin(g[check] * n_st + station[need[check]], codes)
         elif len(lim):
             ok &= lim[norm.org[offer]] < 0
         sp = np.flatnonzero(ok)
@@ -638,12 +652,13 @@ def _allowed_stations(norm: Normalised, edges: np.ndarray, relaxed: np.ndarray) 
     pick = (norm.org_limit[g] >= 0) & (relaxed > 0)
     if not pick.any():
         return {}
-    st = norm.station[norm.e_need[edges[pick]]]
     val = _edge_obj(norm, edges[pick], relaxed[pick]) + (norm.fixed[edges[pick]] > 0) * (1 << 50)
-    n_st = int(norm.station.max()) + 1
-    codes, inv = np.unique(g[pick] * n_st + st, return_inverse=True)  # (organization, station) pairs, sorted
+    station, n_st, ids = _stations(norm)
+    codes, inv = np.unique(g[pick] * n_st + station[norm.e_need[edges[pick]]], return_inverse=True)  # sorted pairs
     tot = np.bincount(inv.ravel(), weights=val.astype(np.float64))
     key_org, key_st = codes // n_st, codes % n_st
+    if ids is not None:
+        key_st = ids[key_st]
     order = np.lexsort((-tot, key_org))
     out: dict[int, set[int]] = {}
     for a, b, cap in zip(key_org[order].tolist(), key_st[order].tolist(), norm.org_limit[key_org[order]].tolist(),

@@ -122,3 +122,11 @@ def test_the_cpsat_phase_is_skipped_when_its_window_cannot_reload_the_neighbourh
     assert s.bound >= s.objective >= greedy_obj
     monkeypatch.setattr(solver, "CP_LOAD_S_PER_EDGE", 1e-9)
     assert "search_skipped_edges" not in solve(p, time_limit_s=1.0).stats
+
+
+def test_huge_station_ids_give_the_same_dive_as_small_ones() -> None:
+    p = _problem(5)
+    big = Problem(**{**p.__dict__, "need_station": np.asarray(p.need_station) * 10**17 + 7})
+    a, b = solve(p, time_limit_s=0.5), solve(big, time_limit_s=0.5)
+    check_feasible(normalise(big), b.edge_units)
+    assert a.stats["dive_objective"] == b.stats["dive_objective"]
