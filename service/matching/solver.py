@@ -374,7 +374,9 @@ class _Run:
         relaxed = self.units[edges]
         need, offer = norm.e_need[edges], norm.e_offer[edges]
         split = norm.splittable[need]
-        allowed = _allowed_stations(norm, edges, relaxed)
+        # Flow-first components do not link an organization's offers: stations it serves elsewhere count too.
+        opened = self.opened_outside(edges)
+        allowed = _allowed_stations(norm, edges, relaxed, opened)
         units = np.zeros(len(edges), np.int64)
         gain = np.where(split, 0, norm.value[edges])
         if norm.has_incumbent:
@@ -420,10 +422,25 @@ class _Run:
         sp = np.flatnonzero(ok)
         split_units = self.feasible_flow(replace(norm, capacity=cap), edges[sp])
         if split_units is None:  # OR-Tools rejected the ranges: the relaxed units must not stand
-            self.units[edges] = greedy(norm, edges)
+            self.units[edges] = greedy(norm, edges, opened=opened)
             return
         units[sp] = split_units
         self.units[edges] = units
+
+    def opened_outside(self, edges: np.ndarray) -> dict[int, set[int]]:
+        """Per limited organization, the stations it serves with the current units outside `edges`."""
+        norm, u = self.norm, self.units
+        if not len(norm.org_limit):
+            return {}
+        inside = np.zeros(norm.n_edges, bool)
+        inside[edges] = True
+        out = np.flatnonzero(~inside & (u > 0))
+        g = norm.org[norm.e_offer[out]]
+        keep = norm.org_limit[g] >= 0
+        opened: dict[int, set[int]] = {}
+        for a, b in zip(g[keep].tolist(), norm.station[norm.e_need[out[keep]]].tolist(), strict=True):
+            opened.setdefault(a, set()).add(b)
+        return opened
 
     def feasible_flow(self, norm: Normalised, edges: np.ndarray) -> np.ndarray | None:
         """Exact flow of splittable `edges` part by part (None if OR-Tools rejects the ranges).
@@ -513,7 +530,7 @@ class _Run:
             return
         t1 = time.perf_counter()
         edges = self.edges_of(np.flatnonzero(hit))
-        base = greedy(norm, edges)  # guard: never worse than the greedy baseline
+        base = greedy(norm, edges, opened=self.opened_outside(edges))  # guard: never worse than the greedy baseline
         if not self._better(edges, self.units[edges], base):
             self.units[edges] = base
         self.timings["greedy"] += time.perf_counter() - t1
@@ -644,14 +661,17 @@ def _repair(norm: Normalised, edges: np.ndarray, relaxed: np.ndarray) -> np.ndar
     return units
 
 
-def _allowed_stations(norm: Normalised, edges: np.ndarray, relaxed: np.ndarray) -> dict[int, set[int]]:
-    """Per limited organization, the stations it may serve: those with fixed units, then its best relaxed ones."""
+def _allowed_stations(norm: Normalised, edges: np.ndarray, relaxed: np.ndarray,
+                      opened: dict[int, set[int]] | None = None) -> dict[int, set[int]]:
+    """Per limited organization, the stations it may serve: those it serves outside `edges` (`opened`), those with
+    fixed units, then its best relaxed ones."""
+    out: dict[int, set[int]] = {g: set(sts) for g, sts in (opened or {}).items()}
     if not len(norm.org_limit):
-        return {}
+        return out
     g = norm.org[norm.e_offer[edges]]
     pick = (norm.org_limit[g] >= 0) & (relaxed > 0)
     if not pick.any():
-        return {}
+        return out
     val = _edge_obj(norm, edges[pick], relaxed[pick]) + (norm.fixed[edges[pick]] > 0) * (1 << 50)
     station, n_st, ids = _stations(norm)
     codes, inv = np.unique(g[pick] * n_st + station[norm.e_need[edges[pick]]], return_inverse=True)  # sorted pairs
@@ -660,7 +680,6 @@ def _allowed_stations(norm: Normalised, edges: np.ndarray, relaxed: np.ndarray) 
     if ids is not None:
         key_st = ids[key_st]
     order = np.lexsort((-tot, key_org))
-    out: dict[int, set[int]] = {}
     for a, b, cap in zip(key_org[order].tolist(), key_st[order].tolist(), norm.org_limit[key_org[order]].tolist(),
                          strict=True):
         seen = out.setdefault(a, set())
