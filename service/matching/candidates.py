@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import itertools
 from collections.abc import Iterable, Sequence
@@ -26,6 +27,16 @@ def stable_key(value: Id) -> int:
     return int.from_bytes(digest, "little", signed=True)
 
 
+def stable_keys(values: Iterable[Id]) -> np.ndarray:
+    """`stable_key` of many ids as an int64 array (string ids hashed in one pass, same keys)."""
+    vals = list(values)
+    if all(type(v) is str for v in vals):
+        blake = hashlib.blake2b
+        digests = b"".join([blake(v.encode(), digest_size=8).digest() for v in vals])
+        return np.frombuffer(digests, "<i8").astype(np.int64)
+    return np.array([stable_key(v) for v in vals], np.int64)
+
+
 def _ids(records: Sequence, kind: str) -> dict[Id, int]:
     """Index of each record id; duplicates are a data error."""
     index = {r.id: k for k, r in enumerate(records)}
@@ -42,11 +53,20 @@ def _lookup(index: dict[Id, int], key: Id, what: str) -> int:
         raise ValueError(f"unknown {what} id {key!r}") from None
 
 
-def _region_int(code: str, what: str) -> tuple[int, int]:
-    """(level, integer prefix) of a region-code prefix string."""
+@functools.lru_cache(maxsize=1 << 16)
+def _region_code(code: str) -> tuple[int, int] | None:
+    """(level, integer prefix) of a region-code prefix string, None if malformed (cached: codes repeat)."""
     if len(code) not in LEVELS or not (code.isdigit() or code == ""):
-        raise ValueError(f"{what}: region code {code!r} must be 0, 2, 4, 6, 9 or 12 digits")
+        return None
     return LEVELS.index(len(code)), int(code) if code else 0
+
+
+def _region_int(code: str, kind: str, rid: Id) -> tuple[int, int]:
+    """(level, integer prefix) of a region-code prefix string."""
+    parsed = _region_code(code) if isinstance(code, str) else None
+    if parsed is None:
+        raise ValueError(f"{kind} {rid!r}: region code {code!r} must be 0, 2, 4, 6, 9 or 12 digits")
+    return parsed
 
 
 def _floats(values: Iterable[float | None]) -> np.ndarray:
@@ -115,7 +135,7 @@ def index_records(needs: Sequence[NeedRecord], offers: Sequence[OfferRecord], or
     need_domain = np.array([-1 if n.domain is None else domains.setdefault(n.domain, len(domains)) for n in needs],
                            np.int64)
     org_dom = [(g, domains.setdefault(d, len(domains))) for g, o in enumerate(orgs) for d in o.domains]
-    oa = [(k, *_region_int(a, f"offer {o.id!r}")) for k, o in enumerate(offers) for a in o.area]
+    oa = [(k, *_region_int(a, "offer", o.id)) for k, o in enumerate(offers) for a in o.area]
     org_active = np.array([o.active for o in orgs], bool)
     offer_org = np.array([_lookup(org_index, o.organization_id, "organization") for o in offers], np.int64)
     nd = max(len(domains), 1)
@@ -129,7 +149,7 @@ def index_records(needs: Sequence[NeedRecord], offers: Sequence[OfferRecord], or
         need_domain=need_domain,
         need_start=np.array([n.window[0].toordinal() for n in needs], np.int64),
         need_end=np.array([n.window[1].toordinal() for n in needs], np.int64),
-        st_region=np.array([_region_int(s.region_code, f"station {s.id!r}")[1] for s in stations], np.int64),
+        st_region=np.array([_region_int(s.region_code, "station", s.id)[1] for s in stations], np.int64),
         st_lat=_floats(s.lat for s in stations), st_lon=_floats(s.lon for s in stations),
         org_rating=_floats(o.rating for o in orgs), org_feedback=_floats(o.feedback for o in orgs),
         org_limit=np.array([-1 if o.max_stations is None else o.max_stations for o in orgs], np.int64),
@@ -225,6 +245,16 @@ def haversine_km(lat1: np.ndarray, lon1: np.ndarray, lat2: np.ndarray, lon2: np.
     return 2 * EARTH_KM * np.arcsin(np.sqrt(np.clip(a, 0, 1)))
 
 
+def _edge_km(ix: Indexed, st: np.ndarray, org: np.ndarray) -> np.ndarray:
+    """`haversine_km` between each edge's station and organization, with the per-point terms computed once per
+    station and organization (the same floating-point operations, so the same distances)."""
+    p1, p2 = np.radians(ix.st_lat), np.radians(ix.org_lat)
+    c1, c2 = np.cos(p1), np.cos(p2)
+    a = (np.sin((p2[org] - p1[st]) / 2) ** 2
+         + c1[st] * c2[org] * np.sin(np.radians(ix.org_lon[org] - ix.st_lon[st]) / 2) ** 2)
+    return 2 * EARTH_KM * np.arcsin(np.sqrt(np.clip(a, 0, 1)))
+
+
 @dataclass
 class Candidates:
     """Candidate edges with their score components, plus per-need filter counts for explanations."""
@@ -293,12 +323,15 @@ def _score(ix: Indexed, w: Weights, need: np.ndarray, offer: np.ndarray, forced:
            counts: dict[str, np.ndarray], pairings: Iterable[tuple[Id, Id]]) -> Candidates:
     """Score components, weighted score and integer value of each edge."""
     org, st = ix.offer_org[offer], ix.need_station[need]
-    dist = haversine_km(ix.st_lat[st], ix.st_lon[st], ix.org_lat[org], ix.org_lon[org])
+    dist = _edge_km(ix, st, org)
     unk = w.unknown
     type_score = np.where(ix.offer_primary[offer] == ix.need_type[need], 1.0, w.secondary_type)
     dom = ix.need_domain[need]
-    has_dom = member(org * ix.n_domains + dom, ix.org_domains) & (dom >= 0)
-    org_has_any = member(np.arange(len(ix.orgs)), ix.org_domains // ix.n_domains)[org]
+    # Domains per organization as a dense table (organizations x domains), looked up per edge.
+    known = np.zeros(max(len(ix.orgs), 1) * ix.n_domains, bool)
+    known[ix.org_domains] = True
+    has_dom = known[org * ix.n_domains + np.maximum(dom, 0)] & (dom >= 0)
+    org_has_any = known.reshape(-1, ix.n_domains).any(axis=1)[org]
     expertise = np.where(has_dom, 1.0, np.where((dom < 0) | ~org_has_any, unk, 0.0))
     distance = np.where(np.isfinite(dist), np.exp(-np.nan_to_num(dist) / w.distance_scale_km), unk)
     rating = np.where(np.isfinite(ix.org_rating[org]), np.clip(ix.org_rating[org] / 5.0, 0, 1), unk)

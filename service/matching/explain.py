@@ -13,19 +13,27 @@ FILTER_ORDER = ("no_offer_of_type", "no_active_offer", "none_in_range", "none_in
 MAX_NAMED = 3
 
 
-def allocations(ix: Indexed, cand: Candidates, units: np.ndarray, gain: np.ndarray) -> list[Allocation]:
-    """One Allocation per edge carrying units."""
-    idx = np.flatnonzero(units > 0)
-    needs, offers = ix.needs, ix.offers
-    cols = (cand.need[idx].tolist(), cand.offer[idx].tolist(), units[idx].tolist(), gain[idx].tolist(),
-            cand.score[idx].tolist(), cand.components[idx].tolist(), cand.distance_km[idx].tolist(),
-            cand.forced[idx].tolist())
-    out = []
-    for i, j, u, g, sc, comp, d, f in zip(*cols, strict=True):
-        need, offer = needs[i], offers[j]
-        out.append(Allocation(need.id, offer.id, offer.organization_id, need.station_id, u, g, sc,
-                              ScoreComponents(*comp), None if d != d else d, f))
+def _objects(values: list) -> np.ndarray:
+    """A 1-D object array of `values` (ids), for gathering with numpy."""
+    out = np.empty(len(values), dtype=object)
+    out[:] = values
     return out
+
+
+def allocations(ix: Indexed, cand: Candidates, units: np.ndarray, gain: np.ndarray) -> list[Allocation]:
+    """One Allocation per edge carrying units (records built by `map` over gathered columns)."""
+    idx = np.flatnonzero(units > 0)
+    i, j = cand.need[idx], cand.offer[idx]
+    needs, offers = ix.needs, ix.offers
+    need_id = _objects([n.id for n in needs])[i].tolist()
+    station_id = _objects([n.station_id for n in needs])[i].tolist()
+    offer_id = _objects([o.id for o in offers])[j].tolist()
+    org_id = _objects([o.organization_id for o in offers])[j].tolist()
+    comps = list(map(ScoreComponents, *cand.components[idx].T.tolist()))
+    dist = cand.distance_km[idx]
+    dist_l = np.where(np.isnan(dist), None, dist).tolist() if np.isnan(dist).any() else dist.tolist()
+    return list(map(Allocation, need_id, offer_id, org_id, station_id, units[idx].tolist(), gain[idx].tolist(),
+                    cand.score[idx].tolist(), comps, dist_l, cand.forced[idx].tolist()))
 
 
 def _per_unit(ix: Indexed, cand: Candidates) -> np.ndarray:
@@ -53,11 +61,14 @@ _CHUNK_EDGES = 200_000  # bounds the memory of the edge x top-allocation join
 
 def _top_named(i: np.ndarray, k: np.ndarray, p: np.ndarray, n_needs: int) -> tuple[np.ndarray, ...]:
     """Per need i, its first MAX_NAMED distinct other needs k by (-p, k), as sorted (i, k, p) arrays."""
-    order = np.lexsort((k, -p, i))
-    i, k, p = i[order], k[order], p[order]
-    _, firsts = np.unique(i * max(n_needs, 1) + k, return_index=True)
-    firsts.sort()
-    i, k, p = i[firsts], k[firsts], p[firsts]
+    code = i * max(n_needs, 1) + k
+    order = np.argsort(code, kind="stable")
+    code = code[order]
+    starts = np.flatnonzero(np.r_[True, code[1:] != code[:-1]]) if code.size else np.zeros(0, np.int64)
+    best = np.maximum.reduceat(p[order], starts) if code.size else p[:0]  # each (i, k) once, at its highest p
+    i, k = code[starts] // max(n_needs, 1), code[starts] % max(n_needs, 1)
+    order = np.lexsort((k, -best, i))
+    i, k, p = i[order], k[order], best[order]
     pick = np.arange(len(i)) - np.searchsorted(i, i, "left") < MAX_NAMED
     return i[pick], k[pick], p[pick]
 
@@ -80,7 +91,10 @@ def _taken_by(ix: Indexed, cand: Candidates, units: np.ndarray, edges: np.ndarra
         parts.append(_top_named(cand.need[mine[keep]], cand.need[other[keep]], pu[other[keep]], len(ix.needs)))
     if not parts:
         return {}
-    i, k, _ = _top_named(*(np.concatenate(c) for c in zip(*parts, strict=True)), len(ix.needs))
+    if len(parts) == 1:
+        i, k, _ = parts[0]
+    else:
+        i, k, _ = _top_named(*(np.concatenate(c) for c in zip(*parts, strict=True)), len(ix.needs))
     out: dict[int, list[Id]] = {}
     for a_, b_ in zip(i.tolist(), k.tolist(), strict=True):
         out.setdefault(a_, []).append(ix.needs[b_].id)
@@ -116,8 +130,9 @@ def unmatched(ix: Indexed, cand: Candidates, units: np.ndarray, used: np.ndarray
 
 def utilisation(ix: Indexed, used: np.ndarray) -> list[OfferUsage]:
     """Capacity used per offer (every offer, including unused ones)."""
-    return [OfferUsage(o.id, o.organization_id, int(o.capacity), int(u)) for o, u in zip(ix.offers, used.tolist(),
-                                                                                        strict=True)]
+    offers = ix.offers
+    return list(map(OfferUsage, [o.id for o in offers], [o.organization_id for o in offers], ix.offer_cap.tolist(),
+                    used.tolist()))
 
 
 def churn(previous: Mapping[tuple[Id, Id], int], current: Mapping[tuple[Id, Id], int]) -> Churn:

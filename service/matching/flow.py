@@ -4,7 +4,8 @@ Per edge the objective is `value * x - penalty * |x - incumbent|`, concave piece
 parallel arcs model it exactly: the first `incumbent - fixed` units gain `value + penalty` each, later units
 gain `value - penalty`.  Fixed units are taken out beforehand (residual demand and capacity).  Unsplittable
 needs whose edges use `demand` capacity enter as a relaxation: per-unit value `value / demand`, scaled by the
-lcm of those demands so costs stay integral; the caller checks whether the relaxed optimum is integral.
+lcm of those demands so costs stay integral; the caller checks whether the relaxed optimum is integral.  An
+unsplittable need never enters an offer whose (residual) capacity is below its usage, relaxation or not.
 """
 
 from __future__ import annotations
@@ -51,56 +52,73 @@ def relaxation_scale(norm: Normalised, edges: np.ndarray) -> int:
 
 def per_unit_value(norm: Normalised, edges: np.ndarray, scale: int) -> np.ndarray:
     """Value per unit times `scale` (an unsplittable need's value is spread over its demand)."""
-    split = norm.splittable[norm.e_need[edges]]
-    dem = norm.demand[norm.e_need[edges]]
+    out = norm.value[edges] * scale
+    whole = np.flatnonzero(~norm.splittable[norm.e_need[edges]])
     # Ceiling division keeps the relaxation an upper bound when the scale is not a multiple of the demand.
-    return np.where(split, norm.value[edges] * scale, -((-norm.value[edges] * scale) // dem))
+    out[whole] = -((-out[whole]) // norm.demand[norm.e_need[edges[whole]]])
+    return out
 
 
-def scaled_gain(norm: Normalised, edges: np.ndarray, units: np.ndarray, scale: int) -> np.ndarray:
-    """Exact scaled objective contribution of each edge at `units` (relaxed value for unsplittable needs)."""
-    gain = per_unit_value(norm, edges, scale) * units
+def scaled_gain(norm: Normalised, edges: np.ndarray, units: np.ndarray, scale: int,
+                unit: np.ndarray | None = None) -> np.ndarray:
+    """Exact scaled objective contribution of each edge at `units` (relaxed value for unsplittable needs); `unit`:
+    `per_unit_value` if already at hand."""
+    gain = (per_unit_value(norm, edges, scale) if unit is None else unit) * units
     if norm.has_incumbent:
         gain -= norm.penalty * scale * np.abs(units - norm.incumbent[edges])
     return gain
 
 
-def _local(index: np.ndarray, universe: np.ndarray) -> np.ndarray:
-    """Position of each index within the sorted unique `universe`."""
-    return np.searchsorted(universe, index)
+def _compact(values: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
+    """`np.unique(values, return_inverse=True)` for indices below `n`: by marking when `values` is not much shorter
+    than `n` (linear), else by sorting."""
+    if len(values) * 4 < n:
+        return np.unique(values, return_inverse=True)
+    mark = np.zeros(n, bool)
+    mark[values] = True
+    rank = np.cumsum(mark) - 1
+    return np.flatnonzero(mark), rank[values]
 
 
 def solve_flow(norm: Normalised, edges: np.ndarray, scale: int = 1) -> FlowResult | None:
     """Optimal units on `edges` (one or several whole components); None if OR-Tools rejects the ranges."""
     e_need, e_offer = norm.e_need[edges], norm.e_offer[edges]
-    needs, offers = np.unique(e_need), np.unique(e_offer)
-    ln, lo = _local(e_need, needs), _local(e_offer, offers)
+    # Local node numbers: the sorted unique needs and offers, and each edge's position among them.
+    needs, ln = _compact(e_need, norm.n_needs)
+    offers, lo = _compact(e_offer, norm.n_offers)
     fixed = norm.fixed[edges]
-    res_dem = norm.demand[needs] - np.bincount(ln, weights=fixed, minlength=len(needs)).astype(np.int64)
-    used = np.bincount(lo, weights=fixed * norm.usage[edges] // np.where(norm.splittable[e_need], 1,
-                                                                         norm.demand[e_need]),
-                       minlength=len(offers)).astype(np.int64)
-    res_cap = np.maximum(norm.capacity[offers] - used, 0)
+    if fixed.any():
+        res_dem = norm.demand[needs] - np.bincount(ln, weights=fixed, minlength=len(needs)).astype(np.int64)
+        used = np.bincount(lo, weights=fixed * norm.usage[edges] // np.where(norm.splittable[e_need], 1,
+                                                                             norm.demand[e_need]),
+                           minlength=len(offers)).astype(np.int64)
+        res_cap = np.maximum(norm.capacity[offers] - used, 0)
+    else:
+        res_dem, res_cap = norm.demand[needs], norm.capacity[offers]
     unit = per_unit_value(norm, edges, scale)
     pen = norm.penalty * scale if norm.has_incumbent else 0
     if np.abs(unit).max(initial=0) + pen > _MAX_SCALED_COST // (len(needs) + len(offers) + 2):
         return None
-    cap_edge = res_dem[ln]
-    first = np.minimum(np.maximum(norm.incumbent[edges] - fixed, 0), cap_edge) if pen else np.zeros_like(cap_edge)
-    n_loc = len(needs)
-    sink = n_loc + len(offers)
-    # Arcs: edge arcs (kept units first, then the rest), need->sink (unserved), offer->sink (capacity).
-    tails = np.concatenate([ln, ln, np.arange(n_loc), n_loc + np.arange(len(offers))])
-    heads = np.concatenate([n_loc + lo, n_loc + lo, np.full(n_loc, sink), np.full(len(offers), sink)])
-    caps = np.concatenate([first, cap_edge - first, res_dem, res_cap])
-    costs = np.concatenate([-(unit + pen), -(unit - pen), np.zeros(n_loc + len(offers), np.int64)])
-    k = len(edges)
-    keep = np.ones(len(tails), bool)
+    # An unsplittable need fits an offer only whole: edges to offers with less (residual) capacity carry nothing,
+    # in the relaxation too (the generalised assignment problem's usual LP cut; it tightens the bound).
+    whole = ~norm.splittable[e_need]
+    cap_edge = np.where(whole & (norm.usage[edges] > res_cap[lo]), 0, res_dem[ln])
+    n_loc, n_off = len(needs), len(offers)
+    sink = n_loc + n_off
+    # Edge arcs: with an incumbent, the kept units first (value + penalty each), then the rest (value - penalty).
+    if pen:
+        first = np.minimum(np.maximum(norm.incumbent[edges] - fixed, 0), cap_edge)
+        e_tail, e_head = np.concatenate([ln, ln]), np.concatenate([n_loc + lo, n_loc + lo])
+        e_cap, e_cost = np.concatenate([first, cap_edge - first]), np.concatenate([-(unit + pen), -(unit - pen)])
+    else:
+        e_tail, e_head, e_cap, e_cost = ln, n_loc + lo, cap_edge, -unit
     # An arc that gains nothing is never needed: dropping it removes ties and shrinks the graph.
-    keep[: 2 * k] = (costs[: 2 * k] < 0) & (caps[: 2 * k] > 0)
-    arc_idx = np.flatnonzero(keep)
-    tails, heads = tails[arc_idx].astype(np.int32), heads[arc_idx].astype(np.int32)
-    caps, costs = caps[arc_idx], costs[arc_idx]
+    sel = np.flatnonzero((e_cost < 0) & (e_cap > 0))
+    # Then need->sink (unserved) and offer->sink (capacity).
+    tails = np.concatenate([e_tail[sel], np.arange(n_loc), n_loc + np.arange(n_off)]).astype(np.int32)
+    heads = np.concatenate([e_head[sel], np.full(n_loc + n_off, sink)]).astype(np.int32)
+    caps = np.concatenate([e_cap[sel], res_dem, res_cap])
+    costs = np.concatenate([e_cost[sel], np.zeros(n_loc + n_off, np.int64)])
     supplies = np.concatenate([res_dem, [-int(res_dem.sum())]]).astype(np.int64)
     nodes = np.concatenate([np.arange(n_loc), [sink]]).astype(np.int32)
     t0 = time.perf_counter()
@@ -111,7 +129,8 @@ def solve_flow(norm: Normalised, edges: np.ndarray, scale: int = 1) -> FlowResul
         return None
     arc_flow = smcf.flows(arcs)
     took = time.perf_counter() - t0
-    flows = np.zeros(len(keep), np.int64)
-    flows[arc_idx] = arc_flow
-    units = fixed + flows[:k] + flows[k: 2 * k]
-    return FlowResult(units, scaled_gain(norm, edges, units, scale), scale, took)
+    edge_flow = np.zeros(len(e_cap), np.int64)
+    edge_flow[sel] = arc_flow[: len(sel)]
+    k = len(edges)
+    units = fixed + (edge_flow[:k] + edge_flow[k:] if pen else edge_flow)
+    return FlowResult(units, scaled_gain(norm, edges, units, scale, unit), scale, took)

@@ -22,8 +22,8 @@ def edge_gain(norm: Normalised, edges: np.ndarray) -> np.ndarray:
 
 class _State:
     """Residual demand, capacity and organization-station bookkeeping during the greedy pass, as plain lists
-    indexed by need, offer and edge position (the passes are sequential, so they run as tight Python loops; only
-    three lists are per edge, to keep memory low on millions of edges)."""
+    indexed by need and offer (the passes are sequential, so they run as tight Python loops over columns gathered
+    with numpy for the positions of each pass)."""
 
     def __init__(self, norm: Normalised, edges: np.ndarray, cap: np.ndarray | None = None,
                  opened: dict[int, set[int]] | None = None) -> None:
@@ -33,52 +33,57 @@ class _State:
         self.cap = (norm.capacity if cap is None else cap).tolist()
         self.stations: dict[int, set[int]] = {g: set(s) for g, s in (opened or {}).items()}
         self.covered: set[int] = set()
-        self.need, self.offer = norm.e_need[edges].tolist(), norm.e_offer[edges].tolist()
-        self.usage = norm.usage[edges].tolist()
-        self.split = norm.splittable.tolist()  # per need
+        self.e_need, self.e_offer, self.e_usage = norm.e_need[edges], norm.e_offer[edges], norm.usage[edges]
         self.station = norm.station.tolist()  # per need
         self.org = norm.org.tolist()  # per offer
-        self.lim = (norm.org_limit[norm.org] if len(norm.org_limit) else np.full(norm.n_offers, -1)).tolist()
+        self.lim_arr = norm.org_limit[norm.org] if len(norm.org_limit) else np.full(norm.n_offers, -1, np.int64)
 
     def take(self, pos: int, units: int) -> None:
         """Record `units` on the edge at `pos`."""
-        i, j = self.need[pos], self.offer[pos]
+        i, j = int(self.e_need[pos]), int(self.e_offer[pos])
         self.dem[i] -= units
-        self.cap[j] -= self.usage[pos] * (units if self.split[i] else 1)
-        if self.lim[j] >= 0:
+        self.cap[j] -= int(self.e_usage[pos]) * (units if self.norm.splittable[i] else 1)
+        if self.lim_arr[j] >= 0:
             self.stations.setdefault(self.org[j], set()).add(self.station[i])
         self.covered.add(self.station[i])
 
-    def run(self, units: list[int], positions: list[int], limits: list[int] | int) -> None:
+    def run(self, units: list[int], positions: np.ndarray, limits: np.ndarray | int) -> None:
         """Put as many units as allowed on each position in turn (at most `limits`, per position or for all)."""
-        dem, full, cap, stations = self.dem, self.full, self.cap, self.stations
-        need, offer, usage, split, station, org, lim = (self.need, self.offer, self.usage, self.split, self.station,
-                                                        self.org, self.lim)
-        each = isinstance(limits, list)
-        for k, pos in enumerate(positions):
-            i, j, u = need[pos], offer[pos], usage[pos]
-            g_lim = lim[j]
+        dem, full, cap, stations, station, org = self.dem, self.full, self.cap, self.stations, self.station, self.org
+        covered = self.covered if self.norm.coverage_first else None
+        need, offer = self.e_need[positions], self.e_offer[positions]
+        cols = (positions.tolist(), need.tolist(), offer.tolist(), self.e_usage[positions].tolist(),
+                self.lim_arr[offer].tolist(), self.norm.splittable[need].tolist(),
+                limits.tolist() if isinstance(limits, np.ndarray) else [limits] * len(positions))
+        for pos, i, j, u, g_lim, split, limit in zip(*cols, strict=True):
+            d = dem[i]
+            if d <= 0:  # served already (the common case late in a pass)
+                continue
             if g_lim >= 0:
                 seen = stations.get(org[j], ())
                 if len(seen) >= g_lim and station[i] not in seen:
                     continue
-            limit = limits[k] if each else limits
-            if split[i]:
-                room = cap[j] // u if u > 0 else dem[i]
-                x = min(limit, dem[i], room)
+            c = cap[j]
+            if split:
+                x = d if u <= 0 else c if u == 1 else c // u
+                if limit < x:
+                    x = limit
+                if d < x:
+                    x = d
                 if x <= 0:
                     continue
-                cap[j] -= u * x
+                cap[j] = c - u * x
             else:
-                x = dem[i]
-                if x != full[i] or cap[j] < u or limit < x:
+                if d != full[i] or c < u or limit < d:
                     continue
-                cap[j] -= u
-            dem[i] -= x
+                x = d
+                cap[j] = c - u
+            dem[i] = d - x
             units[pos] += x
             if g_lim >= 0:
                 stations.setdefault(org[j], set()).add(station[i])
-            self.covered.add(station[i])
+            if covered is not None:
+                covered.add(station[i])
 
 
 def greedy(norm: Normalised, edges: np.ndarray, start: np.ndarray | None = None, *, cap: np.ndarray | None = None,
@@ -104,10 +109,10 @@ def greedy(norm: Normalised, edges: np.ndarray, start: np.ndarray | None = None,
     if norm.has_incumbent:
         now = np.asarray(units, np.int64)
         pick = order[(inc[order] > now[order]) & (gain[order] > 0)]
-        st.run(units, pick.tolist(), np.where(split[pick], inc[pick] - now[pick], big).tolist())
+        st.run(units, pick, np.where(split[pick], inc[pick] - now[pick], big))
     if norm.coverage_first:
         for pos in order.tolist():
-            if st.station[st.need[pos]] not in st.covered:
-                st.run(units, [pos], 1 if split[pos] else big)
-    st.run(units, order[extra[order] > 0].tolist(), big)
+            if st.station[int(st.e_need[pos])] not in st.covered:
+                st.run(units, np.array([pos]), 1 if split[pos] else big)
+    st.run(units, order[extra[order] > 0], big)
     return np.asarray(units, np.int64)

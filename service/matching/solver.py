@@ -29,9 +29,15 @@ PART_EDGES: int | None = None
 _CP_WORKERS_MIN_EDGES = 400
 # Flow first: the dive's answer is in hand before CP-SAT starts, so the CP-SAT phase (all its calls together) stops
 # once it has not improved on that answer for a while (a fraction of the time limit, at least STALL_MIN_S) instead
-# of running to the limit.
+# of running to the limit; it is skipped when that window is too short for its neighbourhood (CP_LOAD_S_PER_EDGE).
 STALL_MIN_S = 0.3
 STALL_FRACTION = 0.03
+# CP-SAT needs about this long per edge to build a neighbourhood model and get back to its hint (province: 13 us to
+# build, 30-35 us to the first solution).  The flow-first CP-SAT phase runs only when the whole neighbourhood can be
+# reloaded within the stall window; otherwise the window would end before CP-SAT had seen most of it (province at a
+# 10 s limit: 32k edges, 1.5 s to reload against a 0.3 s window; it found +0.001 % in a 1 s window).  A caller who
+# wants that search raises `time_limit_s` (the window is a fraction of it).
+CP_LOAD_S_PER_EDGE = 45e-6
 
 
 @dataclass
@@ -130,14 +136,26 @@ def _limits_ok(norm: Normalised, used_edges: np.ndarray) -> bool:
     return not _orgs_over_limit(norm, used_edges).size
 
 
+def _stations(norm: Normalised) -> tuple[np.ndarray, int, np.ndarray | None]:
+    """Station of each need as a small integer code, the number of codes and the station id of each code (None when
+    the codes are the ids), so (organization, station) pairs fit one int64 code in the same order (station ids are
+    only compared; huge ones from the integer API are renumbered)."""
+    top = int(norm.station.max()) + 1 if norm.n_needs else 1
+    if top < 2**31:
+        return norm.station, top, None
+    ids, codes = np.unique(norm.station, return_inverse=True)
+    return codes.ravel(), len(ids), ids
+
+
 def _orgs_over_limit(norm: Normalised, used_edges: np.ndarray) -> np.ndarray:
     """Organizations whose distinct stations among `used_edges` exceed their limit."""
     if not len(norm.org_limit) or used_edges.size == 0:
         return np.zeros(0, np.int64)
     org = norm.org[norm.e_offer[used_edges]]
     lim = norm.org_limit[org] >= 0
-    pairs = np.unique(np.stack([org[lim], norm.station[norm.e_need[used_edges[lim]]]]), axis=1)
-    counts = np.bincount(pairs[0], minlength=len(norm.org_limit))
+    station, n_st, _ = _stations(norm)
+    pairs = np.unique(org[lim] * n_st + station[norm.e_need[used_edges[lim]]])  # (org, station) codes
+    counts = np.bincount(pairs // n_st, minlength=len(norm.org_limit))
     return np.flatnonzero((norm.org_limit >= 0) & (counts > norm.org_limit))
 
 
@@ -164,6 +182,7 @@ class _Run:
         self.timings: dict[str, float] = {"ortools_flow": 0.0, "ortools_cpsat": 0.0, "greedy": 0.0}
         self.dive_objective: int | None = None  # objective right after the dive (before any CP-SAT)
         self.group_bounds: list[tuple[np.ndarray, int]] = []  # CP-SAT bounds of groups of components
+        self.search_skipped = 0  # neighbourhood edges left without a CP-SAT phase (too large for the window)
 
     def _trivial_bound(self) -> np.ndarray:
         """Per component: every positive value served in full (penalties only lower the objective)."""
@@ -355,8 +374,9 @@ class _Run:
         relaxed = self.units[edges]
         need, offer = norm.e_need[edges], norm.e_offer[edges]
         split = norm.splittable[need]
-        allowed = _allowed_stations(norm, edges, relaxed)
-        cap = norm.capacity.copy()
+        # Flow-first components do not link an organization's offers: stations it serves elsewhere count too.
+        opened = self.opened_outside(edges)
+        allowed = _allowed_stations(norm, edges, relaxed, opened)
         units = np.zeros(len(edges), np.int64)
         gain = np.where(split, 0, norm.value[edges])
         if norm.has_incumbent:
@@ -364,37 +384,63 @@ class _Run:
         pos = np.flatnonzero(~split & ((gain > 0) | (norm.fixed[edges] > 0)))
         # Fixed first, then the relaxed choices (largest share), then the rest by gain.
         order = pos[np.lexsort((-gain[pos], -relaxed[pos], -(norm.fixed[edges[pos]] > 0).astype(np.int64)))]
-        done: set[int] = set()
         lim = norm.org_limit
-        for p, i, j, use in zip(order.tolist(), need[order].tolist(), offer[order].tolist(),
-                                norm.usage[edges[order]].tolist(), strict=True):
-            if i in done or cap[j] < use:
+        o_need, o_offer = need[order], offer[order]
+        o_org = norm.org[o_offer]
+        o_lim = lim[o_org] if len(lim) else np.full(len(order), -1, np.int64)
+        cols = (order.tolist(), o_need.tolist(), o_offer.tolist(), norm.usage[edges[order]].tolist(), o_org.tolist(),
+                o_lim.tolist(), norm.station[o_need].tolist())
+        done: set[int] = set()
+        left = norm.capacity.tolist()
+        taken: list[int] = []
+        for p, i, j, use, g, g_lim, st in zip(*cols, strict=True):
+            if i in done or left[j] < use:
                 continue
-            if len(lim):
-                g = int(norm.org[j])
-                if lim[g] >= 0:
-                    st = int(norm.station[i])
-                    seen = allowed.setdefault(g, set())
-                    if st not in seen:
-                        if len(seen) >= lim[g]:
-                            continue
-                        seen.add(st)
+            if g_lim >= 0:
+                seen = allowed.setdefault(g, set())
+                if st not in seen:
+                    if len(seen) >= g_lim:
+                        continue
+                    seen.add(st)
             done.add(i)
-            cap[j] -= use
-            units[p] = norm.demand[i]
+            left[j] -= use
+            taken.append(p)
+        units[taken] = norm.demand[need[taken]]
+        cap = np.asarray(left, np.int64)
         ok = split.copy()
-        if len(lim):
+        if len(lim) and allowed:
             g = norm.org[offer]
-            limited = lim[g] >= 0
-            for p in np.flatnonzero(split & limited).tolist():
-                ok[p] = int(norm.station[need[p]]) in allowed.get(int(g[p]), ())
+            check = np.flatnonzero(split & (lim[g] >= 0))
+            station, n_st, ids = _stations(norm)
+            pairs = [(a, b) for a, seen in allowed.items() for b in seen]
+            a_ = np.array([a for a, _ in pairs], np.int64)
+            b_ = np.array([b for _, b in pairs], np.int64)
+            codes = a_ * n_st + (b_ if ids is None else np.searchsorted(ids, b_))
+            ok[check] = np.isin(g[check] * n_st + station[need[check]], codes)
+        elif len(lim):
+            ok &= lim[norm.org[offer]] < 0
         sp = np.flatnonzero(ok)
         split_units = self.feasible_flow(replace(norm, capacity=cap), edges[sp])
         if split_units is None:  # OR-Tools rejected the ranges: the relaxed units must not stand
-            self.units[edges] = greedy(norm, edges)
+            self.units[edges] = greedy(norm, edges, opened=opened)
             return
         units[sp] = split_units
         self.units[edges] = units
+
+    def opened_outside(self, edges: np.ndarray) -> dict[int, set[int]]:
+        """Per limited organization, the stations it serves with the current units outside `edges`."""
+        norm, u = self.norm, self.units
+        if not len(norm.org_limit):
+            return {}
+        inside = np.zeros(norm.n_edges, bool)
+        inside[edges] = True
+        out = np.flatnonzero(~inside & (u > 0))
+        g = norm.org[norm.e_offer[out]]
+        keep = norm.org_limit[g] >= 0
+        opened: dict[int, set[int]] = {}
+        for a, b in zip(g[keep].tolist(), norm.station[norm.e_need[out[keep]]].tolist(), strict=True):
+            opened.setdefault(a, set()).add(b)
+        return opened
 
     def feasible_flow(self, norm: Normalised, edges: np.ndarray) -> np.ndarray | None:
         """Exact flow of splittable `edges` part by part (None if OR-Tools rejects the ranges).
@@ -484,10 +530,14 @@ class _Run:
             return
         t1 = time.perf_counter()
         edges = self.edges_of(np.flatnonzero(hit))
-        base = greedy(norm, edges)  # guard: never worse than the greedy baseline
+        base = greedy(norm, edges, opened=self.opened_outside(edges))  # guard: never worse than the greedy baseline
         if not self._better(edges, self.units[edges], base):
             self.units[edges] = base
         self.timings["greedy"] += time.perf_counter() - t1
+        free_edges = int(np.count_nonzero(comps.active & free[norm.e_need]))
+        if free_edges * CP_LOAD_S_PER_EDGE > self.stall_s:
+            self.search_skipped = free_edges
+            return
         self.last_gain = time.monotonic()
         self.improve(free, time.perf_counter() + (self.deadline - time.perf_counter()) / 4)
         self.prove(hit)
@@ -611,24 +661,29 @@ def _repair(norm: Normalised, edges: np.ndarray, relaxed: np.ndarray) -> np.ndar
     return units
 
 
-def _allowed_stations(norm: Normalised, edges: np.ndarray, relaxed: np.ndarray) -> dict[int, set[int]]:
-    """Per limited organization, the stations it may serve: those with fixed units, then its best relaxed ones."""
+def _allowed_stations(norm: Normalised, edges: np.ndarray, relaxed: np.ndarray,
+                      opened: dict[int, set[int]] | None = None) -> dict[int, set[int]]:
+    """Per limited organization, the stations it may serve: those it serves outside `edges` (`opened`), those with
+    fixed units, then its best relaxed ones."""
+    out: dict[int, set[int]] = {g: set(sts) for g, sts in (opened or {}).items()}
     if not len(norm.org_limit):
-        return {}
+        return out
     g = norm.org[norm.e_offer[edges]]
     pick = (norm.org_limit[g] >= 0) & (relaxed > 0)
     if not pick.any():
-        return {}
-    st = norm.station[norm.e_need[edges[pick]]]
+        return out
     val = _edge_obj(norm, edges[pick], relaxed[pick]) + (norm.fixed[edges[pick]] > 0) * (1 << 50)
-    gp = g[pick]
-    keys, inv = np.unique(np.stack([gp, st]), axis=1, return_inverse=True)
+    station, n_st, ids = _stations(norm)
+    codes, inv = np.unique(g[pick] * n_st + station[norm.e_need[edges[pick]]], return_inverse=True)  # sorted pairs
     tot = np.bincount(inv.ravel(), weights=val.astype(np.float64))
-    order = np.lexsort((-tot, keys[0]))
-    out: dict[int, set[int]] = {}
-    for a, b in zip(keys[0][order].tolist(), keys[1][order].tolist(), strict=True):
+    key_org, key_st = codes // n_st, codes % n_st
+    if ids is not None:
+        key_st = ids[key_st]
+    order = np.lexsort((-tot, key_org))
+    for a, b, cap in zip(key_org[order].tolist(), key_st[order].tolist(), norm.org_limit[key_org[order]].tolist(),
+                         strict=True):
         seen = out.setdefault(a, set())
-        if len(seen) < norm.org_limit[a]:
+        if len(seen) < cap:
             seen.add(b)
     return out
 
@@ -682,16 +737,17 @@ def _reusable(run: _Run, fp: np.ndarray, previous: Solution | None) -> np.ndarra
     return comps
 
 
-def solve(problem: Problem, time_limit_s: float = 10.0, *, previous: Solution | None = None,
+def solve(problem: Problem | Normalised, time_limit_s: float = 10.0, *, previous: Solution | None = None,
           workers: int | None = None, gap_tolerance: float = 0.0, part_edges: int | None = PART_EDGES) -> Solution:
     """Maximise value minus change penalties; components untouched since `previous` keep the incumbent.
 
     A component whose rounded flow answer is within `gap_tolerance` (relative) of its bound skips CP-SAT; flow-first
-    components of more than `part_edges` active edges are solved in parts."""
+    components of more than `part_edges` active edges are solved in parts.  `problem` may be given already
+    normalised (`normalise`), so a caller that needs the arrays too validates it once."""
     if not (isinstance(time_limit_s, int | float) and time_limit_s > 0):
         raise ValueError(f"time_limit_s must be a positive number, got {time_limit_s!r}")
     t0 = time.perf_counter()
-    norm = normalise(problem)
+    norm = problem if isinstance(problem, Normalised) else normalise(problem)
     if not fixed_feasible(norm):
         return _infeasible(norm)
     linked = norm.coverage_first or bool(_odd_usage(norm).any())
@@ -749,4 +805,6 @@ def _assemble(run: _Run, fp: np.ndarray, reused: np.ndarray) -> Solution:
     stats["parts"] = int((run.parts.sizes() > 0).sum())
     if run.dive_objective is not None:
         stats["dive_objective"] = run.dive_objective
+    if run.search_skipped:
+        stats["search_skipped_edges"] = run.search_skipped
     return Solution(status, int(obj.sum()), total_bound, run.units, table, run.timings, stats)

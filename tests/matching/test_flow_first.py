@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from service.matching import Problem, solve
+from service.matching import Problem, solve, solver
+from service.matching.flow import relaxation_scale, solve_flow
 from service.matching.greedy import greedy
 from service.matching.problem import normalise
 from service.matching.solver import edge_objective
@@ -97,3 +98,35 @@ def test_parts_with_unsplittable_needs_and_accepted_units_stay_feasible() -> Non
     check_feasible(norm, again.edge_units)
     assert again.bound >= again.objective
     assert again.objective >= int(edge_objective(norm, greedy(norm, np.arange(norm.n_edges))).sum())
+
+
+def test_the_relaxation_leaves_out_unsplittable_needs_larger_than_the_offer() -> None:
+    # Need 0 (5 units, unsplittable) fits neither offer (capacity 3 each); need 1 (2 units) fits offer 1.
+    p = Problem(need_demand=[5, 2], need_splittable=[False, False], offer_capacity=[3, 3], edge_need=[0, 0, 1],
+                edge_offer=[0, 1, 1], edge_value=[500, 500, 20])
+    norm = normalise(p)
+    res = solve_flow(norm, np.arange(3), relaxation_scale(norm, np.arange(3)))
+    assert res is not None and res.units.tolist() == [0, 0, 2]
+    s = solve(p)
+    assert s.status == "optimal" and s.objective == s.bound == 20
+
+
+def test_the_cpsat_phase_is_skipped_when_its_window_cannot_reload_the_neighbourhood(monkeypatch) -> None:
+    p = _problem(4)
+    norm = normalise(p)
+    greedy_obj = int(edge_objective(norm, greedy(norm, np.arange(norm.n_edges))).sum())
+    monkeypatch.setattr(solver, "CP_LOAD_S_PER_EDGE", 1.0)  # every neighbourhood is too large for the window
+    s = solve(p, time_limit_s=10.0)
+    assert s.stats["search_skipped_edges"] > 0 and s.timings["ortools_cpsat"] == 0
+    check_feasible(norm, s.edge_units)
+    assert s.bound >= s.objective >= greedy_obj
+    monkeypatch.setattr(solver, "CP_LOAD_S_PER_EDGE", 1e-9)
+    assert "search_skipped_edges" not in solve(p, time_limit_s=1.0).stats
+
+
+def test_huge_station_ids_give_the_same_dive_as_small_ones() -> None:
+    p = _problem(5)
+    big = Problem(**{**p.__dict__, "need_station": np.asarray(p.need_station) * 10**17 + 7})
+    a, b = solve(p, time_limit_s=0.5), solve(big, time_limit_s=0.5)
+    check_feasible(normalise(big), b.edge_units)
+    assert a.stats["dive_objective"] == b.stats["dive_objective"]

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import json
 from dataclasses import replace
 from datetime import date
@@ -216,3 +217,20 @@ def test_unknown_references_are_value_errors() -> None:
         _run([_need("n", "nowhere", "elder_care", 1)], [])
     with pytest.raises(ValueError, match="region code"):
         _run([], [_offer("oa", "A", ("elder_care",), 1, area=("4201060",))])
+
+
+def test_the_garbage_collector_is_left_as_the_caller_had_it() -> None:
+    needs = [_need("n1", "s1", "elder_daycare", 2)]
+    offers = [_offer("o1", "A", ("elder_daycare",), 3)]
+    assert gc.isenabled()
+    _run(needs, offers)
+    assert gc.isenabled()
+    gc.disable()
+    try:
+        _run(needs, offers)
+        assert not gc.isenabled()
+    finally:
+        gc.enable()
+    with pytest.raises(ValueError):
+        _run(needs, [_offer("o1", "nobody", ("elder_daycare",), 3)])
+    assert gc.isenabled()
