@@ -282,6 +282,7 @@ class Result:
     elapsed: float = 0.0
     server_cpu: float = 0.0
     client_cpu: float = 0.0
+    database_cpu: float = 0.0
 
     @property
     def throughput(self) -> float:
@@ -429,12 +430,24 @@ class CpuMeter:
 
     def __enter__(self) -> CpuMeter:
         self.s0, self.c0, self.t0 = self._server_cpu(), self._cpu(self.client), time.perf_counter()
+        self.d0 = self._database_cpu()
         return self
 
     def __exit__(self, *_: object) -> None:
         wall = time.perf_counter() - self.t0
         self.server_share = (self._server_cpu() - self.s0) / wall
         self.client_share = (self._cpu(self.client) - self.c0) / wall
+        self.database_share = sum(cpu - self.d0.get(pid, cpu) for pid, cpu in self._database_cpu().items()) / wall
+
+    @classmethod
+    def _database_cpu(cls) -> dict[int, float]:
+        """Every local PostgreSQL process (both apps share the server; only the app under load is busy)."""
+        out = {}
+        for p in psutil.process_iter(["name"]):
+            if p.info["name"] == "postgres":
+                with contextlib.suppress(psutil.Error):
+                    out[p.pid] = cls._cpu(p)
+        return out
 
     def _server_cpu(self) -> float:
         return sum(self._cpu(p) for p in (self.server, *self.workers))
@@ -464,7 +477,7 @@ async def closed_loop(
             t0 = time.perf_counter()
             await asyncio.gather(*(client() for _ in range(concurrency)))
             res.elapsed = time.perf_counter() - t0
-    res.server_cpu, res.client_cpu = cpu.server_share, cpu.client_share
+    res.server_cpu, res.client_cpu, res.database_cpu = cpu.server_share, cpu.client_share, cpu.database_share
     return res
 
 
@@ -492,7 +505,7 @@ async def open_loop(base: str, fx: Fixture, pid: int, *, rate: float, duration: 
                 tasks.append(asyncio.create_task(bounded(http, due)))
             await asyncio.gather(*tasks)
             res.elapsed = time.perf_counter() - t0
-    res.server_cpu, res.client_cpu = cpu.server_share, cpu.client_share
+    res.server_cpu, res.client_cpu, res.database_cpu = cpu.server_share, cpu.client_share, cpu.database_share
     return res
 
 
@@ -646,8 +659,11 @@ def report(results: dict[tuple[str, str], Result], args: argparse.Namespace) -> 
         (f"{args.rate:g} req/s offered", "rate", f"open loop, {args.duration:g} s"),
     ]
     print()
-    print("| phase | app | requests | errors | req/s | p50 ms | p99 ms | server CPU | server CPU ms/req | client CPU |")
-    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print(
+        "| phase | app | requests | errors | req/s | p50 ms | p99 ms | server CPU | server CPU ms/req "
+        "| PostgreSQL CPU ms/req | client CPU |"
+    )
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for title, key, _ in rows:
         for app in ("bare", "api"):
             r = results[(app, key)]
@@ -655,7 +671,7 @@ def report(results: dict[tuple[str, str], Result], args: argparse.Namespace) -> 
             print(
                 f"| {title} | {app} | {len(r.latencies)} | {errs} | {r.throughput:.0f} | {r.pct(0.5):.1f} | "
                 f"{r.pct(0.99):.1f} | {r.server_cpu:.0%} | {r.server_cpu * 1000 / max(r.throughput, 1e-9):.2f} | "
-                f"{r.client_cpu:.0%} |"
+                f"{r.database_cpu * 1000 / max(r.throughput, 1e-9):.2f} | {r.client_cpu:.0%} |"
             )
     print()
     for title, key, how in rows:
