@@ -138,7 +138,7 @@ def bare_app(dsn: str) -> object:
     @contextlib.asynccontextmanager
     async def lifespan(_app: object) -> AsyncIterator[None]:
         nonlocal pool
-        pool = await asyncpg.create_pool(dsn, min_size=5, max_size=10)  # the API's pool: 5 + 5 overflow
+        pool = await asyncpg.create_pool(dsn, min_size=5, max_size=10)  # up to 10 kept open, as the API (10 + 0)
         yield
         await pool.close()
 

@@ -44,7 +44,7 @@ def build_app(settings: Settings) -> procrastinate.App:
         connector = procrastinate.PsycopgConnector(
             conninfo=libpq_url(settings.database_url),
             min_size=0,
-            max_size=settings.db_pool_size,
+            max_size=settings.jobs_pool_size,
             kwargs={"application_name": f"{settings.application_name}-jobs"},
         )
     app = procrastinate.App(connector=connector)
