@@ -391,7 +391,10 @@ class _Run:
         cols = (order.tolist(), o_need.tolist(), o_offer.tolist(), norm.usage[edges[order]].tolist(), o_org.tolist(),
                 o_lim.tolist(), norm.station[o_need].tolist())
         done: set[int] = set()
-        left = norm.capacity.tolist()
+        # Fixed units of splittable needs keep their capacity: unsplittable needs placed first must leave it.
+        fixed_split = np.bincount(offer[split], weights=norm.fixed[edges[split]] * norm.usage[edges[split]],
+                                  minlength=norm.n_offers).astype(np.int64)
+        left = (norm.capacity - fixed_split).tolist()
         taken: list[int] = []
         for p, i, j, use, g, g_lim, st in zip(*cols, strict=True):
             if i in done or left[j] < use:
@@ -406,7 +409,7 @@ class _Run:
             left[j] -= use
             taken.append(p)
         units[taken] = norm.demand[need[taken]]
-        cap = np.asarray(left, np.int64)
+        cap = np.asarray(left, np.int64) + fixed_split  # the exact flow takes the fixed units out itself
         ok = split.copy()
         if len(lim) and allowed:
             g = norm.org[offer]
