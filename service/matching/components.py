@@ -174,19 +174,51 @@ def edge_identity(norm: Normalised, seed: int) -> np.ndarray:
 
 def fingerprints(norm: Normalised, comps: Components) -> np.ndarray:
     """128-bit fingerprint (two uint64 columns) of each component's data, excluding the incumbent."""
+    return fingerprints_and_items(norm, comps)[0]
+
+
+@dataclass
+class ItemHashes:
+    """64-bit hash of each need (its own data and its active edges') and each offer, by stable key: what a later
+    re-solve compares to find the needs that changed (`solver`'s local re-solve)."""
+
+    need_key: np.ndarray  # sorted
+    need_hash: np.ndarray  # uint64, aligned with need_key
+    need_fixed: np.ndarray  # bool: the need had fixed units
+    offer_key: np.ndarray  # sorted
+    offer_hash: np.ndarray
+
+
+def fingerprints_and_items(norm: Normalised, comps: Components) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """`fingerprints`, plus the first column's hash per need (own data and active edges) and per offer, in index
+    order (a component's first column is the sum of its needs' and offers' hashes)."""
     out = np.zeros((comps.count, 2), np.uint64)
     act = np.flatnonzero(comps.active)
     edge_comp = comps.need_comp[norm.e_need[act]]
     lim = norm.org_limit[norm.org] if len(norm.org_limit) else np.full(norm.n_offers, -1, np.int64)
+    need_h = offer_h = np.zeros(0, np.uint64)
     for col, seed in enumerate((0x1234567, 0x7654321)):
         ident = edge_identity(norm, seed)[act]
         e = _combine(ident.view(np.int64), norm.value[act], norm.usage[act], norm.fixed[act], seed=seed)
         nd = _combine(norm.need_key, norm.demand, norm.splittable.astype(np.int64), norm.station,
                       np.full(norm.n_needs, norm.penalty * 2 + norm.coverage_first), seed=seed + 1)
         of = _combine(norm.offer_key, norm.capacity, norm.org, lim, seed=seed + 2)
-        out[:, col] = (_sum_by(e, edge_comp, comps.count) + _sum_by(nd, comps.need_comp, comps.count)
-                       + _sum_by(of, comps.offer_comp, comps.count))
-    return out
+        if col == 0:
+            with np.errstate(over="ignore"):
+                need_h = nd + _sum_by(e, norm.e_need[act], norm.n_needs)
+            offer_h = of
+            out[:, 0] = _sum_by(need_h, comps.need_comp, comps.count) + _sum_by(of, comps.offer_comp, comps.count)
+        else:
+            out[:, col] = (_sum_by(e, edge_comp, comps.count) + _sum_by(nd, comps.need_comp, comps.count)
+                           + _sum_by(of, comps.offer_comp, comps.count))
+    return out, need_h, offer_h
+
+
+def item_hashes(norm: Normalised, need_h: np.ndarray, offer_h: np.ndarray) -> ItemHashes:
+    """`ItemHashes` of a problem from `fingerprints_and_items`' per-need and per-offer hashes."""
+    fixed = np.bincount(norm.e_need, weights=norm.fixed, minlength=norm.n_needs) > 0
+    no, oo = np.argsort(norm.need_key, kind="stable"), np.argsort(norm.offer_key, kind="stable")
+    return ItemHashes(norm.need_key[no], need_h[no], fixed[no], norm.offer_key[oo], offer_h[oo])
 
 
 def units_hash(norm: Normalised, comps: Components, units: np.ndarray) -> np.ndarray:

@@ -38,6 +38,16 @@ STALL_FRACTION = 0.03
 # 10 s limit: 32k edges, 1.5 s to reload against a 0.3 s window; it found +0.001 % in a 1 s window).  A caller who
 # wants that search raises `time_limit_s` (the window is a fraction of it).
 CP_LOAD_S_PER_EDGE = 45e-6
+# Local re-solve (flow-first runs with a previous solution of this process): only the needs that changed since
+# `previous`, plus the needs holding units on offers they can reach (LOCAL_HOPS rounds of that), are solved again;
+# every other edge keeps its incumbent units.  Used when the touched components hold at least LOCAL_MIN_EDGES active
+# edges (smaller ones are solved whole, CP-SAT included), the freed edges are at most LOCAL_MAX_SHARE of them and the
+# previous answer's gap is at most LOCAL_MAX_GAP (the carried-over bound loosens with every local re-solve; a full
+# re-solve tightens it again).  LOCAL_MAX_SHARE = 0 turns it off.
+LOCAL_MIN_EDGES = 5_000
+LOCAL_MAX_SHARE = 0.3
+LOCAL_MAX_GAP = 0.05
+LOCAL_HOPS = 1
 
 
 @dataclass
@@ -65,6 +75,7 @@ class Solution:
     table: ComponentTable | None = None
     timings: dict[str, float] = field(default_factory=dict)
     stats: dict[str, int] = field(default_factory=dict)
+    items: cc.ItemHashes | None = None  # per need and offer hashes, for a later local re-solve (not in the state)
 
 
 def component_state(solution: Solution) -> dict[str, list] | None:
@@ -183,6 +194,7 @@ class _Run:
         self.dive_objective: int | None = None  # objective right after the dive (before any CP-SAT)
         self.group_bounds: list[tuple[np.ndarray, int]] = []  # CP-SAT bounds of groups of components
         self.search_skipped = 0  # neighbourhood edges left without a CP-SAT phase (too large for the window)
+        self.local_stats: dict[str, int] = {}  # what a local re-solve freed
 
     def _trivial_bound(self) -> np.ndarray:
         """Per component: every positive value served in full (penalties only lower the objective)."""
@@ -369,8 +381,11 @@ class _Run:
     def dive(self, comp_ids: np.ndarray) -> None:
         """Round the relaxed answer of some components: place unsplittable needs whole (relaxed choice first),
         keep each limited organization's best stations, then re-solve the splittable needs by exact flow."""
-        norm = self.norm
-        edges = self.edges_of(comp_ids)
+        self.dive_edges(self.edges_of(comp_ids), self.norm)
+
+    def dive_edges(self, edges: np.ndarray, norm: Normalised) -> None:
+        """`dive` on `edges` (every active edge of their needs) with the offer capacities of `norm` (the residual
+        capacities when units outside `edges` are held)."""
         relaxed = self.units[edges]
         need, offer = norm.e_need[edges], norm.e_offer[edges]
         split = norm.splittable[need]
@@ -391,7 +406,10 @@ class _Run:
         cols = (order.tolist(), o_need.tolist(), o_offer.tolist(), norm.usage[edges[order]].tolist(), o_org.tolist(),
                 o_lim.tolist(), norm.station[o_need].tolist())
         done: set[int] = set()
-        left = norm.capacity.tolist()
+        # Fixed units of splittable needs keep their capacity: unsplittable needs placed first must leave it.
+        fixed_split = np.bincount(offer[split], weights=norm.fixed[edges[split]] * norm.usage[edges[split]],
+                                  minlength=norm.n_offers).astype(np.int64)
+        left = (norm.capacity - fixed_split).tolist()
         taken: list[int] = []
         for p, i, j, use, g, g_lim, st in zip(*cols, strict=True):
             if i in done or left[j] < use:
@@ -406,7 +424,7 @@ class _Run:
             left[j] -= use
             taken.append(p)
         units[taken] = norm.demand[need[taken]]
-        cap = np.asarray(left, np.int64)
+        cap = np.asarray(left, np.int64) + fixed_split  # the exact flow takes the fixed units out itself
         ok = split.copy()
         if len(lim) and allowed:
             g = norm.org[offer]
@@ -737,13 +755,134 @@ def _reusable(run: _Run, fp: np.ndarray, previous: Solution | None) -> np.ndarra
     return comps
 
 
+def _changed_needs(norm: Normalised, prev: cc.ItemHashes, items: cc.ItemHashes, need_h: np.ndarray,
+                   offer_h: np.ndarray, active: np.ndarray) -> np.ndarray | None:
+    """Needs (mask) that are new, whose data or active edges changed, or that reach a new or changed offer; None if
+    a need with fixed units changed or left (the carried-over bound assumes the previous fixed units still stand)."""
+    if np.any(prev.need_key[1:] == prev.need_key[:-1]) or np.any(prev.offer_key[1:] == prev.offer_key[:-1]):
+        return None
+    same = _same_items(norm.need_key, need_h, prev.need_key, prev.need_hash)
+    order = np.argsort(norm.need_key, kind="stable")
+    fk = prev.need_key[prev.need_fixed]
+    if fk.size:
+        pos = np.minimum(np.searchsorted(items.need_key, fk), max(len(items.need_key) - 1, 0))
+        if not len(items.need_key) or not np.all((items.need_key[pos] == fk) & same[order][pos]):
+            return None
+    changed = ~same
+    off_changed = ~_same_items(norm.offer_key, offer_h, prev.offer_key, prev.offer_hash)
+    if off_changed.any():
+        changed[norm.e_need[active & off_changed[norm.e_offer]]] = True
+    return changed
+
+
+def _same_items(keys: np.ndarray, hashes: np.ndarray, prev_keys: np.ndarray, prev_hashes: np.ndarray) -> np.ndarray:
+    """Whether each item (by key) is in the sorted previous keys with the same hash."""
+    if not len(prev_keys):
+        return np.zeros(len(keys), bool)
+    pos = np.minimum(np.searchsorted(prev_keys, keys), len(prev_keys) - 1)
+    return (prev_keys[pos] == keys) & (prev_hashes[pos] == hashes)
+
+
+def _local_resolve(run: _Run, previous: Solution | None, items: cc.ItemHashes, need_h: np.ndarray,
+                   offer_h: np.ndarray, todo: np.ndarray) -> int | None:
+    """Re-solve only the needs that changed since `previous` and their neighbourhood, every other edge held at the
+    incumbent (= the previous answer); return a proven bound of the whole problem, or None (nothing done) when the
+    local re-solve does not apply: no previous answer of this process, the incumbent is not that answer, the change
+    is large, the held units do not fit the new data, or the previous bound was already loose.
+
+    Bound: let x* be optimal and x' be x* without the changed needs.  x' is feasible for the previous problem (same
+    data on the rest; fixed units of changed needs excluded above), so its previous objective is at most the previous
+    bound B; its new objective on unchanged edges exceeds the previous one by at most the penalty the previous answer
+    paid plus the penalty of the previous answer's units on changed needs (triangle inequality, incumbent = previous
+    answer); the changed needs add at most their best values (every unit on its best edge).  Hence
+    opt <= B + paid + sum over changed needs of (best value + penalty * incumbent units)."""
+    norm, comps = run.norm, run.comps
+    if (LOCAL_MAX_SHARE <= 0 or previous is None or previous.items is None or previous.table is None
+            or previous.status == "infeasible" or not norm.has_incumbent or not todo.size):
+        return None
+    sizes = run.comp_sizes()
+    todo_edges = int(sizes[todo].sum())
+    if todo_edges < LOCAL_MIN_EDGES:
+        return None
+    paid = int(previous.table.penalty_paid.sum())
+    if previous.bound - previous.objective > LOCAL_MAX_GAP * max(abs(previous.bound), 1):
+        return None
+    # The incumbent must be the previous answer (its units hash over all components).
+    with np.errstate(over="ignore"):
+        if cc.units_hash(norm, comps, norm.incumbent).sum() != previous.table.units_hash.sum():
+            return None
+    active = comps.active
+    changed = _changed_needs(norm, previous.items, items, need_h, offer_h, active)
+    if changed is None or not changed.any():
+        return None
+    inc = norm.incumbent
+    free = changed.copy()
+    holding = inc > 0
+    for _ in range(LOCAL_HOPS):
+        reach = np.zeros(norm.n_offers, bool)
+        reach[norm.e_offer[active & free[norm.e_need]]] = True
+        free[norm.e_need[holding & reach[norm.e_offer]]] = True
+    edges = np.flatnonzero(active & free[norm.e_need])
+    if len(edges) > LOCAL_MAX_SHARE * todo_edges:
+        return None
+    held = np.flatnonzero(holding & ~free[norm.e_need])
+    use = offer_use(norm, held, inc[held])
+    if np.any(use > norm.capacity) or not _limits_ok(norm, held):
+        return None
+    t0 = time.perf_counter()
+    residual = replace(norm, capacity=norm.capacity - use)
+    res = solve_flow(residual, edges, relaxation_scale(norm, edges))
+    if res is None:
+        return None
+    run.timings["ortools_flow"] += res.ortools_s
+    run.units[held] = inc[held]
+    run.units[edges] = res.units
+    # Components re-solved in part ("local") or held whole ("held"): answers, not optima, and their bounds are the
+    # trivial ones (the carried-over bound covers the whole problem only).
+    run.method[todo], run.status[todo] = "held", "feasible"
+    run.method[np.unique(comps.need_comp[norm.e_need[edges]])] = "local"
+    run.timings["flow"] = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    bad_needs, over, _ = run.violations()
+    if bad_needs.size or over.size:
+        run.dive_edges(edges, residual)
+        run.dive_objective = int(edge_objective(norm, run.units).sum())
+    t2 = time.perf_counter()
+    run.timings["dive"] = t2 - t1
+    base = greedy(norm, edges, cap=residual.capacity, opened=run.opened_outside(edges))
+    if not run._better(edges, run.units[edges], base):
+        run.units[edges] = base
+    # Never worse than greedy: the greedy answer of the components re-solved in part (as the cold run's guard; the
+    # greedy keeps incumbent units first, so on a re-solve it is close: province -0.1 %).
+    whole, guard = run.edges_of(todo), 0
+    base = greedy(norm, whole, opened=run.opened_outside(whole))
+    if not run._better(whole, run.units[whole], base):
+        run.units[whole] = base
+        run.method[todo] = "greedy"
+        guard = 1
+    run.timings["greedy"] += time.perf_counter() - t2
+    run.timings["cpsat"] = time.perf_counter() - t1
+    # The bound carried over (see above), never above the trivial one.
+    e_ch = np.flatnonzero(active & changed[norm.e_need])
+    best = np.zeros(norm.n_needs, np.int64)
+    np.maximum.at(best, norm.e_need[e_ch], np.maximum(norm.value[e_ch], 0))
+    best = np.where(norm.splittable, best * norm.demand, best)
+    held_inc = int(inc[e_ch].sum()) * norm.penalty
+    run.local_stats = {"local_changed_needs": int(changed.sum()), "local_free_needs": int(free.sum()),
+                       "local_free_edges": len(edges), "local_greedy_won": guard}
+    return previous.bound + paid + int(best[changed].sum()) + held_inc
+
+
 def solve(problem: Problem | Normalised, time_limit_s: float = 10.0, *, previous: Solution | None = None,
           workers: int | None = None, gap_tolerance: float = 0.0, part_edges: int | None = PART_EDGES) -> Solution:
     """Maximise value minus change penalties; components untouched since `previous` keep the incumbent.
 
     A component whose rounded flow answer is within `gap_tolerance` (relative) of its bound skips CP-SAT; flow-first
     components of more than `part_edges` active edges are solved in parts.  `problem` may be given already
-    normalised (`normalise`), so a caller that needs the arrays too validates it once."""
+    normalised (`normalise`), so a caller that needs the arrays too validates it once.  With a `previous` answer of
+    this process whose units are the incumbent, large flow-first components touched by a small change are re-solved
+    locally (`_local_resolve`: the changed needs and their neighbourhood, the rest held; status "feasible" and a
+    carried-over bound)."""
     if not (isinstance(time_limit_s, int | float) and time_limit_s > 0):
         raise ValueError(f"time_limit_s must be a positive number, got {time_limit_s!r}")
     t0 = time.perf_counter()
@@ -753,7 +892,8 @@ def solve(problem: Problem | Normalised, time_limit_s: float = 10.0, *, previous
     linked = norm.coverage_first or bool(_odd_usage(norm).any())
     run = _Run(norm, time_limit_s - (time.perf_counter() - t0), workers or min(os.cpu_count() or 1, 8),
                gap_tolerance, linked, part_edges)
-    fp = cc.fingerprints(norm, run.comps)
+    fp, need_h, offer_h = cc.fingerprints_and_items(norm, run.comps)
+    items = cc.item_hashes(norm, need_h, offer_h)
     reused = _reusable(run, fp, previous)
     for c in reused.tolist():
         e = run.comps.edges_of(c)
@@ -761,13 +901,16 @@ def solve(problem: Problem | Normalised, time_limit_s: float = 10.0, *, previous
     run.timings["prepare"] = time.perf_counter() - t0
     todo = np.flatnonzero((run.comp_sizes() > 0) & (run.method == "empty"))
     if not linked:
+        local = _local_resolve(run, previous, items, need_h, offer_h, todo)
+        if local is not None:
+            return _assemble(run, fp, reused, items, local)
         t1 = time.perf_counter()
         run.run_flow(todo)
         run.timings["flow"] = time.perf_counter() - t1
         t2 = time.perf_counter()
         run.repair()
         run.timings["cpsat"] = time.perf_counter() - t2
-        return _assemble(run, fp, reused)
+        return _assemble(run, fp, reused, items)
     direct = run.needs_cpsat()[todo] | norm.coverage_first
     t1 = time.perf_counter()
     to_cp = np.concatenate([run.run_flow(todo[~direct]), todo[direct]])
@@ -775,11 +918,12 @@ def solve(problem: Problem | Normalised, time_limit_s: float = 10.0, *, previous
     t2 = time.perf_counter()
     run.run_cpsat(np.sort(to_cp))
     run.timings["cpsat"] = time.perf_counter() - t2
-    return _assemble(run, fp, reused)
+    return _assemble(run, fp, reused, items)
 
 
-def _assemble(run: _Run, fp: np.ndarray, reused: np.ndarray) -> Solution:
-    """Exact objective, bounds and bookkeeping for the whole run."""
+def _assemble(run: _Run, fp: np.ndarray, reused: np.ndarray, items: cc.ItemHashes | None = None,
+              local: int | None = None) -> Solution:
+    """Exact objective, bounds and bookkeeping for the whole run; `local`: a proven bound of a local re-solve."""
     norm, comps = run.norm, run.comps
     obj_e = edge_objective(norm, run.units)
     comp_of_edge = comps.need_comp[norm.e_need]
@@ -796,6 +940,8 @@ def _assemble(run: _Run, fp: np.ndarray, reused: np.ndarray) -> Solution:
     total_bound = int(bound.sum())
     for base, b in run.group_bounds:
         total_bound -= max(int(bound[base].sum()) - max(b, int(obj[base].sum())), 0)
+    if local is not None:
+        total_bound = max(min(total_bound, local), int(obj.sum()))
     status = "optimal" if bool(np.all(exact)) or int(obj.sum()) >= total_bound else "feasible"
     table = ComponentTable(comps, fp, cc.units_hash(norm, comps, run.units), run.method, run.status, obj, bound,
                            paid)
@@ -807,4 +953,5 @@ def _assemble(run: _Run, fp: np.ndarray, reused: np.ndarray) -> Solution:
         stats["dive_objective"] = run.dive_objective
     if run.search_skipped:
         stats["search_skipped_edges"] = run.search_skipped
-    return Solution(status, int(obj.sum()), total_bound, run.units, table, run.timings, stats)
+    stats.update(run.local_stats)
+    return Solution(status, int(obj.sum()), total_bound, run.units, table, run.timings, stats, items)

@@ -130,3 +130,18 @@ def test_huge_station_ids_give_the_same_dive_as_small_ones() -> None:
     a, b = solve(p, time_limit_s=0.5), solve(big, time_limit_s=0.5)
     check_feasible(normalise(big), b.edge_units)
     assert a.stats["dive_objective"] == b.stats["dive_objective"]
+
+
+def test_the_dive_leaves_room_for_fixed_units_of_splittable_needs() -> None:
+    # Seed 11 with a tenth of an answer accepted: the dive placed unsplittable needs on capacity that fixed units of
+    # splittable needs hold (offer 119: 15 units used of 14).
+    p = _problem(11)
+    norm = normalise(p)
+    rng = np.random.default_rng(11)
+    spared = np.isin(norm.e_need, rng.choice(norm.n_needs, 3, replace=False))
+    keep = ~spared & (rng.random(norm.n_edges) < 0.1)
+    p.fixed = np.where(keep, solve(p, time_limit_s=1.0).edge_units, 0)
+    s = solve(p, time_limit_s=2.0)
+    norm = normalise(p)
+    check_feasible(norm, s.edge_units)
+    assert s.bound >= s.objective

@@ -1,0 +1,141 @@
+"""Local re-solve: after a small change only the changed needs and their neighbourhood are solved again, the rest
+keeps the previous answer; answers stay feasible, bounds stay proven, large or unfit changes fall back."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+
+from service.matching import Problem, solution_from_state, solve, solver
+from service.matching.greedy import greedy
+from service.matching.problem import normalise
+from service.matching.solver import component_state, edge_objective
+from tests.matching.reference import check_feasible, milp_mixed, objective
+from tests.matching.test_flow_first import _problem
+from tests.matching.test_solver_properties import problems
+
+
+@pytest.fixture
+def local_always(monkeypatch):
+    """Local re-solve on every size and share of change (the defaults keep it to large components)."""
+    monkeypatch.setattr(solver, "LOCAL_MIN_EDGES", 0)
+    monkeypatch.setattr(solver, "LOCAL_MAX_SHARE", 1.0)
+    monkeypatch.setattr(solver, "LOCAL_MAX_GAP", 1e9)
+
+
+def _again(p: Problem, units: np.ndarray, **changes) -> Problem:
+    """The next run's problem: `changes` applied, the previous answer as incumbent."""
+    return Problem(**{**p.__dict__, "incumbent": units, "change_penalty": max(int(p.change_penalty), 1), **changes})
+
+
+def _free_needs(norm, changed: np.ndarray) -> np.ndarray:
+    """The neighbourhood the local re-solve frees (one hop): changed needs and the needs holding units on offers
+    the changed needs can reach."""
+    active = (norm.value > 0) | (norm.incumbent > 0) | (norm.fixed > 0)
+    free = changed.copy()
+    reach = np.zeros(norm.n_offers, bool)
+    reach[norm.e_offer[active & free[norm.e_need]]] = True
+    free[norm.e_need[(norm.incumbent > 0) & reach[norm.e_offer]]] = True
+    return free
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
+                                                                 HealthCheck.function_scoped_fixture])
+@given(problems(splittable=None, usage=False, limits=True, incumbent=False), st.data())
+def test_local_answers_are_feasible_with_a_proven_bound(local_always, p: Problem, data) -> None:
+    first = solve(p, time_limit_s=5.0)
+    n = len(p.need_demand)
+    bump = np.array(data.draw(st.lists(st.booleans(), min_size=n, max_size=n)))
+    demand = np.asarray(p.need_demand) + bump
+    q = _again(p, first.edge_units, need_demand=demand)
+    s = solve(q, time_limit_s=5.0, previous=first)
+    norm = normalise(q)
+    check_feasible(norm, s.edge_units)
+    assert s.objective == objective(norm, s.edge_units)
+    best = milp_mixed(norm)
+    assert s.bound >= s.objective
+    assert s.bound >= best - 1e-6  # an independent exact optimum never exceeds the bound
+    assert s.status in ("optimal", "feasible")
+    if s.status == "optimal":
+        assert s.objective == pytest.approx(best, abs=1e-6)
+    if "local_free_needs" in s.stats and not s.stats["local_greedy_won"]:
+        free = _free_needs(norm, bump.astype(bool))
+        held = ~free[norm.e_need]
+        assert np.array_equal(s.edge_units[held], first.edge_units[held])  # outside the neighbourhood: untouched
+
+
+@pytest.mark.parametrize("seed", [11, 12, 13])
+def test_a_small_change_on_a_mid_size_problem_is_solved_locally_close_to_the_full_re_solve(local_always, monkeypatch,
+                                                                                        seed: int) -> None:
+    p = _problem(seed)
+    rng = np.random.default_rng(seed)
+    n = len(p.need_demand)
+    changed = np.zeros(n, bool)
+    changed[rng.choice(n, 3, replace=False)] = True
+    # Accepted units on some unchanged needs, in both runs.
+    norm0 = normalise(p)
+    base = solve(p, time_limit_s=1.0).edge_units
+    p.fixed = np.where(~changed[norm0.e_need] & (rng.random(norm0.n_edges) < 0.1), base, 0)
+    first = solve(p, time_limit_s=2.0)
+    q = _again(p, first.edge_units, need_demand=np.asarray(p.need_demand) + changed)
+    norm = normalise(q)
+    local = solve(q, time_limit_s=2.0, previous=first)
+    assert local.stats["local_changed_needs"] == 3
+    assert local.stats["local_free_edges"] < 0.3 * norm.n_edges
+    check_feasible(norm, local.edge_units)
+    assert local.objective == objective(norm, local.edge_units)
+    if not local.stats["local_greedy_won"]:  # else the greedy answer of the whole component stands
+        held = ~_free_needs(norm, changed)[norm.e_need]
+        assert np.array_equal(local.edge_units[held], first.edge_units[held])
+    monkeypatch.setattr(solver, "LOCAL_MAX_SHARE", 0)
+    full = solve(q, time_limit_s=2.0, previous=first)
+    assert "local_free_edges" not in full.stats
+    assert local.bound >= full.objective and full.bound >= local.objective
+    # No CP-SAT phase locally: mid-size problems (gap ~20 %, below the default LOCAL_MIN_EDGES) lose up to ~2 %.
+    assert local.objective >= full.objective - 0.03 * abs(full.objective)
+    assert local.objective >= int(edge_objective(norm, greedy(norm, np.arange(norm.n_edges))).sum())
+    assert local.status == "feasible" or local.objective == local.bound
+
+
+def test_local_re_solves_fall_back_to_the_full_one(local_always, monkeypatch) -> None:
+    monkeypatch.setattr(solver, "LOCAL_MAX_SHARE", 0.3)
+    p = _problem(21)
+    first = solve(p, time_limit_s=1.0)
+    n = len(p.need_demand)
+    one = np.zeros(n, np.int64)
+    one[7] = 1
+    small = _again(p, first.edge_units, need_demand=np.asarray(p.need_demand) + one)
+    assert "local_free_edges" in solve(small, time_limit_s=1.0, previous=first).stats
+    # Every need changed: too large a share of the component.
+    large = _again(p, first.edge_units, need_demand=np.asarray(p.need_demand) + 1)
+    assert "local_free_edges" not in solve(large, time_limit_s=1.0, previous=first).stats
+    # Below the size threshold (the default): the whole component, CP-SAT included.
+    monkeypatch.setattr(solver, "LOCAL_MIN_EDGES", 10**6)
+    assert "local_free_edges" not in solve(small, time_limit_s=1.0, previous=first).stats
+    monkeypatch.setattr(solver, "LOCAL_MIN_EDGES", 0)
+    # The previous answer's gap is above LOCAL_MAX_GAP (the carried-over bound would only get looser).
+    monkeypatch.setattr(solver, "LOCAL_MAX_GAP", 0.0)
+    if first.bound > first.objective:
+        assert "local_free_edges" not in solve(small, time_limit_s=1.0, previous=first).stats
+    monkeypatch.setattr(solver, "LOCAL_MAX_GAP", 1e9)
+    # The incumbent is not the previous answer.
+    other = first.edge_units.copy()
+    other[np.flatnonzero(other)[0]] = 0
+    moved = _again(p, other, need_demand=np.asarray(p.need_demand) + one)
+    assert "local_free_edges" not in solve(moved, time_limit_s=1.0, previous=first).stats
+    # A previous answer restored from a stored state carries no per-need hashes.
+    restored = solution_from_state(component_state(first))
+    assert "local_free_edges" not in solve(small, time_limit_s=1.0, previous=restored).stats
+    # A changed need that had accepted units.
+    norm = normalise(p)
+    e = int(np.flatnonzero((first.edge_units > 0) & norm.splittable[norm.e_need])[0])
+    fixed = np.zeros(norm.n_edges, np.int64)
+    fixed[e] = first.edge_units[e]
+    with_fixed = Problem(**{**p.__dict__, "fixed": fixed})
+    first_f = solve(with_fixed, time_limit_s=1.0)
+    bump = np.zeros(n, np.int64)
+    bump[int(norm.e_need[e])] = 1
+    q = _again(with_fixed, first_f.edge_units, need_demand=np.asarray(p.need_demand) + bump)
+    assert "local_free_edges" not in solve(q, time_limit_s=1.0, previous=first_f).stats
