@@ -64,8 +64,11 @@ def _gap(value: int | None, optimum: int) -> str:
 
 def run(files: list[str], seconds: float, index: str, workers: int = 2) -> list[str]:
     """Markdown rows: instance, optimum, engine (value, time, gap), textbook CP-SAT (value, time, gap)."""
-    rows = ["| instance | optimum | engine value | engine time s | engine gap | CP-SAT value | CP-SAT time s "
-            "| CP-SAT gap |", "|---|---|---|---|---|---|---|---|"]
+    rows = [
+        "| instance | optimum | engine value | engine time s | engine gap | CP-SAT value | CP-SAT time s "
+        "| CP-SAT gap |",
+        "|---|---|---|---|---|---|---|---|",
+    ]
     print("\n".join(rows), flush=True)
     for f in files:
         insts = load(f)
@@ -73,7 +76,9 @@ def run(files: list[str], seconds: float, index: str, workers: int = 2) -> list[
         for inst in chosen:
             ev, et, es = engine(inst, seconds, workers)
             tv, tt, ts = textbook(inst, seconds, workers)
-            rows.append(f"| {f}/{inst.name} | {inst.optimum} | {ev} ({es}) | {et:.1f} | {_gap(ev, inst.optimum)} "
-                        f"| {tv} ({ts}) | {tt:.1f} | {_gap(tv, inst.optimum)} |")
+            rows.append(
+                f"| {f}/{inst.name} | {inst.optimum} | {ev} ({es}) | {et:.1f} | {_gap(ev, inst.optimum)} "
+                f"| {tv} ({ts}) | {tt:.1f} | {_gap(tv, inst.optimum)} |"
+            )
             print(rows[-1], flush=True)
     return rows

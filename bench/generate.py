@@ -9,8 +9,16 @@ import numpy as np
 
 from service.matching import NeedRecord, OfferRecord, OrganizationRecord, StationRecord
 
-TYPES = ("elder_daycare", "elder_home_visit", "child_protection", "child_tutoring", "disability_rehab",
-         "disability_employment", "community_mediation", "mental_health")
+TYPES = (
+    "elder_daycare",
+    "elder_home_visit",
+    "child_protection",
+    "child_tutoring",
+    "disability_rehab",
+    "disability_employment",
+    "community_mediation",
+    "mental_health",
+)
 DOMAIN = {t: t.split("_")[0] for t in TYPES}
 YEAR = (date(2026, 1, 1), date(2026, 12, 31))
 QUARTERS = [(date(2026, m, 1), date(2026, m + 2, 28)) for m in (1, 4, 7, 10)]
@@ -52,8 +60,10 @@ def _county_codes(n_counties: int, size: Size) -> tuple[list[str], list[str]]:
     k = np.arange(n_counties)
     city = k // size.counties_per_city
     prov = 11 + city // size.cities_per_province
-    c6 = [f"{p:02d}{c % size.cities_per_province + 1:02d}{k_ % size.counties_per_city + 1:02d}"
-          for p, c, k_ in zip(prov.tolist(), city.tolist(), k.tolist(), strict=True)]
+    c6 = [
+        f"{p:02d}{c % size.cities_per_province + 1:02d}{k_ % size.counties_per_city + 1:02d}"
+        for p, c, k_ in zip(prov.tolist(), city.tolist(), k.tolist(), strict=True)
+    ]
     return c6, [c[:4] for c in c6]
 
 
@@ -67,9 +77,12 @@ def _stations(rng: np.random.Generator, size: Size) -> tuple[list[StationRecord]
     lat = centre[county, 0] + rng.normal(0, 0.08, size.stations)
     lon = centre[county, 1] + rng.normal(0, 0.08, size.stations)
     has = rng.random(size.stations) < 0.9
-    st = [StationRecord(f"S{k}", f"{c6[c]}{t:03d}000", float(a) if h else None, float(b) if h else None)
-          for k, (c, t, a, b, h) in enumerate(zip(county.tolist(), town.tolist(), lat.tolist(), lon.tolist(),
-                                                   has.tolist(), strict=True))]
+    st = [
+        StationRecord(f"S{k}", f"{c6[c]}{t:03d}000", float(a) if h else None, float(b) if h else None)
+        for k, (c, t, a, b, h) in enumerate(
+            zip(county.tolist(), town.tolist(), lat.tolist(), lon.tolist(), has.tolist(), strict=True)
+        )
+    ]
     return st, county, centre, c6
 
 
@@ -82,9 +95,12 @@ def _needs(rng: np.random.Generator, stations: list[StationRecord], size: Size) 
     prio = rng.integers(1, 6, n)
     split = rng.random(n) >= 0.2
     quarter = np.where(rng.random(n) < 0.8, -1, rng.integers(0, 4, n))
-    return [NeedRecord(f"N{k}", stations[s].id, TYPES[t], q, YEAR if w < 0 else QUARTERS[w], p, sp, DOMAIN[TYPES[t]])
-            for k, (s, t, q, p, sp, w) in enumerate(zip(st.tolist(), typ.tolist(), qty.tolist(), prio.tolist(),
-                                                        split.tolist(), quarter.tolist(), strict=True))]
+    return [
+        NeedRecord(f"N{k}", stations[s].id, TYPES[t], q, YEAR if w < 0 else QUARTERS[w], p, sp, DOMAIN[TYPES[t]])
+        for k, (s, t, q, p, sp, w) in enumerate(
+            zip(st.tolist(), typ.tolist(), qty.tolist(), prio.tolist(), split.tolist(), quarter.tolist(), strict=True)
+        )
+    ]
 
 
 def _orgs(rng: np.random.Generator, size: Size, centre: np.ndarray) -> tuple[list[OrganizationRecord], np.ndarray]:
@@ -98,15 +114,34 @@ def _orgs(rng: np.random.Generator, size: Size, centre: np.ndarray) -> tuple[lis
     limit = np.where(rng.random(n) < 0.2, rng.integers(2, 6, n), -1)
     dom = rng.integers(0, 4, n)
     domains = sorted({DOMAIN[t] for t in TYPES})
-    orgs = [OrganizationRecord(f"O{k}", None if r < 0 else float(r), None if f < 0 else float(f),
-                               None if m < 0 else int(m), float(a), float(b), (domains[d],))
-            for k, (r, f, m, a, b, d) in enumerate(zip(rating.tolist(), feedback.tolist(), limit.tolist(),
-                                                       lat.tolist(), lon.tolist(), dom.tolist(), strict=True))]
+    orgs = [
+        OrganizationRecord(
+            f"O{k}",
+            None if r < 0 else float(r),
+            None if f < 0 else float(f),
+            None if m < 0 else int(m),
+            float(a),
+            float(b),
+            (domains[d],),
+        )
+        for k, (r, f, m, a, b, d) in enumerate(
+            zip(
+                rating.tolist(),
+                feedback.tolist(),
+                limit.tolist(),
+                lat.tolist(),
+                lon.tolist(),
+                dom.tolist(),
+                strict=True,
+            )
+        )
+    ]
     return orgs, county
 
 
-def _offers(rng: np.random.Generator, orgs: list[OrganizationRecord], org_county: np.ndarray, c6: list[str]
-            ) -> list[OfferRecord]:
+def _offers(
+    rng: np.random.Generator, orgs: list[OrganizationRecord], org_county: np.ndarray, c6: list[str]
+) -> list[OfferRecord]:
     """One to three offers per organization, mostly county-wide, some city-wide or by distance."""
     per = rng.integers(1, 4, len(orgs))
     owner = np.repeat(np.arange(len(orgs)), per)
@@ -117,8 +152,11 @@ def _offers(rng: np.random.Generator, orgs: list[OrganizationRecord], org_county
     cap = rng.integers(2, 14, n)
     scope = rng.random(n)
     offers = []
-    for k, (o, nt, a, b, c, s) in enumerate(zip(owner.tolist(), n_types.tolist(), first.tolist(), second.tolist(),
-                                                cap.tolist(), scope.tolist(), strict=True)):
+    for k, (o, nt, a, b, c, s) in enumerate(
+        zip(
+            owner.tolist(), n_types.tolist(), first.tolist(), second.tolist(), cap.tolist(), scope.tolist(), strict=True
+        )
+    ):
         county = c6[org_county[o]]
         area = (county,) if s < 0.85 else (county[:4],) if s < 0.92 else (county,)
         types = (TYPES[a],) if nt == 1 else (TYPES[a], TYPES[b])
@@ -138,8 +176,11 @@ def generate(name: str, seed: int = 0) -> Instance:
     for k, c in enumerate(st_county.tolist()):
         by_county.setdefault(c, []).append(k)
     paired = rng.random(len(orgs)) < 0.1
-    pairings = [(orgs[g].id, stations[rng.choice(by_county[int(org_county[g])])].id)
-                for g in np.flatnonzero(paired).tolist() if int(org_county[g]) in by_county]
+    pairings = [
+        (orgs[g].id, stations[rng.choice(by_county[int(org_county[g])])].id)
+        for g in np.flatnonzero(paired).tolist()
+        if int(org_county[g]) in by_county
+    ]
     rej_needs = rng.choice(len(needs), size=len(needs) // 100, replace=False)
     rejected = [(needs[i].id, orgs[int(rng.integers(0, len(orgs)))].id) for i in rej_needs.tolist()]
     return Instance(stations, needs, offers, orgs, pairings, rejected)

@@ -40,11 +40,11 @@ def load(file: str, folder: Path = GAP_DIR) -> list[GapInstance]:
     for index in range(1, count + 1):
         m, n = int(nums[pos]), int(nums[pos + 1])
         pos += 2
-        cost = nums[pos:pos + m * n].reshape(m, n)
+        cost = nums[pos : pos + m * n].reshape(m, n)
         pos += m * n
-        resource = nums[pos:pos + m * n].reshape(m, n)
+        resource = nums[pos : pos + m * n].reshape(m, n)
         pos += m * n
-        capacity = nums[pos:pos + m]
+        capacity = nums[pos : pos + m]
         pos += m
         name, sense, opt = optima[(file, index)]
         out.append(GapInstance(name, cost, resource, capacity, sense, opt))
@@ -62,9 +62,15 @@ def to_problem(inst: GapInstance, bonus: bool = True) -> Problem:
     m, n = inst.cost.shape
     big = offset(inst) if bonus else 0
     value = big + (inst.cost if inst.sense == "max" else -inst.cost)
-    return Problem(need_demand=np.ones(n, np.int64), need_splittable=np.zeros(n, bool), offer_capacity=inst.capacity,
-                   edge_need=np.tile(np.arange(n), m), edge_offer=np.repeat(np.arange(m), n),
-                   edge_value=value.ravel(), edge_usage=inst.resource.ravel())
+    return Problem(
+        need_demand=np.ones(n, np.int64),
+        need_splittable=np.zeros(n, bool),
+        offer_capacity=inst.capacity,
+        edge_need=np.tile(np.arange(n), m),
+        edge_offer=np.repeat(np.arange(m), n),
+        edge_value=value.ravel(),
+        edge_usage=inst.resource.ravel(),
+    )
 
 
 def gap_value(inst: GapInstance, objective: int, n_served: int) -> int | None:

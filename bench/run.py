@@ -93,33 +93,56 @@ def one_size(name: str, time_limit: float) -> dict:
     t = res.timings
     return {
         "rounded": sol.stats.get("components_rounded", 0),
-        "size": name, "needs": len(inst.needs), "offers": len(inst.offers), "edges": int(norm.n_edges),
-        "components": sol.stats["components"], "cp_components": sol.stats.get("components_cpsat", 0)
-        + sol.stats.get("components_greedy", 0) + sol.stats.get("components_dive", 0),
-        "candidates_s": t["candidates"], "prepare_s": t["solve_prepare"], "flow_s": t["solve_flow"],
-        "cpsat_s": t["solve_cpsat"], "explain_s": t["explain"], "total_s": total,
-        "ortools_flow_s": t["solve_ortools_flow"], "ortools_cpsat_s": t["solve_ortools_cpsat"], "raw_flow_s": raw,
-        "status": res.status, "objective": res.objective, "bound": res.bound, "greedy_objective": g_obj,
-        "units": int(sol.edge_units.sum()), "greedy_units": int(g_units.sum()), "greedy_s": greedy_s,
+        "size": name,
+        "needs": len(inst.needs),
+        "offers": len(inst.offers),
+        "edges": int(norm.n_edges),
+        "components": sol.stats["components"],
+        "cp_components": sol.stats.get("components_cpsat", 0)
+        + sol.stats.get("components_greedy", 0)
+        + sol.stats.get("components_dive", 0),
+        "candidates_s": t["candidates"],
+        "prepare_s": t["solve_prepare"],
+        "flow_s": t["solve_flow"],
+        "cpsat_s": t["solve_cpsat"],
+        "explain_s": t["explain"],
+        "total_s": total,
+        "ortools_flow_s": t["solve_ortools_flow"],
+        "ortools_cpsat_s": t["solve_ortools_cpsat"],
+        "raw_flow_s": raw,
+        "status": res.status,
+        "objective": res.objective,
+        "bound": res.bound,
+        "greedy_objective": g_obj,
+        "units": int(sol.edge_units.sum()),
+        "greedy_units": int(g_units.sum()),
+        "greedy_s": greedy_s,
         "dive_s": t.get("solve_dive", 0.0),
         "dive_objective": sol.stats.get("dive_objective", res.objective),
-        "resolve_status": res2.status, "resolve_s": resolve,
+        "resolve_status": res2.status,
+        "resolve_s": resolve,
         "resolve_reused": res2.solution.stats.get("components_reused", 0),
-        "resolve_objective": res2.objective, "resolve_bound": res2.bound,
+        "resolve_objective": res2.objective,
+        "resolve_bound": res2.bound,
         "resolve_local_edges": res2.solution.stats.get("local_free_edges", 0),
-        "resolve_solve_s": res2.timings["solve"], "full_resolve_s": full_s, "full_resolve_objective": full.objective,
-        "full_resolve_bound": full.bound, "full_resolve_solve_s": full.timings["solve"],
+        "resolve_solve_s": res2.timings["solve"],
+        "full_resolve_s": full_s,
+        "full_resolve_objective": full.objective,
+        "full_resolve_bound": full.bound,
+        "full_resolve_solve_s": full.timings["solve"],
         "churn": [len(res2.churn.added), len(res2.churn.removed), len(res2.churn.changed)],
         "peak_rss_mib": cold_rss,
         "peak_rss_all_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
     }
 
 
-HEADER = ("| size | needs | offers | edges | components (CP-SAT) | candidates s | model+components s | flow s "
-          "| dive s | CP-SAT s | explain s | total s | answer after dive s (objective vs final) | raw OR-Tools s "
-          "| engine / raw | status | objective vs greedy | units vs greedy "
-          "| re-solve 1 % s (vs cold; objective vs full re-solve) "
-          "| peak RSS MiB: cold run (whole bench) |")
+HEADER = (
+    "| size | needs | offers | edges | components (CP-SAT) | candidates s | model+components s | flow s "
+    "| dive s | CP-SAT s | explain s | total s | answer after dive s (objective vs final) | raw OR-Tools s "
+    "| engine / raw | status | objective vs greedy | units vs greedy "
+    "| re-solve 1 % s (vs cold; objective vs full re-solve) "
+    "| peak RSS MiB: cold run (whole bench) |"
+)
 
 
 def row(r: dict) -> str:
@@ -127,16 +150,18 @@ def row(r: dict) -> str:
     raw = r["raw_flow_s"] + r["ortools_cpsat_s"]
     answer = r["candidates_s"] + r["prepare_s"] + r["flow_s"] + r["dive_s"] + r["explain_s"]
     gap = (r["bound"] - r["objective"]) / max(r["bound"], 1) * 100
-    return (f"| {r['size']} | {r['needs']:,} | {r['offers']:,} | {r['edges']:,} | {r['components']:,} "
-            f"({r['cp_components']}) | {r['candidates_s']:.3f} | {r['prepare_s']:.3f} | {r['flow_s']:.3f} "
-            f"| {r['dive_s']:.3f} | {r['cpsat_s'] - r['dive_s']:.3f} | {r['explain_s']:.3f} | {r['total_s']:.3f} "
-            f"| {answer:.3f} ({(r['dive_objective'] / max(r['objective'], 1) - 1) * 100:+.3f} %) | {raw:.3f} "
-            f"| {(r['total_s'] - r['candidates_s'] - r['explain_s']) / max(raw, 1e-9):.2f}x | {r['status']} "
-            f"(gap {gap:.3f} %) | +{(r['objective'] / max(r['greedy_objective'], 1) - 1) * 100:.1f} % "
-            f"| +{(r['units'] / max(r['greedy_units'], 1) - 1) * 100:.1f} % "
-            f"| {r['resolve_s']:.3f} ({r['resolve_s'] / r['total_s'] * 100:.0f} %, {r['resolve_status']}; "
-            f"{(r['resolve_objective'] / max(r['full_resolve_objective'], 1) - 1) * 100:+.3f} %) "
-            f"| {r['peak_rss_mib']:.0f} ({r.get('peak_rss_all_mib', r['peak_rss_mib']):.0f}) |")
+    return (
+        f"| {r['size']} | {r['needs']:,} | {r['offers']:,} | {r['edges']:,} | {r['components']:,} "
+        f"({r['cp_components']}) | {r['candidates_s']:.3f} | {r['prepare_s']:.3f} | {r['flow_s']:.3f} "
+        f"| {r['dive_s']:.3f} | {r['cpsat_s'] - r['dive_s']:.3f} | {r['explain_s']:.3f} | {r['total_s']:.3f} "
+        f"| {answer:.3f} ({(r['dive_objective'] / max(r['objective'], 1) - 1) * 100:+.3f} %) | {raw:.3f} "
+        f"| {(r['total_s'] - r['candidates_s'] - r['explain_s']) / max(raw, 1e-9):.2f}x | {r['status']} "
+        f"(gap {gap:.3f} %) | +{(r['objective'] / max(r['greedy_objective'], 1) - 1) * 100:.1f} % "
+        f"| +{(r['units'] / max(r['greedy_units'], 1) - 1) * 100:.1f} % "
+        f"| {r['resolve_s']:.3f} ({r['resolve_s'] / r['total_s'] * 100:.0f} %, {r['resolve_status']}; "
+        f"{(r['resolve_objective'] / max(r['full_resolve_objective'], 1) - 1) * 100:+.3f} %) "
+        f"| {r['peak_rss_mib']:.0f} ({r.get('peak_rss_all_mib', r['peak_rss_mib']):.0f}) |"
+    )
 
 
 def main() -> None:
@@ -157,8 +182,12 @@ def main() -> None:
         print(HEADER)
         print("|" + "---|" * (HEADER.count("|") - 1))
     for s in sizes:
-        out = subprocess.run([sys.executable, "-m", "bench.run", "--one", s, "--time-limit", str(args.time_limit)],
-                             capture_output=True, text=True, check=True)
+        out = subprocess.run(
+            [sys.executable, "-m", "bench.run", "--one", s, "--time-limit", str(args.time_limit)],
+            capture_output=True,
+            text=True,
+            check=True,
+        )
         r = json.loads(out.stdout.strip().splitlines()[-1])
         print(row(r), flush=True)
         print(f"<!-- {json.dumps(r)} -->", flush=True)

@@ -119,8 +119,12 @@ class Indexed:
     n_domains: int
 
 
-def index_records(needs: Sequence[NeedRecord], offers: Sequence[OfferRecord], orgs: Sequence[OrganizationRecord],
-                  stations: Sequence[StationRecord]) -> Indexed:
+def index_records(
+    needs: Sequence[NeedRecord],
+    offers: Sequence[OfferRecord],
+    orgs: Sequence[OrganizationRecord],
+    stations: Sequence[StationRecord],
+) -> Indexed:
     """Validate references and convert records to arrays."""
     need_index, offer_index = _ids(needs, "need"), _ids(offers, "offer")
     org_index, station_index = _ids(orgs, "organization"), _ids(stations, "station")
@@ -130,17 +134,26 @@ def index_records(needs: Sequence[NeedRecord], offers: Sequence[OfferRecord], or
         if n.quantity <= 0:
             raise ValueError(f"need {n.id!r}: quantity must be > 0")
     need_type = np.array([types.setdefault(n.service_type, len(types)) for n in needs], np.int64)
-    ot_pairs = [(k, types.setdefault(t, len(types))) for k, o in enumerate(offers)
-                for t in dict.fromkeys(o.service_types)]
-    need_domain = np.array([-1 if n.domain is None else domains.setdefault(n.domain, len(domains)) for n in needs],
-                           np.int64)
+    ot_pairs = [
+        (k, types.setdefault(t, len(types))) for k, o in enumerate(offers) for t in dict.fromkeys(o.service_types)
+    ]
+    need_domain = np.array(
+        [-1 if n.domain is None else domains.setdefault(n.domain, len(domains)) for n in needs], np.int64
+    )
     org_dom = [(g, domains.setdefault(d, len(domains))) for g, o in enumerate(orgs) for d in o.domains]
     oa = [(k, *_region_int(a, "offer", o.id)) for k, o in enumerate(offers) for a in o.area]
     org_active = np.array([o.active for o in orgs], bool)
     offer_org = np.array([_lookup(org_index, o.organization_id, "organization") for o in offers], np.int64)
     nd = max(len(domains), 1)
     return Indexed(
-        needs, offers, orgs, stations, need_index, offer_index, org_index, station_index,
+        needs,
+        offers,
+        orgs,
+        stations,
+        need_index,
+        offer_index,
+        org_index,
+        station_index,
         need_station=np.array([_lookup(station_index, n.station_id, "station") for n in needs], np.int64),
         need_type=need_type,
         need_qty=np.array([n.quantity for n in needs], np.int64),
@@ -150,24 +163,32 @@ def index_records(needs: Sequence[NeedRecord], offers: Sequence[OfferRecord], or
         need_start=np.array([n.window[0].toordinal() for n in needs], np.int64),
         need_end=np.array([n.window[1].toordinal() for n in needs], np.int64),
         st_region=np.array([_region_int(s.region_code, "station", s.id)[1] for s in stations], np.int64),
-        st_lat=_floats(s.lat for s in stations), st_lon=_floats(s.lon for s in stations),
-        org_rating=_floats(o.rating for o in orgs), org_feedback=_floats(o.feedback for o in orgs),
+        st_lat=_floats(s.lat for s in stations),
+        st_lon=_floats(s.lon for s in stations),
+        org_rating=_floats(o.rating for o in orgs),
+        org_feedback=_floats(o.feedback for o in orgs),
         org_limit=np.array([-1 if o.max_stations is None else o.max_stations for o in orgs], np.int64),
-        org_lat=_floats(o.lat for o in orgs), org_lon=_floats(o.lon for o in orgs),
+        org_lat=_floats(o.lat for o in orgs),
+        org_lon=_floats(o.lon for o in orgs),
         org_domains=np.unique(np.array([g * nd + d for g, d in org_dom], np.int64)),
         offer_org=offer_org,
-        offer_active=np.array([o.active for o in offers], bool) & org_active[offer_org] if len(offers) else
-        np.zeros(0, bool),
+        offer_active=np.array([o.active for o in offers], bool) & org_active[offer_org]
+        if len(offers)
+        else np.zeros(0, bool),
         offer_start=np.array([o.window[0].toordinal() for o in offers], np.int64),
         offer_end=np.array([o.window[1].toordinal() for o in offers], np.int64),
         offer_maxdist=_floats(o.max_distance_km for o in offers),
         offer_cap=np.array([o.capacity for o in offers], np.int64),
-        offer_primary=np.array([types.get(o.service_types[0], -1) if o.service_types else -1 for o in offers],
-                               np.int64),
-        ot_offer=np.array([p[0] for p in ot_pairs], np.int64), ot_type=np.array([p[1] for p in ot_pairs], np.int64),
-        oa_offer=np.array([p[0] for p in oa], np.int64), oa_level=np.array([p[1] for p in oa], np.int64),
+        offer_primary=np.array(
+            [types.get(o.service_types[0], -1) if o.service_types else -1 for o in offers], np.int64
+        ),
+        ot_offer=np.array([p[0] for p in ot_pairs], np.int64),
+        ot_type=np.array([p[1] for p in ot_pairs], np.int64),
+        oa_offer=np.array([p[0] for p in oa], np.int64),
+        oa_level=np.array([p[1] for p in oa], np.int64),
         oa_prefix=np.array([p[2] for p in oa], np.int64),
-        n_types=len(types), n_domains=nd,
+        n_types=len(types),
+        n_domains=nd,
     )
 
 
@@ -206,8 +227,9 @@ def _area_pairs(ix: Indexed) -> tuple[np.ndarray, np.ndarray]:
     right = (ix.ot_type[ti] * 8 + oa_lvl[ai]) * _TEN12 + oa_pre[ai]
     region = ix.st_region[ix.need_station]
     n = len(ix.needs)
-    left = np.concatenate([(ix.need_type * 8 + li) * _TEN12 + region // 10 ** (12 - lvl)
-                           for li, lvl in enumerate(LEVELS)])
+    left = np.concatenate(
+        [(ix.need_type * 8 + li) * _TEN12 + region // 10 ** (12 - lvl) for li, lvl in enumerate(LEVELS)]
+    )
     ni, ri = join(left, right)
     return ni % n if n else ni, oa_off[ai[ri]]
 
@@ -250,8 +272,10 @@ def _edge_km(ix: Indexed, st: np.ndarray, org: np.ndarray) -> np.ndarray:
     station and organization (the same floating-point operations, so the same distances)."""
     p1, p2 = np.radians(ix.st_lat), np.radians(ix.org_lat)
     c1, c2 = np.cos(p1), np.cos(p2)
-    a = (np.sin((p2[org] - p1[st]) / 2) ** 2
-         + c1[st] * c2[org] * np.sin(np.radians(ix.org_lon[org] - ix.st_lon[st]) / 2) ** 2)
+    a = (
+        np.sin((p2[org] - p1[st]) / 2) ** 2
+        + c1[st] * c2[org] * np.sin(np.radians(ix.org_lon[org] - ix.st_lon[st]) / 2) ** 2
+    )
     return 2 * EARTH_KM * np.arcsin(np.sqrt(np.clip(a, 0, 1)))
 
 
@@ -274,8 +298,13 @@ def _pair_codes(need: np.ndarray, offer: np.ndarray, n_offers: int) -> np.ndarra
     return need * max(n_offers, 1) + offer
 
 
-def build_candidates(ix: Indexed, weights: Weights, pairings: Iterable[tuple[Id, Id]] = (),
-                     rejected: Iterable[tuple[Id, Id]] = (), forced: Iterable[tuple[Id, Id]] = ()) -> Candidates:
+def build_candidates(
+    ix: Indexed,
+    weights: Weights,
+    pairings: Iterable[tuple[Id, Id]] = (),
+    rejected: Iterable[tuple[Id, Id]] = (),
+    forced: Iterable[tuple[Id, Id]] = (),
+) -> Candidates:
     """Apply the hard filters (type, active, area or distance, window, rejection) and score what is left."""
     n, m = len(ix.needs), len(ix.offers)
     a_n, a_o = _area_pairs(ix)
@@ -287,8 +316,13 @@ def build_candidates(ix: Indexed, weights: Weights, pairings: Iterable[tuple[Id,
     overlap = (ix.need_start[need] <= ix.offer_end[offer]) & (ix.offer_start[offer] <= ix.need_end[need])
     need, offer = need[overlap], offer[overlap]
     counts["none_in_window"] = np.bincount(need, minlength=n)
-    rej = np.array([_lookup(ix.need_index, a, "need") * len(ix.orgs) + _lookup(ix.org_index, g, "organization")
-                    for a, g in rejected], np.int64)
+    rej = np.array(
+        [
+            _lookup(ix.need_index, a, "need") * len(ix.orgs) + _lookup(ix.org_index, g, "organization")
+            for a, g in rejected
+        ],
+        np.int64,
+    )
     keep = ~member(need * len(ix.orgs) + ix.offer_org[offer], rej)
     need, offer = need[keep], offer[keep]
     counts["all_rejected"] = np.bincount(need, minlength=n)
@@ -304,8 +338,9 @@ def _type_counts(ix: Indexed) -> dict[str, np.ndarray]:
     return {"no_offer_of_type": all_t[ix.need_type], "no_active_offer": act_t[ix.need_type]}
 
 
-def _add_forced(ix: Indexed, need: np.ndarray, offer: np.ndarray, forced: Iterable[tuple[Id, Id]]
-                ) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _add_forced(
+    ix: Indexed, need: np.ndarray, offer: np.ndarray, forced: Iterable[tuple[Id, Id]]
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Append accepted pairs that the filters removed (an accepted allocation stays)."""
     m = len(ix.offers)
     pairs = [(_lookup(ix.need_index, a, "need"), _lookup(ix.offer_index, b, "offer")) for a, b in forced]
@@ -319,8 +354,15 @@ def _add_forced(ix: Indexed, need: np.ndarray, offer: np.ndarray, forced: Iterab
     return allc // max(m, 1), allc % max(m, 1), member(allc, f)
 
 
-def _score(ix: Indexed, w: Weights, need: np.ndarray, offer: np.ndarray, forced: np.ndarray,
-           counts: dict[str, np.ndarray], pairings: Iterable[tuple[Id, Id]]) -> Candidates:
+def _score(
+    ix: Indexed,
+    w: Weights,
+    need: np.ndarray,
+    offer: np.ndarray,
+    forced: np.ndarray,
+    counts: dict[str, np.ndarray],
+    pairings: Iterable[tuple[Id, Id]],
+) -> Candidates:
     """Score components, weighted score and integer value of each edge."""
     org, st = ix.offer_org[offer], ix.need_station[need]
     dist = _edge_km(ix, st, org)
@@ -336,8 +378,14 @@ def _score(ix: Indexed, w: Weights, need: np.ndarray, offer: np.ndarray, forced:
     distance = np.where(np.isfinite(dist), np.exp(-np.nan_to_num(dist) / w.distance_scale_km), unk)
     rating = np.where(np.isfinite(ix.org_rating[org]), np.clip(ix.org_rating[org] / 5.0, 0, 1), unk)
     feedback = np.where(np.isfinite(ix.org_feedback[org]), np.clip(ix.org_feedback[org], 0, 1), unk)
-    pair_codes = np.array([_lookup(ix.org_index, g, "organization") * max(len(ix.stations), 1)
-                           + _lookup(ix.station_index, s, "station") for g, s in pairings], np.int64)
+    pair_codes = np.array(
+        [
+            _lookup(ix.org_index, g, "organization") * max(len(ix.stations), 1)
+            + _lookup(ix.station_index, s, "station")
+            for g, s in pairings
+        ],
+        np.int64,
+    )
     continuity = member(org * max(len(ix.stations), 1) + st, pair_codes).astype(np.float64)
     priority = np.clip((ix.need_prio[need] - 1) / 4, 0, 1)
     comps = np.stack([type_score, expertise, distance, rating, feedback, continuity, priority], axis=1)

@@ -28,7 +28,7 @@ class Components:
 
     def edges_of(self, c: int) -> np.ndarray:
         """Active edge indices of component c."""
-        return self.edge_order[self.edge_start[c]:self.edge_start[c + 1]]
+        return self.edge_order[self.edge_start[c] : self.edge_start[c + 1]]
 
 
 def active_edges(norm: Normalised) -> np.ndarray:
@@ -92,7 +92,7 @@ class Parts:
 
     def edges_of(self, p: int) -> np.ndarray:
         """Active edge indices of part p."""
-        return self.edge_order[self.edge_start[p]:self.edge_start[p + 1]]
+        return self.edge_order[self.edge_start[p] : self.edge_start[p + 1]]
 
     def sizes(self) -> np.ndarray:
         """Active edges per part."""
@@ -134,8 +134,12 @@ def _metis_needs(norm: Normalised, edges: np.ndarray, k: int, seed: int) -> np.n
     graph = coo_matrix((np.ones(len(rows), np.int8), (rows, cols)), shape=(n + lo.max() + 1,) * 2).tocsr()
     weights = np.concatenate([np.bincount(ln, minlength=n), np.ones(lo.max() + 1, np.int64)])
     opts = pymetis.Options(seed=seed)
-    res = pymetis.part_graph(k, pymetis.CSRAdjacency(graph.indptr.astype(np.int32), graph.indices.astype(np.int32)),
-                             vweights=weights.astype(np.int32), options=opts)
+    res = pymetis.part_graph(
+        k,
+        pymetis.CSRAdjacency(graph.indptr.astype(np.int32), graph.indices.astype(np.int32)),
+        vweights=weights.astype(np.int32),
+        options=opts,
+    )
     return np.asarray(res.vertex_part, np.int64)[:n]
 
 
@@ -200,8 +204,14 @@ def fingerprints_and_items(norm: Normalised, comps: Components) -> tuple[np.ndar
     for col, seed in enumerate((0x1234567, 0x7654321)):
         ident = edge_identity(norm, seed)[act]
         e = _combine(ident.view(np.int64), norm.value[act], norm.usage[act], norm.fixed[act], seed=seed)
-        nd = _combine(norm.need_key, norm.demand, norm.splittable.astype(np.int64), norm.station,
-                      np.full(norm.n_needs, norm.penalty * 2 + norm.coverage_first), seed=seed + 1)
+        nd = _combine(
+            norm.need_key,
+            norm.demand,
+            norm.splittable.astype(np.int64),
+            norm.station,
+            np.full(norm.n_needs, norm.penalty * 2 + norm.coverage_first),
+            seed=seed + 1,
+        )
         of = _combine(norm.offer_key, norm.capacity, norm.org, lim, seed=seed + 2)
         if col == 0:
             with np.errstate(over="ignore"):
@@ -209,8 +219,11 @@ def fingerprints_and_items(norm: Normalised, comps: Components) -> tuple[np.ndar
             offer_h = of
             out[:, 0] = _sum_by(need_h, comps.need_comp, comps.count) + _sum_by(of, comps.offer_comp, comps.count)
         else:
-            out[:, col] = (_sum_by(e, edge_comp, comps.count) + _sum_by(nd, comps.need_comp, comps.count)
-                           + _sum_by(of, comps.offer_comp, comps.count))
+            out[:, col] = (
+                _sum_by(e, edge_comp, comps.count)
+                + _sum_by(nd, comps.need_comp, comps.count)
+                + _sum_by(of, comps.offer_comp, comps.count)
+            )
     return out, need_h, offer_h
 
 

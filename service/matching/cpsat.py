@@ -29,8 +29,14 @@ class CpResult:
 class _Model:
     """CP-SAT model of a set of whole components."""
 
-    def __init__(self, norm: Normalised, edges: np.ndarray, cap: np.ndarray | None = None,
-                 opened: dict[int, set[int]] | None = None, required: bool = False) -> None:
+    def __init__(
+        self,
+        norm: Normalised,
+        edges: np.ndarray,
+        cap: np.ndarray | None = None,
+        opened: dict[int, set[int]] | None = None,
+        required: bool = False,
+    ) -> None:
         self.norm, self.edges, self.required = norm, edges, required
         self.cap = norm.capacity if cap is None else cap
         self.opened = opened or {}
@@ -63,7 +69,7 @@ class _Model:
         order = np.argsort(keys, kind="stable")
         uniq, start = np.unique(keys[order], return_index=True)
         bounds = [*start.tolist(), len(order)]
-        return [(int(k), order[bounds[t]:bounds[t + 1]].tolist()) for t, k in enumerate(uniq.tolist())]
+        return [(int(k), order[bounds[t] : bounds[t + 1]].tolist()) for t, k in enumerate(uniq.tolist())]
 
     def _need_rows(self) -> None:
         """Demand: units up to the demand (splittable); at most one chosen edge (unsplittable)."""
@@ -208,8 +214,9 @@ class _Stall(cp_model.CpSolverSolutionCallback):
             self.last = time.monotonic()
 
 
-def _run(solver: cp_model.CpSolver, model: cp_model.CpModel, baseline: float, stall: tuple[float, float] | None
-         ) -> tuple[int, float | None]:
+def _run(
+    solver: cp_model.CpSolver, model: cp_model.CpModel, baseline: float, stall: tuple[float, float] | None
+) -> tuple[int, float | None]:
     """Solve; with `stall` = (window s, monotonic time of the last improvement so far), stop once the search has not
     improved on `baseline` (or its own best) within the window. Returns the status and the last improvement time."""
     if stall is None:
@@ -243,10 +250,18 @@ def _bound(solver: cp_model.CpSolver, status: int) -> int | None:
     return math.floor(b + 1e-6) if math.isfinite(b) and abs(b) < 2**62 else None
 
 
-def solve_cpsat(norm: Normalised, edges: np.ndarray, hint: np.ndarray, time_limit_s: float,
-                workers: int = 1, *, cap: np.ndarray | None = None,
-                opened: dict[int, set[int]] | None = None, required: bool = False,
-                stall: tuple[float, float] | None = None) -> CpResult:
+def solve_cpsat(
+    norm: Normalised,
+    edges: np.ndarray,
+    hint: np.ndarray,
+    time_limit_s: float,
+    workers: int = 1,
+    *,
+    cap: np.ndarray | None = None,
+    opened: dict[int, set[int]] | None = None,
+    required: bool = False,
+    stall: tuple[float, float] | None = None,
+) -> CpResult:
     """Maximise the objective over `edges` (every edge of their needs); coverage-first runs solve two phases.
 
     `cap` overrides offer capacities (residual capacity) and `opened` lists the stations each organization already

@@ -32,8 +32,21 @@ def allocations(ix: Indexed, cand: Candidates, units: np.ndarray, gain: np.ndarr
     comps = list(map(ScoreComponents, *cand.components[idx].T.tolist()))
     dist = cand.distance_km[idx]
     dist_l = np.where(np.isnan(dist), None, dist).tolist() if np.isnan(dist).any() else dist.tolist()
-    return list(map(Allocation, need_id, offer_id, org_id, station_id, units[idx].tolist(), gain[idx].tolist(),
-                    cand.score[idx].tolist(), comps, dist_l, cand.forced[idx].tolist()))
+    return list(
+        map(
+            Allocation,
+            need_id,
+            offer_id,
+            org_id,
+            station_id,
+            units[idx].tolist(),
+            gain[idx].tolist(),
+            cand.score[idx].tolist(),
+            comps,
+            dist_l,
+            cand.forced[idx].tolist(),
+        )
+    )
 
 
 def _per_unit(ix: Indexed, cand: Candidates) -> np.ndarray:
@@ -84,7 +97,7 @@ def _taken_by(ix: Indexed, cand: Candidates, units: np.ndarray, edges: np.ndarra
     top = alloc[np.arange(len(alloc)) - first < MAX_NAMED * 2]
     parts = []
     for lo in range(0, len(edges), _CHUNK_EDGES):  # a need's top names are among its chunks' top names
-        chunk = edges[lo:lo + _CHUNK_EDGES]
+        chunk = edges[lo : lo + _CHUNK_EDGES]
         a, b = join(cand.offer[chunk], cand.offer[top])
         mine, other = chunk[a], top[b]
         keep = (cand.need[other] != cand.need[mine]) & (pu[other] >= pu[mine])
@@ -115,9 +128,14 @@ def unmatched(ix: Indexed, cand: Candidates, units: np.ndarray, used: np.ndarray
     full = (lim >= 0) & (_org_station_counts(ix, cand, np.flatnonzero(units > 0))[orgs] >= lim)
     at_limit = np.bincount(cand.need[edges[full]], minlength=len(ix.needs)) > 0
     out = []
-    for i, missing, count, limit_hit, split in zip(short.tolist(), (ix.need_qty[short] - served[short]).tolist(),
-                                                   n_edges[short].tolist(), at_limit[short].tolist(),
-                                                   ix.need_split[short].tolist(), strict=True):
+    for i, missing, count, limit_hit, split in zip(
+        short.tolist(),
+        (ix.need_qty[short] - served[short]).tolist(),
+        n_edges[short].tolist(),
+        at_limit[short].tolist(),
+        ix.need_split[short].tolist(),
+        strict=True,
+    ):
         need = ix.needs[i]
         if count == 0:
             out.append(Unmatched(need.id, need.station_id, "no_candidate", missing, 0, _first_empty_filter(cand, i)))
@@ -131,14 +149,22 @@ def unmatched(ix: Indexed, cand: Candidates, units: np.ndarray, used: np.ndarray
 def utilisation(ix: Indexed, used: np.ndarray) -> list[OfferUsage]:
     """Capacity used per offer (every offer, including unused ones)."""
     offers = ix.offers
-    return list(map(OfferUsage, [o.id for o in offers], [o.organization_id for o in offers], ix.offer_cap.tolist(),
-                    used.tolist()))
+    return list(
+        map(
+            OfferUsage,
+            [o.id for o in offers],
+            [o.organization_id for o in offers],
+            ix.offer_cap.tolist(),
+            used.tolist(),
+        )
+    )
 
 
 def churn(previous: Mapping[tuple[Id, Id], int], current: Mapping[tuple[Id, Id], int]) -> Churn:
     """Allocations added, removed and changed since the previous run."""
     added = tuple((a, b, u) for (a, b), u in current.items() if (a, b) not in previous)
     removed = tuple((a, b, u) for (a, b), u in previous.items() if (a, b) not in current)
-    changed = tuple((a, b, previous[(a, b)], u) for (a, b), u in current.items()
-                    if (a, b) in previous and previous[(a, b)] != u)
+    changed = tuple(
+        (a, b, previous[(a, b)], u) for (a, b), u in current.items() if (a, b) in previous and previous[(a, b)] != u
+    )
     return Churn(added, removed, changed)

@@ -59,8 +59,9 @@ def per_unit_value(norm: Normalised, edges: np.ndarray, scale: int) -> np.ndarra
     return out
 
 
-def scaled_gain(norm: Normalised, edges: np.ndarray, units: np.ndarray, scale: int,
-                unit: np.ndarray | None = None) -> np.ndarray:
+def scaled_gain(
+    norm: Normalised, edges: np.ndarray, units: np.ndarray, scale: int, unit: np.ndarray | None = None
+) -> np.ndarray:
     """Exact scaled objective contribution of each edge at `units` (relaxed value for unsplittable needs); `unit`:
     `per_unit_value` if already at hand."""
     gain = (per_unit_value(norm, edges, scale) if unit is None else unit) * units
@@ -89,9 +90,11 @@ def solve_flow(norm: Normalised, edges: np.ndarray, scale: int = 1) -> FlowResul
     fixed = norm.fixed[edges]
     if fixed.any():
         res_dem = norm.demand[needs] - np.bincount(ln, weights=fixed, minlength=len(needs)).astype(np.int64)
-        used = np.bincount(lo, weights=fixed * norm.usage[edges] // np.where(norm.splittable[e_need], 1,
-                                                                             norm.demand[e_need]),
-                           minlength=len(offers)).astype(np.int64)
+        used = np.bincount(
+            lo,
+            weights=fixed * norm.usage[edges] // np.where(norm.splittable[e_need], 1, norm.demand[e_need]),
+            minlength=len(offers),
+        ).astype(np.int64)
         res_cap = np.maximum(norm.capacity[offers] - used, 0)
     else:
         res_dem, res_cap = norm.demand[needs], norm.capacity[offers]

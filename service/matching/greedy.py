@@ -25,8 +25,13 @@ class _State:
     indexed by need and offer (the passes are sequential, so they run as tight Python loops over columns gathered
     with numpy for the positions of each pass)."""
 
-    def __init__(self, norm: Normalised, edges: np.ndarray, cap: np.ndarray | None = None,
-                 opened: dict[int, set[int]] | None = None) -> None:
+    def __init__(
+        self,
+        norm: Normalised,
+        edges: np.ndarray,
+        cap: np.ndarray | None = None,
+        opened: dict[int, set[int]] | None = None,
+    ) -> None:
         self.norm = norm
         self.dem = norm.demand.tolist()
         self.full = self.dem.copy()
@@ -52,9 +57,15 @@ class _State:
         dem, full, cap, stations, station, org = self.dem, self.full, self.cap, self.stations, self.station, self.org
         covered = self.covered if self.norm.coverage_first else None
         need, offer = self.e_need[positions], self.e_offer[positions]
-        cols = (positions.tolist(), need.tolist(), offer.tolist(), self.e_usage[positions].tolist(),
-                self.lim_arr[offer].tolist(), self.norm.splittable[need].tolist(),
-                limits.tolist() if isinstance(limits, np.ndarray) else [limits] * len(positions))
+        cols = (
+            positions.tolist(),
+            need.tolist(),
+            offer.tolist(),
+            self.e_usage[positions].tolist(),
+            self.lim_arr[offer].tolist(),
+            self.norm.splittable[need].tolist(),
+            limits.tolist() if isinstance(limits, np.ndarray) else [limits] * len(positions),
+        )
         for pos, i, j, u, g_lim, split, limit in zip(*cols, strict=True):
             d = dem[i]
             if d <= 0:  # served already (the common case late in a pass)
@@ -86,8 +97,14 @@ class _State:
                 covered.add(station[i])
 
 
-def greedy(norm: Normalised, edges: np.ndarray, start: np.ndarray | None = None, *, cap: np.ndarray | None = None,
-           opened: dict[int, set[int]] | None = None) -> np.ndarray:
+def greedy(
+    norm: Normalised,
+    edges: np.ndarray,
+    start: np.ndarray | None = None,
+    *,
+    cap: np.ndarray | None = None,
+    opened: dict[int, set[int]] | None = None,
+) -> np.ndarray:
     """Greedy units on `edges` (every edge of their needs); fixed (and `start`) units are taken first (assumed
     feasible). `cap` overrides offer capacities (residual capacity), `opened` lists stations each organization
     already serves outside `edges`."""

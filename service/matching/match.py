@@ -69,25 +69,52 @@ def _edge_lookup(ix: Indexed, cand: Candidates, units: dict[tuple[Id, Id], int])
     return out
 
 
-def build_problem(ix: Indexed, cand: Candidates, *, incumbent: np.ndarray | None, fixed: np.ndarray | None,
-                  change_penalty: int, coverage_first: bool) -> Problem:
+def build_problem(
+    ix: Indexed,
+    cand: Candidates,
+    *,
+    incumbent: np.ndarray | None,
+    fixed: np.ndarray | None,
+    change_penalty: int,
+    coverage_first: bool,
+) -> Problem:
     """The engine's integer problem for the candidates."""
     return Problem(
-        need_demand=ix.need_qty, need_splittable=ix.need_split, offer_capacity=ix.offer_cap,
-        edge_need=cand.need, edge_offer=cand.offer, edge_value=cand.value, incumbent=incumbent,
-        change_penalty=change_penalty, fixed=fixed, need_station=ix.need_station, offer_org=ix.offer_org,
-        org_max_stations=ix.org_limit if len(ix.orgs) else None, coverage_first=coverage_first,
+        need_demand=ix.need_qty,
+        need_splittable=ix.need_split,
+        offer_capacity=ix.offer_cap,
+        edge_need=cand.need,
+        edge_offer=cand.offer,
+        edge_value=cand.value,
+        incumbent=incumbent,
+        change_penalty=change_penalty,
+        fixed=fixed,
+        need_station=ix.need_station,
+        offer_org=ix.offer_org,
+        org_max_stations=ix.org_limit if len(ix.orgs) else None,
+        coverage_first=coverage_first,
         need_key=stable_keys(n.id for n in ix.needs),
         offer_key=stable_keys(o.id for o in ix.offers),
     )
 
 
-def match(needs: Sequence[NeedRecord], offers: Sequence[OfferRecord], organizations: Sequence[OrganizationRecord],
-          stations: Sequence[StationRecord], *, pairings: Iterable[tuple[Id, Id]] = (),
-          rejected: Iterable[tuple[Id, Id]] = (), accepted: Iterable[tuple[Id, Id, int]] = (),
-          weights: Weights | None = None, previous: MatchResult | Iterable[Allocation] | None = None,
-          change_penalty: int = 1, coverage_first: bool = False, time_limit_s: float = 10.0,
-          gap_tolerance: float = 0.0, previous_solution: Solution | None = None) -> MatchResult:
+def match(
+    needs: Sequence[NeedRecord],
+    offers: Sequence[OfferRecord],
+    organizations: Sequence[OrganizationRecord],
+    stations: Sequence[StationRecord],
+    *,
+    pairings: Iterable[tuple[Id, Id]] = (),
+    rejected: Iterable[tuple[Id, Id]] = (),
+    accepted: Iterable[tuple[Id, Id, int]] = (),
+    weights: Weights | None = None,
+    previous: MatchResult | Iterable[Allocation] | None = None,
+    change_penalty: int = 1,
+    coverage_first: bool = False,
+    time_limit_s: float = 10.0,
+    gap_tolerance: float = 0.0,
+    previous_solution: Solution | None = None,
+) -> MatchResult:
     """Match needs to offers: `pairings` are (organization id, station id), `rejected` (need id, organization id),
     `accepted` (need id, offer id, units) allocations that must stay.  Components unchanged since `previous` keep
     its allocations without a solve when the engine's solution of that run is at hand: `previous` as a MatchResult,
@@ -103,8 +130,9 @@ def match(needs: Sequence[NeedRecord], offers: Sequence[OfferRecord], organizati
     incumbent = _edge_lookup(ix, cand, prev) if previous is not None else None
     if incumbent is not None and fixed is not None:
         incumbent = np.maximum(incumbent, fixed)  # accepted units were part of the previous answer too
-    problem = build_problem(ix, cand, incumbent=incumbent, fixed=fixed, change_penalty=change_penalty,
-                            coverage_first=coverage_first)
+    problem = build_problem(
+        ix, cand, incumbent=incumbent, fixed=fixed, change_penalty=change_penalty, coverage_first=coverage_first
+    )
     t1 = time.perf_counter()
     norm = normalise(problem)  # validated once, for the solve and the explanations
     prev_solution = previous.solution if isinstance(previous, MatchResult) else previous_solution
@@ -112,18 +140,32 @@ def match(needs: Sequence[NeedRecord], offers: Sequence[OfferRecord], organizati
     t2 = time.perf_counter()
     with _collector_paused():
         result = _explain(ix, cand, norm, sol, prev)
-    result.timings = {"candidates": t1 - t0, **{f"solve_{k}": v for k, v in sol.timings.items()},
-                      "solve": t2 - t1, "explain": time.perf_counter() - t2}
+    result.timings = {
+        "candidates": t1 - t0,
+        **{f"solve_{k}": v for k, v in sol.timings.items()},
+        "solve": t2 - t1,
+        "explain": time.perf_counter() - t2,
+    }
     return result
 
 
-def _explain(ix: Indexed, cand: Candidates, norm: Normalised, sol: Solution,
-             prev: dict[tuple[Id, Id], int]) -> MatchResult:
+def _explain(
+    ix: Indexed, cand: Candidates, norm: Normalised, sol: Solution, prev: dict[tuple[Id, Id], int]
+) -> MatchResult:
     """Assemble the MatchResult from the engine's solution."""
     units = sol.edge_units
     gain = edge_objective(norm, units)
     used = offer_use(norm, np.arange(norm.n_edges), units)
     allocs = explain.allocations(ix, cand, units, gain)
     current = {(a.need_id, a.offer_id): a.units for a in allocs}
-    return MatchResult(sol.status, sol.objective, sol.bound, allocs, explain.unmatched(ix, cand, units, used),
-                       explain.utilisation(ix, used), explain.churn(prev, current), stats=sol.stats, solution=sol)
+    return MatchResult(
+        sol.status,
+        sol.objective,
+        sol.bound,
+        allocs,
+        explain.unmatched(ix, cand, units, used),
+        explain.utilisation(ix, used),
+        explain.churn(prev, current),
+        stats=sol.stats,
+        solution=sol,
+    )

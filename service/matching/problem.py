@@ -100,8 +100,9 @@ def _as_array(name: str, seq: ArrayLike | None) -> np.ndarray:
     return arr
 
 
-def _int_array(name: str, seq: ArrayLike | None, length: int | None, lo: int | None = None,
-               hi: int | None = None) -> np.ndarray:
+def _int_array(
+    name: str, seq: ArrayLike | None, length: int | None, lo: int | None = None, hi: int | None = None
+) -> np.ndarray:
     """Validate an integer sequence (length and inclusive range) and return it as int64."""
     arr = _as_array(name, seq)
     if length is not None and len(arr) != length:
@@ -184,8 +185,25 @@ def normalise(p: Problem) -> Normalised:
         raise ValueError("coverage_first: expected a bool")
     need_key = _int_array("need_key", p.need_key, n) if p.need_key is not None else np.arange(n, dtype=np.int64)
     offer_key = _int_array("offer_key", p.offer_key, m) if p.offer_key is not None else np.arange(m, dtype=np.int64)
-    norm = Normalised(demand, split, cap, e_need, e_offer, value, usage, incumbent, has_inc, penalty, fixed,
-                      station, org, org_limit, bool(p.coverage_first), need_key, offer_key)
+    norm = Normalised(
+        demand,
+        split,
+        cap,
+        e_need,
+        e_offer,
+        value,
+        usage,
+        incumbent,
+        has_inc,
+        penalty,
+        fixed,
+        station,
+        org,
+        org_limit,
+        bool(p.coverage_first),
+        need_key,
+        offer_key,
+    )
     _check_magnitude(norm)
     return norm
 

@@ -98,15 +98,23 @@ def solution_from_state(state: dict[str, list]) -> Solution:
     """A `previous` for `solve` rebuilt from `component_state` (reuse needs only the per-component rows); ValueError
     if the state is malformed."""
     keys = ("fingerprint", "units_hash", "status", "bound", "penalty_paid")
-    if len({len(state[k]) for k in keys}) != 1 or any(len(h) != 32 for h in state["fingerprint"]) or any(
-            len(h) != 16 for h in state["units_hash"]):
+    if (
+        len({len(state[k]) for k in keys}) != 1
+        or any(len(h) != 32 for h in state["fingerprint"])
+        or any(len(h) != 16 for h in state["units_hash"])
+    ):
         raise ValueError("malformed component state")
     fp = np.array([[int(h[:16], 16), int(h[16:], 16)] for h in state["fingerprint"]], np.uint64).reshape(-1, 2)
     n = len(fp)
     table = ComponentTable(
-        None, fp, np.array([int(h, 16) for h in state["units_hash"]], np.uint64),
-        np.full(n, "restored", dtype=object), np.array(state["status"], dtype=object),
-        np.zeros(n, np.int64), np.array(state["bound"], np.int64), np.array(state["penalty_paid"], np.int64),
+        None,
+        fp,
+        np.array([int(h, 16) for h in state["units_hash"]], np.uint64),
+        np.full(n, "restored", dtype=object),
+        np.array(state["status"], dtype=object),
+        np.zeros(n, np.int64),
+        np.array(state["bound"], np.int64),
+        np.array(state["penalty_paid"], np.int64),
     )
     return Solution("feasible", 0, 0, np.zeros(0, np.int64), table)
 
@@ -173,8 +181,15 @@ def _orgs_over_limit(norm: Normalised, used_edges: np.ndarray) -> np.ndarray:
 class _Run:
     """State of one solve call."""
 
-    def __init__(self, norm: Normalised, time_limit_s: float, workers: int, gap_tolerance: float = 0.0,
-                 linked: bool = True, part_edges: int | None = PART_EDGES) -> None:
+    def __init__(
+        self,
+        norm: Normalised,
+        time_limit_s: float,
+        workers: int,
+        gap_tolerance: float = 0.0,
+        linked: bool = True,
+        part_edges: int | None = PART_EDGES,
+    ) -> None:
         self.norm, self.workers, self.gap_tolerance, self.linked = norm, workers, gap_tolerance, linked
         self.deadline = time.perf_counter() + time_limit_s
         self.stall_s = max(STALL_MIN_S, STALL_FRACTION * time_limit_s)
@@ -272,7 +287,7 @@ class _Run:
     def edges_of(self, comp_ids: np.ndarray) -> np.ndarray:
         """Active edges of several components."""
         s = self.comps.edge_start
-        return np.concatenate([self.comps.edge_order[s[c]:s[c + 1]] for c in comp_ids.tolist()] or [np.zeros(0, int)])
+        return np.concatenate([self.comps.edge_order[s[c] : s[c + 1]] for c in comp_ids.tolist()] or [np.zeros(0, int)])
 
     def run_flow(self, comp_ids: np.ndarray) -> np.ndarray:
         """Solve components by flow; return those whose relaxed optimum is not a valid answer."""
@@ -403,12 +418,20 @@ class _Run:
         o_need, o_offer = need[order], offer[order]
         o_org = norm.org[o_offer]
         o_lim = lim[o_org] if len(lim) else np.full(len(order), -1, np.int64)
-        cols = (order.tolist(), o_need.tolist(), o_offer.tolist(), norm.usage[edges[order]].tolist(), o_org.tolist(),
-                o_lim.tolist(), norm.station[o_need].tolist())
+        cols = (
+            order.tolist(),
+            o_need.tolist(),
+            o_offer.tolist(),
+            norm.usage[edges[order]].tolist(),
+            o_org.tolist(),
+            o_lim.tolist(),
+            norm.station[o_need].tolist(),
+        )
         done: set[int] = set()
         # Fixed units of splittable needs keep their capacity: unsplittable needs placed first must leave it.
-        fixed_split = np.bincount(offer[split], weights=norm.fixed[edges[split]] * norm.usage[edges[split]],
-                                  minlength=norm.n_offers).astype(np.int64)
+        fixed_split = np.bincount(
+            offer[split], weights=norm.fixed[edges[split]] * norm.usage[edges[split]], minlength=norm.n_offers
+        ).astype(np.int64)
         left = (norm.capacity - fixed_split).tolist()
         taken: list[int] = []
         for p, i, j, use, g, g_lim, st in zip(*cols, strict=True):
@@ -647,8 +670,9 @@ class _Run:
 
 def offer_use(norm: Normalised, edges: np.ndarray, units: np.ndarray) -> np.ndarray:
     """Capacity each offer uses for `units` on `edges`."""
-    use = np.where(norm.splittable[norm.e_need[edges]], units * norm.usage[edges],
-                   np.where(units > 0, norm.usage[edges], 0))
+    use = np.where(
+        norm.splittable[norm.e_need[edges]], units * norm.usage[edges], np.where(units > 0, norm.usage[edges], 0)
+    )
     return np.bincount(norm.e_offer[edges], weights=use, minlength=norm.n_offers).astype(np.int64)
 
 
@@ -679,8 +703,9 @@ def _repair(norm: Normalised, edges: np.ndarray, relaxed: np.ndarray) -> np.ndar
     return units
 
 
-def _allowed_stations(norm: Normalised, edges: np.ndarray, relaxed: np.ndarray,
-                      opened: dict[int, set[int]] | None = None) -> dict[int, set[int]]:
+def _allowed_stations(
+    norm: Normalised, edges: np.ndarray, relaxed: np.ndarray, opened: dict[int, set[int]] | None = None
+) -> dict[int, set[int]]:
     """Per limited organization, the stations it may serve: those it serves outside `edges` (`opened`), those with
     fixed units, then its best relaxed ones."""
     out: dict[int, set[int]] = {g: set(sts) for g, sts in (opened or {}).items()}
@@ -698,8 +723,9 @@ def _allowed_stations(norm: Normalised, edges: np.ndarray, relaxed: np.ndarray,
     if ids is not None:
         key_st = ids[key_st]
     order = np.lexsort((-tot, key_org))
-    for a, b, cap in zip(key_org[order].tolist(), key_st[order].tolist(), norm.org_limit[key_org[order]].tolist(),
-                         strict=True):
+    for a, b, cap in zip(
+        key_org[order].tolist(), key_st[order].tolist(), norm.org_limit[key_org[order]].tolist(), strict=True
+    ):
         seen = out.setdefault(a, set())
         if len(seen) < cap:
             seen.add(b)
@@ -755,8 +781,14 @@ def _reusable(run: _Run, fp: np.ndarray, previous: Solution | None) -> np.ndarra
     return comps
 
 
-def _changed_needs(norm: Normalised, prev: cc.ItemHashes, items: cc.ItemHashes, need_h: np.ndarray,
-                   offer_h: np.ndarray, active: np.ndarray) -> np.ndarray | None:
+def _changed_needs(
+    norm: Normalised,
+    prev: cc.ItemHashes,
+    items: cc.ItemHashes,
+    need_h: np.ndarray,
+    offer_h: np.ndarray,
+    active: np.ndarray,
+) -> np.ndarray | None:
     """Needs (mask) that are new, whose data or active edges changed, or that reach a new or changed offer; None if
     a need with fixed units changed or left (the carried-over bound assumes the previous fixed units still stand)."""
     if np.any(prev.need_key[1:] == prev.need_key[:-1]) or np.any(prev.offer_key[1:] == prev.offer_key[:-1]):
@@ -783,8 +815,14 @@ def _same_items(keys: np.ndarray, hashes: np.ndarray, prev_keys: np.ndarray, pre
     return (prev_keys[pos] == keys) & (prev_hashes[pos] == hashes)
 
 
-def _local_resolve(run: _Run, previous: Solution | None, items: cc.ItemHashes, need_h: np.ndarray,
-                   offer_h: np.ndarray, todo: np.ndarray) -> int | None:
+def _local_resolve(
+    run: _Run,
+    previous: Solution | None,
+    items: cc.ItemHashes,
+    need_h: np.ndarray,
+    offer_h: np.ndarray,
+    todo: np.ndarray,
+) -> int | None:
     """Re-solve only the needs that changed since `previous` and their neighbourhood, every other edge held at the
     incumbent (= the previous answer); return a proven bound of the whole problem, or None (nothing done) when the
     local re-solve does not apply: no previous answer of this process, the incumbent is not that answer, the change
@@ -797,8 +835,15 @@ def _local_resolve(run: _Run, previous: Solution | None, items: cc.ItemHashes, n
     answer); the changed needs add at most their best values (every unit on its best edge).  Hence
     opt <= B + paid + sum over changed needs of (best value + penalty * incumbent units)."""
     norm, comps = run.norm, run.comps
-    if (LOCAL_MAX_SHARE <= 0 or previous is None or previous.items is None or previous.table is None
-            or previous.status == "infeasible" or not norm.has_incumbent or not todo.size):
+    if (
+        LOCAL_MAX_SHARE <= 0
+        or previous is None
+        or previous.items is None
+        or previous.table is None
+        or previous.status == "infeasible"
+        or not norm.has_incumbent
+        or not todo.size
+    ):
         return None
     sizes = run.comp_sizes()
     todo_edges = int(sizes[todo].sum())
@@ -868,13 +913,24 @@ def _local_resolve(run: _Run, previous: Solution | None, items: cc.ItemHashes, n
     np.maximum.at(best, norm.e_need[e_ch], np.maximum(norm.value[e_ch], 0))
     best = np.where(norm.splittable, best * norm.demand, best)
     held_inc = int(inc[e_ch].sum()) * norm.penalty
-    run.local_stats = {"local_changed_needs": int(changed.sum()), "local_free_needs": int(free.sum()),
-                       "local_free_edges": len(edges), "local_greedy_won": guard}
+    run.local_stats = {
+        "local_changed_needs": int(changed.sum()),
+        "local_free_needs": int(free.sum()),
+        "local_free_edges": len(edges),
+        "local_greedy_won": guard,
+    }
     return previous.bound + paid + int(best[changed].sum()) + held_inc
 
 
-def solve(problem: Problem | Normalised, time_limit_s: float = 10.0, *, previous: Solution | None = None,
-          workers: int | None = None, gap_tolerance: float = 0.0, part_edges: int | None = PART_EDGES) -> Solution:
+def solve(
+    problem: Problem | Normalised,
+    time_limit_s: float = 10.0,
+    *,
+    previous: Solution | None = None,
+    workers: int | None = None,
+    gap_tolerance: float = 0.0,
+    part_edges: int | None = PART_EDGES,
+) -> Solution:
     """Maximise value minus change penalties; components untouched since `previous` keep the incumbent.
 
     A component whose rounded flow answer is within `gap_tolerance` (relative) of its bound skips CP-SAT; flow-first
@@ -890,8 +946,14 @@ def solve(problem: Problem | Normalised, time_limit_s: float = 10.0, *, previous
     if not fixed_feasible(norm):
         return _infeasible(norm)
     linked = norm.coverage_first or bool(_odd_usage(norm).any())
-    run = _Run(norm, time_limit_s - (time.perf_counter() - t0), workers or min(os.cpu_count() or 1, 8),
-               gap_tolerance, linked, part_edges)
+    run = _Run(
+        norm,
+        time_limit_s - (time.perf_counter() - t0),
+        workers or min(os.cpu_count() or 1, 8),
+        gap_tolerance,
+        linked,
+        part_edges,
+    )
     fp, need_h, offer_h = cc.fingerprints_and_items(norm, run.comps)
     items = cc.item_hashes(norm, need_h, offer_h)
     reused = _reusable(run, fp, previous)
@@ -921,8 +983,9 @@ def solve(problem: Problem | Normalised, time_limit_s: float = 10.0, *, previous
     return _assemble(run, fp, reused, items)
 
 
-def _assemble(run: _Run, fp: np.ndarray, reused: np.ndarray, items: cc.ItemHashes | None = None,
-              local: int | None = None) -> Solution:
+def _assemble(
+    run: _Run, fp: np.ndarray, reused: np.ndarray, items: cc.ItemHashes | None = None, local: int | None = None
+) -> Solution:
     """Exact objective, bounds and bookkeeping for the whole run; `local`: a proven bound of a local re-solve."""
     norm, comps = run.norm, run.comps
     obj_e = edge_objective(norm, run.units)
@@ -943,8 +1006,7 @@ def _assemble(run: _Run, fp: np.ndarray, reused: np.ndarray, items: cc.ItemHashe
     if local is not None:
         total_bound = max(min(total_bound, local), int(obj.sum()))
     status = "optimal" if bool(np.all(exact)) or int(obj.sum()) >= total_bound else "feasible"
-    table = ComponentTable(comps, fp, cc.units_hash(norm, comps, run.units), run.method, run.status, obj, bound,
-                           paid)
+    table = ComponentTable(comps, fp, cc.units_hash(norm, comps, run.units), run.method, run.status, obj, bound, paid)
     methods, counts = np.unique(run.method.astype(str), return_counts=True)
     stats = {f"components_{m}": int(k) for m, k in zip(methods.tolist(), counts.tolist(), strict=True)}
     stats["components"] = comps.count

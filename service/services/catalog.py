@@ -52,8 +52,14 @@ async def load(session: AsyncSession) -> Catalog:
 
 def _detached(t: ServiceType) -> ServiceType:
     """A plain copy, so the cached catalog never refers to a session's identity map."""
-    return ServiceType(code=t.code, domain_code=t.domain_code, name_zh=t.name_zh, name_en=t.name_en, unit=t.unit,
-                       sort_order=t.sort_order)
+    return ServiceType(
+        code=t.code,
+        domain_code=t.domain_code,
+        name_zh=t.name_zh,
+        name_en=t.name_en,
+        unit=t.unit,
+        sort_order=t.sort_order,
+    )
 
 
 def unit_read(unit: str) -> UnitRead:

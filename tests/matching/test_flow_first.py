@@ -28,9 +28,18 @@ def _problem(seed: int, incumbent: bool = False) -> Problem:
     kw = {}
     if incumbent:
         kw = {"incumbent": np.where(rng.random(pairs.shape[1]) < 0.05, 1, 0), "change_penalty": 3}
-    return Problem(need_demand=demand, need_splittable=split, offer_capacity=rng.integers(0, 20, m),
-                   edge_need=pairs[0], edge_offer=pairs[1], edge_value=value, need_station=station,
-                   offer_org=offer_org, org_max_stations=limit, **kw)
+    return Problem(
+        need_demand=demand,
+        need_splittable=split,
+        offer_capacity=rng.integers(0, 20, m),
+        edge_need=pairs[0],
+        edge_offer=pairs[1],
+        edge_value=value,
+        need_station=station,
+        offer_org=offer_org,
+        org_max_stations=limit,
+        **kw,
+    )
 
 
 @pytest.mark.parametrize(("seed", "incumbent", "seconds"), [(1, False, 0.05), (2, False, 2.0), (3, True, 1.0)])
@@ -67,9 +76,17 @@ def _regional(seed: int, splittable_share: float) -> Problem:
     split = rng.random(n) < splittable_share
     per_unit = rng.integers(1, 60, e.shape[1])
     value = np.where(split[e[0]], per_unit, per_unit * demand[e[0]])
-    return Problem(need_demand=demand, need_splittable=split, offer_capacity=rng.integers(2, 10, m),
-                   edge_need=e[0], edge_offer=e[1], edge_value=value, need_station=np.arange(n) // 4,
-                   offer_org=np.arange(m), org_max_stations=np.full(m, -1))
+    return Problem(
+        need_demand=demand,
+        need_splittable=split,
+        offer_capacity=rng.integers(2, 10, m),
+        edge_need=e[0],
+        edge_offer=e[1],
+        edge_value=value,
+        need_station=np.arange(n) // 4,
+        offer_org=np.arange(m),
+        org_max_stations=np.full(m, -1),
+    )
 
 
 @pytest.mark.parametrize("seed", [4, 5])
@@ -102,8 +119,14 @@ def test_parts_with_unsplittable_needs_and_accepted_units_stay_feasible() -> Non
 
 def test_the_relaxation_leaves_out_unsplittable_needs_larger_than_the_offer() -> None:
     # Need 0 (5 units, unsplittable) fits neither offer (capacity 3 each); need 1 (2 units) fits offer 1.
-    p = Problem(need_demand=[5, 2], need_splittable=[False, False], offer_capacity=[3, 3], edge_need=[0, 0, 1],
-                edge_offer=[0, 1, 1], edge_value=[500, 500, 20])
+    p = Problem(
+        need_demand=[5, 2],
+        need_splittable=[False, False],
+        offer_capacity=[3, 3],
+        edge_need=[0, 0, 1],
+        edge_offer=[0, 1, 1],
+        edge_value=[500, 500, 20],
+    )
     norm = normalise(p)
     res = solve_flow(norm, np.arange(3), relaxation_scale(norm, np.arange(3)))
     assert res is not None and res.units.tolist() == [0, 0, 2]

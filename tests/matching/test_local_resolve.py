@@ -41,8 +41,9 @@ def _free_needs(norm, changed: np.ndarray) -> np.ndarray:
     return free
 
 
-@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow,
-                                                                 HealthCheck.function_scoped_fixture])
+@settings(
+    max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow, HealthCheck.function_scoped_fixture]
+)
 @given(problems(splittable=None, usage=False, limits=True, incumbent=False), st.data())
 def test_local_answers_are_feasible_with_a_proven_bound(local_always, p: Problem, data) -> None:
     first = solve(p, time_limit_s=5.0)
@@ -67,8 +68,9 @@ def test_local_answers_are_feasible_with_a_proven_bound(local_always, p: Problem
 
 
 @pytest.mark.parametrize("seed", [11, 12, 13])
-def test_a_small_change_on_a_mid_size_problem_is_solved_locally_close_to_the_full_re_solve(local_always, monkeypatch,
-                                                                                        seed: int) -> None:
+def test_a_small_change_on_a_mid_size_problem_is_solved_locally_close_to_the_full_re_solve(
+    local_always, monkeypatch, seed: int
+) -> None:
     p = _problem(seed)
     rng = np.random.default_rng(seed)
     n = len(p.need_demand)

@@ -121,8 +121,16 @@ def test_fixed_units_stay_or_the_run_is_infeasible(p: Problem, data) -> None:
 def test_station_limit_spans_components_the_flow_solves_apart() -> None:
     # Organization 0 (limit 1) has offers in two components; the dive repairs only the component where organization
     # 1 (limit 0) broke its limit, and must count the station organization 0 already serves in the other one.
-    p = Problem(need_demand=[1, 1, 1, 1, 1], need_splittable=[False] * 5, offer_capacity=[1, 1, 1, 0],
-                edge_need=[0, 0, 1, 1, 0, 0], edge_offer=[0, 3, 0, 1, 1, 2], edge_value=[0, 0, 2, 1, 0, 1],
-                need_station=[0, 1, 0, 0, 0], offer_org=[1, 0, 0, 0], org_max_stations=[1, 0])
+    p = Problem(
+        need_demand=[1, 1, 1, 1, 1],
+        need_splittable=[False] * 5,
+        offer_capacity=[1, 1, 1, 0],
+        edge_need=[0, 0, 1, 1, 0, 0],
+        edge_offer=[0, 3, 0, 1, 1, 2],
+        edge_value=[0, 0, 2, 1, 0, 1],
+        need_station=[0, 1, 0, 0, 0],
+        offer_org=[1, 0, 0, 0],
+        org_max_stations=[1, 0],
+    )
     s, norm = _solve_checked(p)
     assert (0, s.objective) == brute_force(norm)
