@@ -37,33 +37,35 @@ def decode_cursor(cursor: str | None) -> int | None:
         ) from None
 
 
-async def fetch_page(
-    session: AsyncSession, stmt: sa.Select[Any], id_column: Any, *, limit: int, cursor: str | None
-) -> tuple[list[Any], str | None]:
-    """Rows of `stmt` after the cursor in id order, and the cursor of the next page."""
+def _ordered_page(stmt: sa.Select[Any], id_column: Any, *, limit: int, cursor: str | None) -> sa.Select[Any]:
+    """`stmt` after the cursor in id order, one row more than the page (to know whether another page follows)."""
     after = decode_cursor(cursor)
     if after is not None:
         stmt = stmt.where(id_column > after)
-    rows = list((await session.scalars(stmt.order_by(id_column).limit(limit + 1))).unique())
+    return stmt.order_by(id_column).limit(limit + 1)
+
+
+def _cut_page(rows: list[Any], limit: int) -> tuple[list[Any], str | None]:
     if len(rows) > limit:
         rows = rows[:limit]
         return rows, encode_cursor(rows[-1].id)
     return rows, None
+
+
+async def fetch_page(
+    session: AsyncSession, stmt: sa.Select[Any], id_column: Any, *, limit: int, cursor: str | None
+) -> tuple[list[Any], str | None]:
+    """Rows of `stmt` after the cursor in id order, and the cursor of the next page."""
+    page = _ordered_page(stmt, id_column, limit=limit, cursor=cursor)
+    return _cut_page(list((await session.scalars(page)).unique()), limit)
 
 
 async def fetch_rows(
     session: AsyncSession, stmt: sa.Select[Any], id_column: Any, *, limit: int, cursor: str | None
 ) -> tuple[list[sa.Row[Any]], str | None]:
     """Like fetch_page, for a Core select of columns: plain rows on the session's connection, no ORM loading."""
-    after = decode_cursor(cursor)
-    if after is not None:
-        stmt = stmt.where(id_column > after)
-    conn = await session.connection()
-    rows = list((await conn.execute(stmt.order_by(id_column).limit(limit + 1))).all())
-    if len(rows) > limit:
-        rows = rows[:limit]
-        return rows, encode_cursor(rows[-1].id)
-    return rows, None
+    page = _ordered_page(stmt, id_column, limit=limit, cursor=cursor)
+    return _cut_page(list((await (await session.connection()).execute(page)).all()), limit)
 
 
 def parse_if_match(header: str | None) -> int:

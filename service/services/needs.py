@@ -31,19 +31,15 @@ from service.services.principals import Principal
 
 def to_read(need: Need, catalog: catalog_service.Catalog) -> NeedRead:
     """The API view of a need, with its domain and unit from the catalog."""
-    return NeedRead.model_validate(
-        {
-            **need.model_dump(exclude={"service_type_code"}),
-            "service_type": need.service_type_code,
-            "domain": catalog.domain_of(need.service_type_code),
-            "unit": catalog.unit_of(need.service_type_code),
-        }
-    )
+    return _view(need.model_dump(), catalog)
 
 
 def row_to_read(row: sa.Row[Any], catalog: catalog_service.Catalog) -> NeedRead:
     """The API view of a need read as a Core row (one validation, no ORM instance)."""
-    data = dict(row._mapping)
+    return _view(dict(row._mapping), catalog)
+
+
+def _view(data: dict[str, Any], catalog: catalog_service.Catalog) -> NeedRead:
     code = data.pop("service_type_code")
     return NeedRead.model_validate(
         data | {"service_type": code, "domain": catalog.domain_of(code), "unit": catalog.unit_of(code)}
