@@ -1,4 +1,10 @@
-"""Realistic synthetic instances: stations in townships of counties, organizations near their county seats."""
+"""Realistic synthetic instances: stations in townships of counties, organizations near their county seats.
+
+Layouts: "nested" (default) puts each county next to the other counties of its city and each city next to the other
+cities of its province, as the region codes say (counties about 50 km apart, a province about 700 x 450 km, provinces
+side by side); "scattered" (the layout before 2026-11-28) drops every county centre anywhere in one 23 x 22 degree
+box, so a province's counties lie up to 2,500 km apart and city-wide offers link counties across the country (one
+giant component at national size: a stress case, kept for comparison)."""
 
 from __future__ import annotations
 
@@ -22,6 +28,9 @@ TYPES = (
 DOMAIN = {t: t.split("_")[0] for t in TYPES}
 YEAR = (date(2026, 1, 1), date(2026, 12, 31))
 QUARTERS = [(date(2026, m, 1), date(2026, m + 2, 28)) for m in (1, 4, 7, 10)]
+LAYOUTS = ("nested", "scattered")
+COUNTY_SPACING_DEG = 0.45  # about 50 km between neighbouring county seats (China: ~2,800 counties on 9.6 M km2)
+GRID_COLUMNS = 4  # counties of a city, and cities of a province, sit on a grid this many cells wide
 
 
 @dataclass
@@ -67,11 +76,34 @@ def _county_codes(n_counties: int, size: Size) -> tuple[list[str], list[str]]:
     return c6, [c[:4] for c in c6]
 
 
-def _stations(rng: np.random.Generator, size: Size) -> tuple[list[StationRecord], np.ndarray, np.ndarray, list[str]]:
+def _nested_centres(rng: np.random.Generator, n_counties: int, size: Size) -> np.ndarray:
+    """County centres (lat, lon): counties on a grid inside their city's cell, cities inside their province's."""
+    k = np.arange(n_counties)
+    city = k // size.counties_per_city
+    prov = city // size.cities_per_province
+    cols = GRID_COLUMNS
+    c_rows = -(-size.counties_per_city // cols)
+    p_rows = -(-size.cities_per_province // cols)
+    city_h, city_w = c_rows * COUNTY_SPACING_DEG, cols * COUNTY_SPACING_DEG
+    prov_h, prov_w = p_rows * city_h, cols * city_w
+    p_cols = max(1, int(np.ceil(np.sqrt(int(prov.max()) + 1))))
+    ci, ki = city % size.cities_per_province, k % size.counties_per_city
+    lat = 20 + (prov // p_cols) * prov_h + (ci // cols) * city_h + (ki // cols + 0.5) * COUNTY_SPACING_DEG
+    lon = 80 + (prov % p_cols) * prov_w + (ci % cols) * city_w + (ki % cols + 0.5) * COUNTY_SPACING_DEG
+    jitter = rng.normal(0, COUNTY_SPACING_DEG / 6, (n_counties, 2))
+    return np.stack([lat, lon], axis=1) + jitter
+
+
+def _stations(
+    rng: np.random.Generator, size: Size, layout: str
+) -> tuple[list[StationRecord], np.ndarray, np.ndarray, list[str]]:
     """Stations; returns their county index and the county centres (lat, lon)."""
     n_counties = max(1, -(-size.stations // size.townships_per_county))
     c6, _ = _county_codes(n_counties, size)
-    centre = np.stack([rng.uniform(22, 45, n_counties), rng.uniform(100, 122, n_counties)], axis=1)
+    if layout == "scattered":
+        centre = np.stack([rng.uniform(22, 45, n_counties), rng.uniform(100, 122, n_counties)], axis=1)
+    else:
+        centre = _nested_centres(rng, n_counties, size)
     county = np.arange(size.stations) // size.townships_per_county
     town = np.arange(size.stations) % size.townships_per_county + 1
     lat = centre[county, 0] + rng.normal(0, 0.08, size.stations)
@@ -164,11 +196,13 @@ def _offers(
     return offers
 
 
-def generate(name: str, seed: int = 0) -> Instance:
-    """A synthetic instance of the named size ("city", "province", "national")."""
+def generate(name: str, seed: int = 0, layout: str = "nested") -> Instance:
+    """A synthetic instance of the named size ("city", "province", "national") and layout (see the module doc)."""
+    if layout not in LAYOUTS:
+        raise ValueError(f"layout must be one of {LAYOUTS}, got {layout!r}")
     size = SIZES[name]
     rng = np.random.default_rng(seed)
-    stations, st_county, centre, c6 = _stations(rng, size)
+    stations, st_county, centre, c6 = _stations(rng, size, layout)
     needs = _needs(rng, stations, size)
     orgs, org_county = _orgs(rng, size, centre)
     offers = _offers(rng, orgs, org_county, c6)

@@ -16,7 +16,7 @@ from dataclasses import replace
 import numpy as np
 from ortools.graph.python import min_cost_flow
 
-from bench.generate import generate
+from bench.generate import LAYOUTS, generate
 from service.matching import Weights, match, solver
 from service.matching.candidates import build_candidates, index_records
 from service.matching.greedy import greedy
@@ -57,9 +57,9 @@ def raw_flow_seconds(sol: Solution, problem) -> float:
 GAP_TOLERANCE = 0.001  # the service accepts a proven 0.1 % gap instead of waiting for CP-SAT to close it
 
 
-def one_size(name: str, time_limit: float) -> dict:
+def one_size(name: str, time_limit: float, layout: str = "nested") -> dict:
     """All measurements of one size, in this process."""
-    inst = generate(name)
+    inst = generate(name, layout=layout)
     kw = dict(pairings=inst.pairings, rejected=inst.rejected, time_limit_s=time_limit, gap_tolerance=GAP_TOLERANCE)
     t0 = time.perf_counter()
     res = match(inst.needs, inst.offers, inst.orgs, inst.stations, **kw)
@@ -93,7 +93,7 @@ def one_size(name: str, time_limit: float) -> dict:
     t = res.timings
     return {
         "rounded": sol.stats.get("components_rounded", 0),
-        "size": name,
+        "size": name if layout == "nested" else f"{name} ({layout})",
         "needs": len(inst.needs),
         "offers": len(inst.offers),
         "edges": int(norm.n_edges),
@@ -172,10 +172,11 @@ def main() -> None:
     ap.add_argument("--gap-seconds", type=float, default=60.0)
     ap.add_argument("--gap-instances", default="last", help="'last' (largest), 'all' or a 1-based index")
     ap.add_argument("--time-limit", type=float, default=10.0)
+    ap.add_argument("--layout", default="nested", choices=LAYOUTS, help="county geography (bench.generate)")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
-        print(json.dumps(one_size(args.one, args.time_limit)))
+        print(json.dumps(one_size(args.one, args.time_limit, args.layout)))
         return
     sizes = [s for s in args.sizes.split(",") if s]
     if sizes:
@@ -183,7 +184,8 @@ def main() -> None:
         print("|" + "---|" * (HEADER.count("|") - 1))
     for s in sizes:
         out = subprocess.run(
-            [sys.executable, "-m", "bench.run", "--one", s, "--time-limit", str(args.time_limit)],
+            [sys.executable, "-m", "bench.run", "--one", s, "--time-limit", str(args.time_limit)]
+            + ["--layout", args.layout],
             capture_output=True,
             text=True,
             check=True,
