@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 import time
 from collections.abc import Iterator
@@ -38,12 +40,12 @@ STALL_FRACTION = 0.03
 # 10 s limit: 32k edges, 1.5 s to reload against a 0.3 s window; it found +0.001 % in a 1 s window).  A caller who
 # wants that search raises `time_limit_s` (the window is a fraction of it).
 CP_LOAD_S_PER_EDGE = 45e-6
-# Local re-solve (flow-first runs with a previous solution of this process): only the needs that changed since
-# `previous`, plus the needs holding units on offers they can reach (LOCAL_HOPS rounds of that), are solved again;
-# every other edge keeps its incumbent units.  Used when the touched components hold at least LOCAL_MIN_EDGES active
-# edges (smaller ones are solved whole, CP-SAT included), the freed edges are at most LOCAL_MAX_SHARE of them and the
-# previous answer's gap is at most LOCAL_MAX_GAP (the carried-over bound loosens with every local re-solve; a full
-# re-solve tightens it again).  LOCAL_MAX_SHARE = 0 turns it off.
+# Local re-solve (flow-first runs with a previous solution, of this process or restored from `component_state`): only
+# the needs that changed since `previous`, plus the needs holding units on offers they can reach (LOCAL_HOPS rounds of
+# that), are solved again; every other edge keeps its incumbent units.  Used when the touched components hold at least
+# LOCAL_MIN_EDGES active edges (smaller ones are solved whole, CP-SAT included), the freed edges are at most
+# LOCAL_MAX_SHARE of them and the previous answer's gap is at most LOCAL_MAX_GAP (the carried-over bound loosens with
+# every local re-solve; a full re-solve tightens it again).  LOCAL_MAX_SHARE = 0 turns it off.
 LOCAL_MIN_EDGES = 5_000
 LOCAL_MAX_SHARE = 0.3
 LOCAL_MAX_GAP = 0.05
@@ -75,27 +77,62 @@ class Solution:
     table: ComponentTable | None = None
     timings: dict[str, float] = field(default_factory=dict)
     stats: dict[str, int] = field(default_factory=dict)
-    items: cc.ItemHashes | None = None  # per need and offer hashes, for a later local re-solve (not in the state)
+    items: cc.ItemHashes | None = None  # per need and offer hashes, for a later local re-solve
 
 
-def component_state(solution: Solution) -> dict[str, list] | None:
-    """What a later re-solve needs to reuse this solution's untouched components, as JSON-ready lists (a service
-    stores it with the run, so re-solves in another process can reuse components too)."""
+def component_state(solution: Solution) -> dict[str, Any] | None:
+    """What a later re-solve needs, as JSON-ready data (a service stores it with the run, so a re-solve in another
+    process can reuse untouched components and re-solve large touched ones locally): the per-component rows, the
+    whole answer's status, objective and bound, and the per-need and per-offer hashes (`ItemHashes`, base64)."""
     t = solution.table
     if t is None:
         return None
     rows = np.flatnonzero(t.method != "empty")
-    return {
+    state: dict[str, Any] = {
         "fingerprint": [f"{int(a):016x}{int(b):016x}" for a, b in t.fingerprint[rows].tolist()],
         "units_hash": [f"{int(h):016x}" for h in t.units_hash[rows].tolist()],
         "status": t.status[rows].astype(str).tolist(),
         "bound": t.bound[rows].tolist(),
         "penalty_paid": t.penalty_paid[rows].tolist(),
+        "answer": {"status": solution.status, "objective": int(solution.objective), "bound": int(solution.bound)},
     }
+    if solution.items is not None:
+        state["items"] = _items_state(solution.items)
+    return state
 
 
-def solution_from_state(state: dict[str, list]) -> Solution:
-    """A `previous` for `solve` rebuilt from `component_state` (reuse needs only the per-component rows); ValueError
+_ITEM_ARRAYS = ("need_key", "need_hash", "offer_key", "offer_hash")
+
+
+def _items_state(items: cc.ItemHashes) -> dict[str, Any]:
+    """`ItemHashes` as base64 of little-endian 64-bit words (5 k needs: about 0.2 MB)."""
+    out: dict[str, Any] = {
+        k: base64.b64encode(np.ascontiguousarray(getattr(items, k), "<u8").tobytes()).decode() for k in _ITEM_ARRAYS
+    }
+    out["need_fixed"] = base64.b64encode(np.packbits(items.need_fixed).tobytes()).decode()
+    return out
+
+
+def _items_from_state(state: dict[str, Any]) -> cc.ItemHashes:
+    """Inverse of `_items_state`; ValueError when malformed."""
+    try:
+        arrays = {k: np.frombuffer(base64.b64decode(state[k], validate=True), "<u8") for k in _ITEM_ARRAYS}
+        packed = np.frombuffer(base64.b64decode(state["need_fixed"], validate=True), np.uint8)
+    except (binascii.Error, KeyError, TypeError, ValueError) as exc:
+        raise ValueError("malformed item hashes in the component state") from exc
+    n, m = len(arrays["need_key"]), len(arrays["offer_key"])
+    if len(arrays["need_hash"]) != n or len(arrays["offer_hash"]) != m or len(packed) != (n + 7) // 8:
+        raise ValueError("malformed item hashes in the component state")
+    keys = {k: arrays[k].view(np.int64) for k in ("need_key", "offer_key")}
+    if np.any(np.diff(keys["need_key"]) < 0) or np.any(np.diff(keys["offer_key"]) < 0):
+        raise ValueError("unsorted item keys in the component state")
+    fixed = np.unpackbits(packed, count=n).astype(bool)
+    return cc.ItemHashes(keys["need_key"], arrays["need_hash"], fixed, keys["offer_key"], arrays["offer_hash"])
+
+
+def solution_from_state(state: dict[str, Any]) -> Solution:
+    """A `previous` for `solve` rebuilt from `component_state`: untouched components are reused; with the answer and
+    item hashes (states stored since 2026-11-28) large touched components can be re-solved locally too.  ValueError
     if the state is malformed."""
     keys = ("fingerprint", "units_hash", "status", "bound", "penalty_paid")
     if (
@@ -116,7 +153,16 @@ def solution_from_state(state: dict[str, list]) -> Solution:
         np.array(state["bound"], np.int64),
         np.array(state["penalty_paid"], np.int64),
     )
-    return Solution("feasible", 0, 0, np.zeros(0, np.int64), table)
+    answer, items = state.get("answer"), state.get("items")
+    if answer is None or items is None:  # an older state: reuse only (no local re-solve without the answer)
+        return Solution("feasible", 0, 0, np.zeros(0, np.int64), table)
+    if answer.get("status") not in ("optimal", "feasible") or not all(
+        isinstance(answer.get(k), int) for k in ("objective", "bound")
+    ):
+        raise ValueError("malformed answer in the component state")
+    solution = Solution(answer["status"], answer["objective"], answer["bound"], np.zeros(0, np.int64), table)
+    solution.items = _items_from_state(items)
+    return solution
 
 
 def edge_objective(norm: Normalised, units: np.ndarray) -> np.ndarray:
@@ -825,8 +871,8 @@ def _local_resolve(
 ) -> int | None:
     """Re-solve only the needs that changed since `previous` and their neighbourhood, every other edge held at the
     incumbent (= the previous answer); return a proven bound of the whole problem, or None (nothing done) when the
-    local re-solve does not apply: no previous answer of this process, the incumbent is not that answer, the change
-    is large, the held units do not fit the new data, or the previous bound was already loose.
+    local re-solve does not apply: no previous answer (or an old stored state without one), the incumbent is not that
+    answer, the change is large, the held units do not fit the new data, or the previous bound was already loose.
 
     Bound: let x* be optimal and x' be x* without the changed needs.  x' is feasible for the previous problem (same
     data on the rest; fixed units of changed needs excluded above), so its previous objective is at most the previous
@@ -935,10 +981,10 @@ def solve(
 
     A component whose rounded flow answer is within `gap_tolerance` (relative) of its bound skips CP-SAT; flow-first
     components of more than `part_edges` active edges are solved in parts.  `problem` may be given already
-    normalised (`normalise`), so a caller that needs the arrays too validates it once.  With a `previous` answer of
-    this process whose units are the incumbent, large flow-first components touched by a small change are re-solved
-    locally (`_local_resolve`: the changed needs and their neighbourhood, the rest held; status "feasible" and a
-    carried-over bound)."""
+    normalised (`normalise`), so a caller that needs the arrays too validates it once.  With a `previous` answer (of
+    this process, or from `solution_from_state`) whose units are the incumbent, large flow-first components touched
+    by a small change are re-solved locally (`_local_resolve`: the changed needs and their neighbourhood, the rest
+    held; status "feasible" and a carried-over bound)."""
     if not (isinstance(time_limit_s, int | float) and time_limit_s > 0):
         raise ValueError(f"time_limit_s must be a positive number, got {time_limit_s!r}")
     t0 = time.perf_counter()

@@ -3,6 +3,8 @@ keeps the previous answer; answers stay feasible, bounds stay proven, large or u
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -127,9 +129,9 @@ def test_local_re_solves_fall_back_to_the_full_one(local_always, monkeypatch) ->
     other[np.flatnonzero(other)[0]] = 0
     moved = _again(p, other, need_demand=np.asarray(p.need_demand) + one)
     assert "local_free_edges" not in solve(moved, time_limit_s=1.0, previous=first).stats
-    # A previous answer restored from a stored state carries no per-need hashes.
-    restored = solution_from_state(component_state(first))
-    assert "local_free_edges" not in solve(small, time_limit_s=1.0, previous=restored).stats
+    # A state stored before the answer and item hashes were kept with it: reuse only.
+    old = {k: v for k, v in component_state(first).items() if k not in ("answer", "items")}
+    assert "local_free_edges" not in solve(small, time_limit_s=1.0, previous=solution_from_state(old)).stats
     # A changed need that had accepted units.
     norm = normalise(p)
     e = int(np.flatnonzero((first.edge_units > 0) & norm.splittable[norm.e_need])[0])
@@ -141,3 +143,34 @@ def test_local_re_solves_fall_back_to_the_full_one(local_always, monkeypatch) ->
     bump[int(norm.e_need[e])] = 1
     q = _again(with_fixed, first_f.edge_units, need_demand=np.asarray(p.need_demand) + bump)
     assert "local_free_edges" not in solve(q, time_limit_s=1.0, previous=first_f).stats
+
+
+def test_a_stored_state_lets_another_process_re_solve_locally_with_the_same_answer(local_always) -> None:
+    p = _problem(11)
+    first = solve(p, time_limit_s=1.0)
+    stored = json.loads(json.dumps(component_state(first)))  # as a service keeps it with the run
+    one = np.zeros(len(p.need_demand), np.int64)
+    one[[3, 40]] = 1
+    q = _again(p, first.edge_units, need_demand=np.asarray(p.need_demand) + one)
+    here = solve(q, time_limit_s=1.0, previous=first)
+    there = solve(q, time_limit_s=1.0, previous=solution_from_state(stored))
+    assert there.stats["local_changed_needs"] == 2
+    assert np.array_equal(there.edge_units, here.edge_units)
+    assert (there.status, there.objective, there.bound) == (here.status, here.objective, here.bound)
+
+
+@pytest.mark.parametrize(
+    "spoil",
+    [
+        lambda s: s["items"].update(need_hash=s["items"]["need_hash"][:-4]),  # one need short
+        lambda s: s["items"].update(need_key="not base64!"),
+        lambda s: s["items"].pop("offer_hash"),
+        lambda s: s["answer"].update(objective="12"),
+        lambda s: s["answer"].update(status="unknown"),
+    ],
+)
+def test_a_malformed_stored_state_is_a_value_error(spoil) -> None:
+    state = json.loads(json.dumps(component_state(solve(_problem(11), time_limit_s=1.0))))
+    spoil(state)
+    with pytest.raises(ValueError):
+        solution_from_state(state)
