@@ -182,10 +182,10 @@ def main() -> None:
     if sizes:
         print(HEADER)
         print("|" + "---|" * (HEADER.count("|") - 1))
+    flags = ["--time-limit", str(args.time_limit), "--layout", args.layout]
     for s in sizes:
         out = subprocess.run(
-            [sys.executable, "-m", "bench.run", "--one", s, "--time-limit", str(args.time_limit)]
-            + ["--layout", args.layout],
+            [sys.executable, "-m", "bench.run", "--one", s, *flags],
             capture_output=True,
             text=True,
             check=True,

@@ -124,6 +124,9 @@ def _outcome(run: MatchRun, result: MatchResult, counts: dict[str, int]) -> None
         "capacity": capacity,
         "components": result.stats.get("components", 0),
         "components_reused": result.stats.get("components_reused", 0),
+        # A local re-solve (large touched components): the needs that changed and those freed around them.
+        "needs_changed_locally": result.stats.get("local_changed_needs", 0),
+        "needs_re_solved_locally": result.stats.get("local_free_needs", 0),
     }
 
 

@@ -9,6 +9,7 @@ import sqlalchemy as sa
 
 from service.db.models.runs import MatchRun
 from service.db.session import Database
+from service.matching import solver
 from service.services import rematch as rematch_service
 from service.services.principals import Role
 from tests import factories as f
@@ -202,6 +203,30 @@ async def test_untouched_proposals_are_unchanged_after_a_rematch_elsewhere(app, 
         states = dict((await conn.execute(sa.select(MatchRun.id, MatchRun.engine_state))).all())
     assert states[runs[0]] is not None  # only the scope's latest run keeps its state
     assert [k for k, v in states.items() if v is not None] == [runs[0]]
+
+
+async def test_a_rematch_in_a_large_scope_re_solves_only_around_the_changed_need(app, client, monkeypatch):
+    # A province's scope holds tens of thousands of candidate pairs; the engine then re-solves a touched component
+    # only around the changed needs (thresholds lowered so this city's scope counts as large).
+    monkeypatch.setattr(solver, "LOCAL_MIN_EDGES", 0)
+    monkeypatch.setattr(solver, "LOCAL_MAX_SHARE", 1.0)
+    monkeypatch.setattr(solver, "LOCAL_MAX_GAP", 1e9)
+    c = await city(client)
+    first = await run(client)
+    clinic_id = next(p["id"] for p in first["proposals"] if p["need_id"] == c["clinic"]["id"])
+    clinic_before = (await client.get(f"/api/v1/proposals/{clinic_id}")).json()
+    await client.patch(f"/api/v1/needs/{c['visits_b']['id']}", json={"quantity": 25}, headers={"If-Match": '"1"'})
+    runs = await rematch(app)
+    after = (await client.get(f"/api/v1/match-runs/{runs[0]}")).json()
+    # the stored state of the first run carried the answer and the per-need hashes: another run could go local
+    assert after["counts"]["needs_changed_locally"] == 1
+    assert after["counts"]["needs_re_solved_locally"] >= 1
+    assert after["solver_status"] == "feasible" and after["bound"] >= after["objective"]
+    # the volunteers' 50 visits were already all proposed (40 + 10): the grown need changes nothing that stands
+    assert after["churn"] == {"added": 0, "removed": 0, "changed": 0}
+    assert after["counts"]["proposals_kept"] == 3 and after["counts"]["proposals_added"] == 0
+    assert after["objective"] == (await run(client, dry_run=True))["objective"]  # what a whole re-solve finds
+    assert (await client.get(f"/api/v1/proposals/{clinic_id}")).json() == clinic_before
 
 
 async def test_an_unreadable_stored_engine_state_costs_the_reuse_not_the_run(app, client):
