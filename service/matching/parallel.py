@@ -1,16 +1,28 @@
-"""Process-parallel `solve`: independent shares ("bins") of the components solved in worker processes, then stitched.
+"""Process-parallel `solve`: independent shares ("bins") of the components, one solved in the calling process and the
+others in worker processes, then stitched into one `Solution`.
 
 The components are labelled as in a linked run (`components.label(link_limits=True)`: an organization with a
 station limit keeps all its offers in one component, and so do the needs of a station in coverage-first runs), so
-no constraint spans two bins; each bin is a sub-problem of its needs, offers and active edges (inactive edges carry
-no units in any answer), re-indexed but keeping the need and offer keys, the station and organization numbers and
-the organizations' limits, so its component fingerprints, units hashes and item hashes are those of the whole
-problem.  Each bin is solved by the sequential `solver.solve_normalised` with the component notion of the whole
-problem (`linked`) and the same deadline.
+no constraint spans two bins; bins get whole components, largest first into the least loaded bin by active edges.
+Each bin is a sub-problem of its needs, offers and active edges (inactive edges carry no units in any answer),
+re-indexed in the same order but keeping the need and offer keys, the station and organization numbers and the
+organizations' limits, so its component fingerprints, units hashes and item hashes are those of the whole problem.
+Each bin is solved by the sequential `solver.solve_normalised` with the whole problem's component notion (`linked`),
+the same deadline and the caller's solver settings.  A worker's bin reaches it through shared memory, written
+before the caller starts on its own bin (through the pool's pipe, the transfer would wait on the interpreter lock
+that OR-Tools holds in the caller).
 
-The pool is created on first use and kept for later calls (the start of its processes and their imports of numpy,
-SciPy and OR-Tools is paid once); it uses the "forkserver" start method (never plain fork: the service calls the
-engine from a thread of an asyncio process), with the engine preloaded in the server, and is shut down at exit.
+Same answer as one process when every component gets the same flow graph and the same decisions; what can differ:
+small components packed into shared flow graphs (FLOW_BATCH_EDGES) are packed by bin, and among equally good relaxed
+optima the graph decides which one the dive rounds (national: +636 of 280 M, bound equal); the gap check before the
+CP-SAT phase, the check that its neighbourhood fits the stall window and the greedy guard are taken per bin; and the
+CP-SAT phase is time-limited anyway.
+
+The pool is created on first use and kept for later calls (its start, with the imports of numpy, SciPy and OR-Tools,
+is paid once: about 0.5 s); it uses the "forkserver" start method (never plain fork: the service calls the engine
+from a thread of an asyncio process), with the engine preloaded in the server, and is shut down at exit.  As with
+any non-fork start method, the caller's main module must be importable without side effects (`if __name__ ==
+"__main__":`): the workers import it.
 """
 
 from __future__ import annotations
@@ -21,7 +33,8 @@ import threading
 import time
 from concurrent.futures import Future, ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
-from dataclasses import replace
+from dataclasses import fields, replace
+from multiprocessing import shared_memory
 from typing import Any
 
 import numpy as np
@@ -35,6 +48,9 @@ START_METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_met
 # Per-bin timings that are phases of the wall clock (bins run side by side: the slowest counts); the others (time
 # inside OR-Tools, greedy) are work and add up.
 _WALL_PHASES = ("prepare", "flow", "dive", "cpsat")
+
+# Bin 0 is solved in the calling process (`processes` = N uses N - 1 workers); False: every bin in a worker.
+IN_CALLER = True
 
 _lock = threading.Lock()
 _pool: ProcessPoolExecutor | None = None
@@ -109,24 +125,53 @@ def sub_problem(norm: Normalised, needs: np.ndarray, offers: np.ndarray, edges: 
     )
 
 
+_SCALARS = ("has_incumbent", "penalty", "coverage_first")
+
+
+def to_shared(sub: Normalised) -> tuple[shared_memory.SharedMemory, list[tuple[str, str, int, int]]]:
+    """The arrays of a sub-problem copied into one shared memory block, and their layout (field, dtype, length,
+    offset): a worker maps it instead of reading ~40 MB (national, half the edges) through the pool's pipe."""
+    arrays = {f.name: getattr(sub, f.name) for f in fields(sub) if f.name not in _SCALARS}
+    layout, offset = [], 0
+    for name, a in arrays.items():
+        layout.append((name, a.dtype.str, len(a), offset))
+        offset += -(-a.nbytes // 8) * 8
+    shm = shared_memory.SharedMemory(create=True, size=max(offset, 8))
+    for name, dtype, n, off in layout:
+        np.ndarray(n, dtype, shm.buf, off)[:] = arrays[name]
+    return shm, layout
+
+
+def from_shared(name: str, layout: list[tuple[str, str, int, int]], scalars: dict[str, Any]) -> Normalised:
+    """Inverse of `to_shared` in a worker (the arrays are copied out; the caller unlinks the block)."""
+    shm = shared_memory.SharedMemory(name=name)  # the pool's workers share the caller's resource tracker
+    try:
+        arrays = {f: np.ndarray(n, dtype, shm.buf, off).copy() for f, dtype, n, off in layout}
+    finally:
+        shm.close()
+    return Normalised(**arrays, **scalars)
+
+
 def _solve_bin(
-    sub: Normalised,
+    sub: Normalised | tuple[str, list[tuple[str, str, int, int]], dict[str, Any]],
     deadline: float,
     previous: Solution | None,
     workers: int,
     gap_tolerance: float,
     part_edges: int | None,
     linked: bool,
-    settings: dict[str, Any],
-) -> tuple[Solution, float]:
-    """Worker: the sequential solve of one bin until `deadline` (time.monotonic, shared by the processes of a
-    machine) with the caller's solver settings; also the wall time it took."""
-    t0 = time.perf_counter()
-    for k, v in settings.items():
+    settings: dict[str, Any] | None = None,
+) -> tuple[Solution, float, float]:
+    """The sequential solve of one bin (in a worker: from shared memory, with the caller's solver settings) until
+    `deadline` (time.monotonic, shared by the processes of a machine); also its wall and CPU time."""
+    t0, c0 = time.perf_counter(), time.process_time()
+    for k, v in (settings or {}).items():
         setattr(solver, k, v)
+    if isinstance(sub, tuple):
+        sub = from_shared(*sub)
     left = max(deadline - time.monotonic(), 0.05)
     sol = solve_normalised(sub, left, t0, previous, workers, gap_tolerance, part_edges, linked)
-    return sol, time.perf_counter() - t0
+    return sol, time.perf_counter() - t0, time.process_time() - c0
 
 
 def _settings() -> dict[str, Any]:
@@ -154,8 +199,8 @@ def solve_in_processes(
     part_edges: int | None,
     linked: bool,
 ) -> Solution:
-    """`solve` with the components split over `processes` worker processes (falls back to this process when there
-    are fewer than two non-empty bins or the pool breaks)."""
+    """`solve` with the components split into `processes` bins, one solved in this process and the others in worker
+    processes (falls back to this process alone when there are fewer than two non-empty bins or the pool breaks)."""
     deadline = time.monotonic() - (time.perf_counter() - t0) + time_limit_s
     need_bin, offer_bin, count = bins(norm, processes)
     if count < 2:
@@ -168,35 +213,39 @@ def solve_in_processes(
         edges = np.flatnonzero(active & (edge_bin == b))
         shares.append((needs, offers, edges))
     light, settings = _light(previous), _settings()
+    scalars = {k: getattr(norm, k) for k in _SCALARS}
+    blocks: list[shared_memory.SharedMemory] = []
     t_split = time.perf_counter()
     try:
-        pool = _executor(processes)
-        futures: list[Future[tuple[Solution, float]]] = [
-            pool.submit(
-                _solve_bin,
-                sub_problem(norm, *share),
-                deadline,
-                light,
-                workers,
-                gap_tolerance,
-                part_edges,
-                linked,
-                settings,
-            )
-            for share in shares
-        ]
-        results = [f.result() for f in futures]
+        # Bin 0 is solved here (this process would only wait otherwise), the others in the pool's workers; each
+        # worker's bin is in shared memory before it is submitted, so no transfer competes with this process's solve
+        # for the interpreter lock.
+        futures: list[Future[tuple[Solution, float, float]]] = []
+        args = (deadline, light, workers, gap_tolerance, part_edges, linked)
+        pool = _executor(count - 1 if IN_CALLER else count)
+        for share in shares[1:] if IN_CALLER else shares:
+            shm, layout = to_shared(sub_problem(norm, *share))
+            blocks.append(shm)
+            futures.append(pool.submit(_solve_bin, (shm.name, layout, scalars), *args, settings))
+        here = [_solve_bin(sub_problem(norm, *shares[0]), *args)] if IN_CALLER else []
+        results = here + [f.result() for f in futures]
     except BrokenProcessPool:
         shutdown()
         left = time_limit_s - (time.perf_counter() - t0)
         return solve_normalised(
             norm, max(left, 0.05), time.perf_counter(), previous, workers, gap_tolerance, part_edges, linked
         )
+    finally:
+        for shm in blocks:
+            shm.close()
+            shm.unlink()
     t_solved = time.perf_counter()
     sol = stitch(norm, shares, [r[0] for r in results])
     sol.timings["prepare"] = sol.timings.get("prepare", 0.0) + (t_split - t0)
     sol.timings["parallel_split"] = t_split - t0
     sol.timings["parallel_overhead"] = (t_solved - t_split) - max(r[1] for r in results)
+    sol.timings["parallel_bin_cpu_max"] = max(r[2] for r in results)
+    sol.timings["parallel_bin_cpu_sum"] = sum(r[2] for r in results)
     sol.timings["parallel_stitch"] = time.perf_counter() - t_solved
     return sol
 

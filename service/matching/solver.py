@@ -50,9 +50,10 @@ LOCAL_MIN_EDGES = 5_000
 LOCAL_MAX_SHARE = 0.3
 LOCAL_MAX_GAP = 0.05
 LOCAL_HOPS = 1
-# `solve(..., processes=N)` splits the work over N processes only from this many active edges (below it the process
-# start and the transfer of the arrays cost more than the parallel solve saves; see bench/RESULTS.md).
-PARALLEL_MIN_EDGES = 200_000
+# `solve(..., processes=N)` splits the work over N processes only from this many active edges.  Measured on sets of
+# national's components, warm pool, 2 cores: 1.8x faster from 100k edges up (1.6x at 55k); at 26k one bin ran a CP-SAT
+# phase the whole run skips (its neighbourhood fits the stall window: 2.5 s instead of 0.06 s); see bench/RESULTS.md.
+PARALLEL_MIN_EDGES = 100_000
 
 
 @dataclass

@@ -61,14 +61,19 @@ def _same(a, b) -> None:
     assert np.array_equal(a.edge_units, b.edge_units)
 
 
-@pytest.mark.parametrize("incumbent", [False, True])
-def test_two_processes_give_the_answer_of_one(parallel_always, incumbent: bool) -> None:
+@pytest.mark.parametrize(
+    ("incumbent", "processes", "in_caller"), [(False, 2, True), (True, 2, True), (False, 3, True), (False, 2, False)]
+)
+def test_several_processes_give_the_answer_of_one(
+    parallel_always, monkeypatch, incumbent: bool, processes: int, in_caller: bool
+) -> None:
+    monkeypatch.setattr(parallel, "IN_CALLER", in_caller)  # one bin in the calling process, or all in workers
     p = _regions(4, incumbent=incumbent)
     norm = normalise(p)
     assert label(norm, link_limits=True).count >= 4
     one = solve(p, time_limit_s=5.0)
-    two = solve(p, time_limit_s=5.0, processes=2)
-    assert two.stats["processes"] == 2 and "processes" not in one.stats
+    two = solve(p, time_limit_s=5.0, processes=processes)
+    assert two.stats["processes"] == processes and "processes" not in one.stats
     _same(one, two)
     check_feasible(norm, two.edge_units)
     assert two.objective == objective(norm, two.edge_units)
