@@ -71,6 +71,23 @@ def _executor(processes: int) -> ProcessPoolExecutor:
         return _pool
 
 
+def _ready() -> int:
+    """Worker: nothing to do (the engine is imported with the forkserver preload)."""
+    return 0
+
+
+def warm_up(processes: int) -> float:
+    """Start the pool's workers for `solve(..., processes=processes)` now (e.g. when a service starts) rather than
+    in its first large solve; return the seconds it took (about 0.5 s on first use in a process)."""
+    t0 = time.perf_counter()
+    n = processes - 1 if IN_CALLER else processes
+    if n > 0:
+        pool = _executor(n)
+        for f in [pool.submit(_ready) for _ in range(n)]:
+            f.result()
+    return time.perf_counter() - t0
+
+
 def shutdown() -> None:
     """Stop the shared pool's processes (registered at exit; a later parallel solve starts a new pool)."""
     global _pool, _pool_size

@@ -194,3 +194,14 @@ def test_a_problem_under_the_threshold_stays_in_process(monkeypatch) -> None:
     monkeypatch.setattr(solver, "PARALLEL_MIN_EDGES", 0)
     q = _regions(1)
     assert "processes" not in solve(q, time_limit_s=1.0, processes=2).stats
+
+
+def test_the_pool_can_be_started_ahead_and_is_kept_between_solves(parallel_always) -> None:
+    parallel.shutdown()
+    assert parallel.warm_up(2) > 0
+    pool = parallel._pool
+    p = _regions(4)
+    first = solve(p, time_limit_s=5.0, processes=2)
+    again = solve(p, time_limit_s=5.0, processes=2)
+    assert parallel._pool is pool  # no new processes for the second solve
+    _same(first, again)
