@@ -4,6 +4,7 @@ and stitched; the answer, its bookkeeping and later re-solves are those of the i
 from __future__ import annotations
 
 import json
+from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 import pytest
@@ -14,6 +15,7 @@ from service.matching.problem import normalise
 from service.matching.solver import component_state
 from tests.matching.reference import check_feasible, objective
 from tests.matching.test_flow_first import _problem
+from tests.matching.test_match_records import _need, _offer, _run, _units
 
 
 def _regions(count: int, seed: int = 31, incumbent: bool = False) -> Problem:
@@ -205,3 +207,40 @@ def test_the_pool_can_be_started_ahead_and_is_kept_between_solves(parallel_alway
     again = solve(p, time_limit_s=5.0, processes=2)
     assert parallel._pool is pool  # no new processes for the second solve
     _same(first, again)
+
+
+def test_match_runs_its_solve_in_processes_with_the_same_allocations(parallel_always) -> None:
+    offers = [_offer("oa", "A", ("elder_care",), 6), _offer("ob", "B", ("child_care",), 6, area=("420111",))]
+    needs = [_need("e1", "s1", "elder_care", 3), _need("e2", "s2", "elder_care", 3), _need("c1", "s3", "child_care", 4)]
+    one = _run(needs, offers)
+    two = _run(needs, offers, processes=2)
+    assert two.stats["processes"] == 2
+    assert _units(two) == _units(one) and (two.objective, two.bound) == (one.objective, one.bound)
+    assert two.utilisation == one.utilisation and two.unmatched == one.unmatched
+    again = _run(needs, offers, previous=two, processes=2)  # reuse from the stitched answer
+    assert again.stats["components_reused"] == 2 and _units(again) == _units(one)
+
+
+def test_coverage_first_keeps_each_station_in_one_process(parallel_always) -> None:
+    p = Problem(**{**_regions(4).__dict__, "coverage_first": True})
+    norm = normalise(p)
+    need_bin, _, count = parallel.bins(norm, 2)
+    assert count == 2
+    station = norm.station
+    assert all(len(set(need_bin[station == s].tolist())) == 1 for s in np.unique(station).tolist())
+    two = solve(p, time_limit_s=2.0, processes=2)
+    assert two.stats["processes"] == 2
+    check_feasible(norm, two.edge_units)
+    assert two.objective == objective(norm, two.edge_units) and two.bound >= two.objective
+
+
+def test_a_broken_pool_falls_back_to_one_process(parallel_always, monkeypatch) -> None:
+    class Broken:
+        def submit(self, *args, **kw):
+            raise BrokenProcessPool("a worker died")
+
+    monkeypatch.setattr(parallel, "_executor", lambda processes: Broken())
+    p = _regions(4)
+    s = solve(p, time_limit_s=5.0, processes=2)
+    assert "processes" not in s.stats
+    _same(s, solve(p, time_limit_s=5.0))
