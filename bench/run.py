@@ -17,7 +17,7 @@ import numpy as np
 from ortools.graph.python import min_cost_flow
 
 from bench.generate import LAYOUTS, generate
-from service.matching import Weights, match, solver
+from service.matching import Weights, match, parallel, solver
 from service.matching.candidates import build_candidates, index_records
 from service.matching.greedy import greedy
 from service.matching.match import build_problem
@@ -57,14 +57,47 @@ def raw_flow_seconds(sol: Solution, problem) -> float:
 GAP_TOLERANCE = 0.001  # the service accepts a proven 0.1 % gap instead of waiting for CP-SAT to close it
 
 
-def one_size(name: str, time_limit: float, layout: str = "nested") -> dict:
-    """All measurements of one size, in this process."""
+def _kib(pid: int, field: str) -> int:
+    """A `/proc/<pid>/status` size field (VmHWM: peak RSS, VmRSS: RSS now) in KiB, 0 if unreadable."""
+    try:
+        with open(f"/proc/{pid}/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
+
+
+def pool_peak_rss_mib() -> tuple[float, float]:
+    """Peak RSS of the engine's worker processes (sum over the workers, MiB) and the forkserver's RSS (MiB), read
+    from /proc before the pool is shut down: the workers are the forkserver's children, not the bench's, so
+    RUSAGE_CHILDREN does not see them while the forkserver lives."""
+    pool = parallel._pool
+    workers = sum(_kib(pid, "VmHWM") for pid in (pool._processes or {})) if pool is not None else 0
+    from multiprocessing import forkserver
+
+    server = getattr(forkserver._forkserver, "_forkserver_pid", None)
+    return workers / 1024, (_kib(server, "VmRSS") / 1024 if server else 0.0)
+
+
+def one_size(name: str, time_limit: float, layout: str = "nested", processes: int = 1, warm: bool = False) -> dict:
+    """All measurements of one size, in this process (`warm`: the engine's worker processes are started before the
+    cold run, as a service would at start-up, so the cold run does not pay their start)."""
     inst = generate(name, layout=layout)
-    kw = dict(pairings=inst.pairings, rejected=inst.rejected, time_limit_s=time_limit, gap_tolerance=GAP_TOLERANCE)
+    pool_start = parallel.warm_up(processes) if warm and processes > 1 else 0.0
+    kw = dict(
+        pairings=inst.pairings,
+        rejected=inst.rejected,
+        time_limit_s=time_limit,
+        gap_tolerance=GAP_TOLERANCE,
+        processes=processes,
+    )
     t0 = time.perf_counter()
     res = match(inst.needs, inst.offers, inst.orgs, inst.stations, **kw)
     total = time.perf_counter() - t0
     cold_rss = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # generator records + one cold run
+    cold_workers_rss, _ = pool_peak_rss_mib()
     sol = res.solution
     ix = index_records(inst.needs, inst.offers, inst.orgs, inst.stations)
     cand = build_candidates(ix, Weights(), inst.pairings, inst.rejected)
@@ -91,7 +124,17 @@ def one_size(name: str, time_limit: float, layout: str = "nested") -> dict:
     finally:
         solver.LOCAL_MAX_SHARE = share
     t = res.timings
+    workers_rss, server_rss = pool_peak_rss_mib()
+    parallel.shutdown()
     return {
+        "processes": processes,
+        "warm_pool_start_s": pool_start,
+        "parallel_bins": sol.stats.get("processes", 1),
+        "parallel_split_s": t.get("solve_parallel_split", 0.0),
+        "parallel_overhead_s": t.get("solve_parallel_overhead", 0.0),
+        "parallel_stitch_s": t.get("solve_parallel_stitch", 0.0),
+        "resolve_bins": res2.solution.stats.get("processes", 1),
+        "full_resolve_bins": full.solution.stats.get("processes", 1),
         "rounded": sol.stats.get("components_rounded", 0),
         "size": name if layout == "nested" else f"{name} ({layout})",
         "needs": len(inst.needs),
@@ -133,6 +176,13 @@ def one_size(name: str, time_limit: float, layout: str = "nested") -> dict:
         "churn": [len(res2.churn.added), len(res2.churn.removed), len(res2.churn.changed)],
         "peak_rss_mib": cold_rss,
         "peak_rss_all_mib": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
+        # Worker processes: their peak RSS summed after the cold run and after the whole bench (the pool is kept
+        # between calls), the forkserver's RSS, and RUSAGE_CHILDREN after the pool's shutdown (waited-for children
+        # only: the workers are the forkserver's, so this misses them).
+        "workers_peak_rss_cold_mib": cold_workers_rss,
+        "workers_peak_rss_all_mib": workers_rss,
+        "forkserver_rss_mib": server_rss,
+        "children_rusage_maxrss_mib": resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss / 1024,
     }
 
 
@@ -141,7 +191,7 @@ HEADER = (
     "| dive s | CP-SAT s | explain s | total s | answer after dive s (objective vs final) | raw OR-Tools s "
     "| engine / raw | status | objective vs greedy | units vs greedy "
     "| re-solve 1 % s (vs cold; objective vs full re-solve) "
-    "| peak RSS MiB: cold run (whole bench) |"
+    "| peak RSS MiB: cold run (whole bench) | processes (bins): worker peak RSS MiB cold (whole bench) |"
 )
 
 
@@ -160,7 +210,9 @@ def row(r: dict) -> str:
         f"| +{(r['units'] / max(r['greedy_units'], 1) - 1) * 100:.1f} % "
         f"| {r['resolve_s']:.3f} ({r['resolve_s'] / r['total_s'] * 100:.0f} %, {r['resolve_status']}; "
         f"{(r['resolve_objective'] / max(r['full_resolve_objective'], 1) - 1) * 100:+.3f} %) "
-        f"| {r['peak_rss_mib']:.0f} ({r.get('peak_rss_all_mib', r['peak_rss_mib']):.0f}) |"
+        f"| {r['peak_rss_mib']:.0f} ({r.get('peak_rss_all_mib', r['peak_rss_mib']):.0f}) "
+        f"| {r.get('processes', 1)} ({r.get('parallel_bins', 1)}): {r.get('workers_peak_rss_cold_mib', 0):.0f} "
+        f"({r.get('workers_peak_rss_all_mib', 0):.0f}) |"
     )
 
 
@@ -173,16 +225,19 @@ def main() -> None:
     ap.add_argument("--gap-instances", default="last", help="'last' (largest), 'all' or a 1-based index")
     ap.add_argument("--time-limit", type=float, default=10.0)
     ap.add_argument("--layout", default="nested", choices=LAYOUTS, help="county geography (bench.generate)")
+    ap.add_argument("--processes", type=int, default=1, help="match(processes=N): cold run and re-solves")
+    ap.add_argument("--warm-pool", action="store_true", help="start the worker processes before the cold run")
     ap.add_argument("--one", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
-        print(json.dumps(one_size(args.one, args.time_limit, args.layout)))
+        print(json.dumps(one_size(args.one, args.time_limit, args.layout, args.processes, args.warm_pool)))
         return
     sizes = [s for s in args.sizes.split(",") if s]
     if sizes:
         print(HEADER)
         print("|" + "---|" * (HEADER.count("|") - 1))
-    flags = ["--time-limit", str(args.time_limit), "--layout", args.layout]
+    flags = ["--time-limit", str(args.time_limit), "--layout", args.layout, "--processes", str(args.processes)]
+    flags += ["--warm-pool"] if args.warm_pool else []
     for s in sizes:
         out = subprocess.run(
             [sys.executable, "-m", "bench.run", "--one", s, *flags],

@@ -114,11 +114,13 @@ def match(
     time_limit_s: float = 10.0,
     gap_tolerance: float = 0.0,
     previous_solution: Solution | None = None,
+    processes: int = 1,
 ) -> MatchResult:
     """Match needs to offers: `pairings` are (organization id, station id), `rejected` (need id, organization id),
     `accepted` (need id, offer id, units) allocations that must stay.  Components unchanged since `previous` keep
     its allocations without a solve when the engine's solution of that run is at hand: `previous` as a MatchResult,
-    or `previous_solution` (e.g. `solution_from_state` of a stored `component_state`)."""
+    or `previous_solution` (e.g. `solution_from_state` of a stored `component_state`).  `processes` > 1 lets a
+    large solve run in that many worker processes (`solve`)."""
     t0 = time.perf_counter()
     weights = weights or Weights()
     accepted = list(accepted)
@@ -136,7 +138,13 @@ def match(
     t1 = time.perf_counter()
     norm = normalise(problem)  # validated once, for the solve and the explanations
     prev_solution = previous.solution if isinstance(previous, MatchResult) else previous_solution
-    sol = solve(norm, max(time_limit_s - (t1 - t0), 0.1), previous=prev_solution, gap_tolerance=gap_tolerance)
+    sol = solve(
+        norm,
+        max(time_limit_s - (t1 - t0), 0.1),
+        previous=prev_solution,
+        gap_tolerance=gap_tolerance,
+        processes=processes,
+    )
     t2 = time.perf_counter()
     with _collector_paused():
         result = _explain(ix, cand, norm, sol, prev)
