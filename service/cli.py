@@ -122,6 +122,10 @@ def cmd_worker(settings: Settings, *, concurrency: int) -> None:
     if settings.is_sqlite:
         sys.exit("on the embedded SQLite default the API process runs the jobs itself; workers need PostgreSQL")
     print(f"worker on {_safe_url(settings)}, concurrency {concurrency}", flush=True)
+    if settings.engine_processes > 1:  # start the engine's worker processes now, not in the first large match
+        from service.matching.parallel import warm_up
+
+        print(f"engine processes ready in {warm_up(settings.engine_processes):.2f} s", flush=True)
     asyncio.run(_work(settings, concurrency))
 
 

@@ -58,6 +58,13 @@ class Settings(BaseSettings):
     rate_limit_storage: str = Field("memory://", description="limits storage URI; redis://… shares it across processes")
 
     change_penalty: int = Field(1, ge=0, le=1000, description="cost per unit that differs from standing proposals")
+    engine_processes: int = Field(
+        1,
+        ge=1,
+        le=64,
+        description="processes one match may use (only scopes of 100k+ candidate pairs split; each extra process "
+        "holds ~400 MiB at national size)",
+    )
     proposal_ttl_days: int = Field(14, ge=1, le=365, description="unanswered proposals expire after this many days")
     rematch_debounce_s: float = Field(5.0, ge=0, le=3600, description="wait for changes to settle before re-matching")
     inline_runs: bool = Field(True, description="solve a match run within its request instead of queueing it")

@@ -50,7 +50,13 @@ def _weights(data: dict[str, Any]) -> Weights:
 
 
 def solve(
-    data: inputs.RunInput, *, weights: Weights, coverage_first: bool, time_limit_s: float, change_penalty: int
+    data: inputs.RunInput,
+    *,
+    weights: Weights,
+    coverage_first: bool,
+    time_limit_s: float,
+    change_penalty: int,
+    processes: int = 1,
 ) -> MatchResult:
     """The engine call (blocking; run it in a thread)."""
     return match(
@@ -67,6 +73,7 @@ def solve(
         change_penalty=change_penalty,
         coverage_first=coverage_first,
         time_limit_s=time_limit_s,
+        processes=processes,
     )
 
 
@@ -176,6 +183,7 @@ async def preview(db: Database, settings: Settings, *, actor: Principal, data: R
         coverage_first=data.coverage_first,
         time_limit_s=data.time_limit_s,
         change_penalty=settings.change_penalty,
+        processes=settings.engine_processes,
     )
     run = MatchRun(
         region_code=data.region_code,
@@ -217,6 +225,7 @@ async def execute(db: Database, settings: Settings, *, run_id: int) -> None:
             "coverage_first": run.coverage_first,
             "time_limit_s": run.time_limit_s,
             "change_penalty": settings.change_penalty,
+            "processes": settings.engine_processes,
         }
     try:
         result = await asyncio.to_thread(solve, run_input, **params)

@@ -229,6 +229,21 @@ async def test_a_rematch_in_a_large_scope_re_solves_only_around_the_changed_need
     assert (await client.get(f"/api/v1/proposals/{clinic_id}")).json() == clinic_before
 
 
+async def test_an_operator_may_let_a_large_scope_use_several_engine_processes(app, client, monkeypatch):
+    # MATCH_ENGINE_PROCESSES=2: the scope's independent components are solved in two processes (the size threshold
+    # lowered so this city's two components count as large), with the answer one process gives.
+    monkeypatch.setattr(solver, "PARALLEL_MIN_EDGES", 0)
+    await city(client)
+    alone = await run(client, dry_run=True)
+    app.state.settings.engine_processes = 2
+    split = await run(client)
+    assert "solve_parallel_split" in split["timings"] and "solve_parallel_split" not in alone["timings"]
+    assert (split["objective"], split["bound"]) == (alone["objective"], alone["bound"])
+    assert sorted((p["need_id"], p["offer_id"], p["quantity"]) for p in split["proposals"]) == sorted(
+        (p["need_id"], p["offer_id"], p["quantity"]) for p in alone["proposals"]
+    )
+
+
 async def test_an_unreadable_stored_engine_state_costs_the_reuse_not_the_run(app, client):
     await city(client)
     first = await run(client)
