@@ -42,7 +42,7 @@ import numpy as np
 from service.matching import components as cc
 from service.matching import solver
 from service.matching.problem import Normalised
-from service.matching.solver import ComponentTable, Solution, _infeasible, solve_normalised
+from service.matching.solver import ComponentTable, Solution, SolveOptions, _infeasible, solve_normalised
 
 START_METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
 # Per-bin timings that are phases of the wall clock (bins run side by side: the slowest counts); the others (time
@@ -173,10 +173,7 @@ def _solve_bin(
     sub: Normalised | tuple[str, list[tuple[str, str, int, int]], dict[str, Any]],
     deadline: float,
     previous: Solution | None,
-    workers: int,
-    gap_tolerance: float,
-    part_edges: int | None,
-    linked: bool,
+    opts: SolveOptions,
     settings: dict[str, Any] | None = None,
 ) -> tuple[Solution, float, float]:
     """The sequential solve of one bin (in a worker: from shared memory, with the caller's solver settings) until
@@ -187,7 +184,7 @@ def _solve_bin(
     if isinstance(sub, tuple):
         sub = from_shared(*sub)
     left = max(deadline - time.monotonic(), 0.05)
-    sol = solve_normalised(sub, left, t0, previous, workers, gap_tolerance, part_edges, linked)
+    sol = solve_normalised(sub, left, t0, previous, opts)
     return sol, time.perf_counter() - t0, time.process_time() - c0
 
 
@@ -211,17 +208,14 @@ def solve_in_processes(
     t0: float,
     processes: int,
     previous: Solution | None,
-    workers: int,
-    gap_tolerance: float,
-    part_edges: int | None,
-    linked: bool,
+    opts: SolveOptions,
 ) -> Solution:
     """`solve` with the components split into `processes` bins, one solved in this process and the others in worker
     processes (falls back to this process alone when there are fewer than two non-empty bins or the pool breaks)."""
     deadline = time.monotonic() - (time.perf_counter() - t0) + time_limit_s
     need_bin, offer_bin, count = bins(norm, processes)
     if count < 2:
-        return solve_normalised(norm, time_limit_s, t0, previous, workers, gap_tolerance, part_edges, linked)
+        return solve_normalised(norm, time_limit_s, t0, previous, opts)
     active = cc.active_edges(norm)
     edge_bin = need_bin[norm.e_need]
     shares = []
@@ -238,7 +232,7 @@ def solve_in_processes(
         # worker's bin is in shared memory before it is submitted, so no transfer competes with this process's solve
         # for the interpreter lock.
         futures: list[Future[tuple[Solution, float, float]]] = []
-        args = (deadline, light, workers, gap_tolerance, part_edges, linked)
+        args = (deadline, light, opts)
         pool = _executor(count - 1 if IN_CALLER else count)
         for share in shares[1:] if IN_CALLER else shares:
             shm, layout = to_shared(sub_problem(norm, *share))
@@ -249,9 +243,7 @@ def solve_in_processes(
     except BrokenProcessPool:
         shutdown()
         left = time_limit_s - (time.perf_counter() - t0)
-        return solve_normalised(
-            norm, max(left, 0.05), time.perf_counter(), previous, workers, gap_tolerance, part_edges, linked
-        )
+        return solve_normalised(norm, max(left, 0.05), time.perf_counter(), previous, opts)
     finally:
         for shm in blocks:
             shm.close()

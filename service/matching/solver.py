@@ -1003,14 +1003,12 @@ def solve(
     if not fixed_feasible(norm):
         return _infeasible(norm)
     linked = norm.coverage_first or bool(_odd_usage(norm).any())
-    workers = workers or min(os.cpu_count() or 1, 8)
+    opts = SolveOptions(workers or min(os.cpu_count() or 1, 8), gap_tolerance, part_edges, linked)
     if processes > 1 and _parallel_pays(norm, previous):
         from service.matching import parallel  # imports this module: loaded on first use
 
-        return parallel.solve_in_processes(
-            norm, time_limit_s, t0, processes, previous, workers, gap_tolerance, part_edges, linked
-        )
-    return solve_normalised(norm, time_limit_s, t0, previous, workers, gap_tolerance, part_edges, linked)
+        return parallel.solve_in_processes(norm, time_limit_s, t0, processes, previous, opts)
+    return solve_normalised(norm, time_limit_s, t0, previous, opts)
 
 
 def _parallel_pays(norm: Normalised, previous: Solution | None) -> bool:
@@ -1031,19 +1029,23 @@ def _parallel_pays(norm: Normalised, previous: Solution | None) -> bool:
     return not local_possible
 
 
+@dataclass(frozen=True)
+class SolveOptions:
+    """How `solve` runs, fixed once per call (and handed as is to the bins of a parallel solve)."""
+
+    workers: int  # CP-SAT workers
+    gap_tolerance: float
+    part_edges: int | None
+    linked: bool  # the component notion: station-limit and coverage links (a bin keeps the whole problem's)
+
+
 def solve_normalised(
-    norm: Normalised,
-    time_limit_s: float,
-    t0: float,
-    previous: Solution | None,
-    workers: int,
-    gap_tolerance: float,
-    part_edges: int | None,
-    linked: bool,
+    norm: Normalised, time_limit_s: float, t0: float, previous: Solution | None, opts: SolveOptions
 ) -> Solution:
-    """`solve` of a validated problem in this process, started at `t0` (perf_counter), with the component notion
-    fixed by `linked` (a sub-problem of a parallel solve keeps the whole problem's)."""
-    run = _Run(norm, time_limit_s - (time.perf_counter() - t0), workers, gap_tolerance, linked, part_edges)
+    """`solve` of a validated problem in this process, started at `t0` (perf_counter)."""
+    run = _Run(
+        norm, time_limit_s - (time.perf_counter() - t0), opts.workers, opts.gap_tolerance, opts.linked, opts.part_edges
+    )
     fp, need_h, offer_h = cc.fingerprints_and_items(norm, run.comps)
     items = cc.item_hashes(norm, need_h, offer_h)
     reused = _reusable(run, fp, previous)
@@ -1052,7 +1054,7 @@ def solve_normalised(
         run.units[e] = norm.incumbent[e]
     run.timings["prepare"] = time.perf_counter() - t0
     todo = np.flatnonzero((run.comp_sizes() > 0) & (run.method == "empty"))
-    if not linked:
+    if not opts.linked:
         local = _local_resolve(run, previous, items, need_h, offer_h, todo)
         if local is not None:
             return _assemble(run, fp, reused, items, local)
