@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import pymetis
@@ -191,6 +191,10 @@ class ItemHashes:
     need_fixed: np.ndarray  # bool: the need had fixed units
     offer_key: np.ndarray  # sorted
     offer_hash: np.ndarray
+    # Each need's units in the answer, aligned with need_key: a uint64 hash (by offer key) and the total; None until
+    # solved (and in states stored before they were kept).
+    need_units: np.ndarray | None = None
+    need_served: np.ndarray | None = None
 
 
 def fingerprints_and_items(norm: Normalised, comps: Components) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -234,8 +238,27 @@ def item_hashes(norm: Normalised, need_h: np.ndarray, offer_h: np.ndarray) -> It
     return ItemHashes(norm.need_key[no], need_h[no], fixed[no], norm.offer_key[oo], offer_h[oo])
 
 
+def _edge_units_hash(norm: Normalised, units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Edges carrying units and a hash of each one's identity and units."""
+    nz = np.flatnonzero(units > 0)
+    return nz, _combine(edge_identity(norm, 0x55AA)[nz].view(np.int64), units[nz], seed=0x99)
+
+
 def units_hash(norm: Normalised, comps: Components, units: np.ndarray) -> np.ndarray:
     """Hash of the units on each component's edges (to match an incumbent against a previous solution)."""
-    nz = np.flatnonzero(units > 0)
-    h = _combine(edge_identity(norm, 0x55AA)[nz].view(np.int64), units[nz], seed=0x99)
+    nz, h = _edge_units_hash(norm, units)
     return _sum_by(h, comps.need_comp[norm.e_need[nz]], comps.count)
+
+
+def need_units_hash(norm: Normalised, units: np.ndarray) -> np.ndarray:
+    """Hash of each need's units on its edges, in index order (to tell which needs' incumbent is not the previous
+    answer)."""
+    nz, h = _edge_units_hash(norm, units)
+    return _sum_by(h, norm.e_need[nz], norm.n_needs)
+
+
+def with_answer(items: ItemHashes, norm: Normalised, units: np.ndarray) -> ItemHashes:
+    """`items` with each need's units in the answer `units` (hash and total)."""
+    order = np.argsort(norm.need_key, kind="stable")
+    served = np.bincount(norm.e_need, weights=units, minlength=norm.n_needs).astype(np.int64)
+    return replace(items, need_units=need_units_hash(norm, units)[order], need_served=served[order])

@@ -323,12 +323,15 @@ def _items(items: list[cc.ItemHashes | None]) -> cc.ItemHashes | None:
     nk = np.concatenate([i.need_key for i in got])
     ok = np.concatenate([i.offer_key for i in got])
     no, oo = np.argsort(nk, kind="stable"), np.argsort(ok, kind="stable")
+    answered = all(i.need_units is not None and i.need_served is not None for i in got)
     return cc.ItemHashes(
         nk[no],
         np.concatenate([i.need_hash for i in got])[no],
         np.concatenate([i.need_fixed for i in got])[no],
         ok[oo],
         np.concatenate([i.offer_hash for i in got])[oo],
+        np.concatenate([i.need_units for i in got])[no] if answered else None,  # type: ignore[misc]
+        np.concatenate([i.need_served for i in got])[no] if answered else None,  # type: ignore[misc]
     )
 
 

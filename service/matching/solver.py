@@ -106,6 +106,7 @@ def component_state(solution: Solution) -> dict[str, Any] | None:
 
 
 _ITEM_ARRAYS = ("need_key", "need_hash", "offer_key", "offer_hash")
+_ANSWER_ARRAYS = ("need_units", "need_served")  # optional: states stored before 2026-11-28 18:00 lack them
 
 
 def _items_state(items: cc.ItemHashes) -> dict[str, Any]:
@@ -114,24 +115,39 @@ def _items_state(items: cc.ItemHashes) -> dict[str, Any]:
         k: base64.b64encode(np.ascontiguousarray(getattr(items, k), "<u8").tobytes()).decode() for k in _ITEM_ARRAYS
     }
     out["need_fixed"] = base64.b64encode(np.packbits(items.need_fixed).tobytes()).decode()
+    if items.need_units is not None and items.need_served is not None:
+        for k in _ANSWER_ARRAYS:
+            out[k] = base64.b64encode(np.ascontiguousarray(getattr(items, k), "<u8").tobytes()).decode()
     return out
 
 
 def _items_from_state(state: dict[str, Any]) -> cc.ItemHashes:
     """Inverse of `_items_state`; ValueError when malformed."""
     try:
-        arrays = {k: np.frombuffer(base64.b64decode(state[k], validate=True), "<u8") for k in _ITEM_ARRAYS}
+        kept = _ITEM_ARRAYS + tuple(k for k in _ANSWER_ARRAYS if k in state)
+        arrays = {k: np.frombuffer(base64.b64decode(state[k], validate=True), "<u8") for k in kept}
         packed = np.frombuffer(base64.b64decode(state["need_fixed"], validate=True), np.uint8)
     except (binascii.Error, KeyError, TypeError, ValueError) as exc:
         raise ValueError("malformed item hashes in the component state") from exc
     n, m = len(arrays["need_key"]), len(arrays["offer_key"])
-    if len(arrays["need_hash"]) != n or len(arrays["offer_hash"]) != m or len(packed) != (n + 7) // 8:
+    if (
+        len(arrays["need_hash"]) != n
+        or len(arrays["offer_hash"]) != m
+        or len(packed) != (n + 7) // 8
+        or any(len(arrays.get(k, ())) != n for k in _ANSWER_ARRAYS if k in kept)
+        or (len(kept) - len(_ITEM_ARRAYS)) not in (0, len(_ANSWER_ARRAYS))
+    ):
         raise ValueError("malformed item hashes in the component state")
     keys = {k: arrays[k].view(np.int64) for k in ("need_key", "offer_key")}
     if np.any(np.diff(keys["need_key"]) < 0) or np.any(np.diff(keys["offer_key"]) < 0):
         raise ValueError("unsorted item keys in the component state")
     fixed = np.unpackbits(packed, count=n).astype(bool)
-    return cc.ItemHashes(keys["need_key"], arrays["need_hash"], fixed, keys["offer_key"], arrays["offer_hash"])
+    answer = {k: arrays[k] for k in _ANSWER_ARRAYS if k in arrays}
+    if "need_served" in answer:
+        answer["need_served"] = answer["need_served"].view(np.int64)
+    return cc.ItemHashes(
+        keys["need_key"], arrays["need_hash"], fixed, keys["offer_key"], arrays["offer_hash"], **answer
+    )
 
 
 def solution_from_state(state: dict[str, Any]) -> Solution:
@@ -865,6 +881,22 @@ def _same_items(keys: np.ndarray, hashes: np.ndarray, prev_keys: np.ndarray, pre
     return (prev_keys[pos] == keys) & (prev_hashes[pos] == hashes)
 
 
+def _moved_needs(norm: Normalised, prev: cc.ItemHashes) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """Needs (mask) whose incumbent is not their units in the previous answer, and each need's units in that answer
+    (0 for new needs); (None, None) when the previous answer's per-need units were not kept."""
+    if prev.need_units is None or prev.need_served is None:
+        return None, None
+    if not len(prev.need_key):
+        return np.zeros(norm.n_needs, bool), np.zeros(norm.n_needs, np.int64)
+    pos = np.minimum(np.searchsorted(prev.need_key, norm.need_key), len(prev.need_key) - 1)
+    found = prev.need_key[pos] == norm.need_key
+    prev_h = np.where(found, prev.need_units[pos], np.uint64(0))
+    moved = cc.need_units_hash(norm, norm.incumbent) != prev_h
+    if np.any(moved & found & prev.need_fixed[pos]):
+        return None, None  # the bound needs the previous fixed units to stand: only the whole-answer check applies
+    return moved, np.where(found, prev.need_served[pos], 0)
+
+
 def _local_resolve(
     run: _Run,
     previous: Solution | None,
@@ -878,12 +910,15 @@ def _local_resolve(
     local re-solve does not apply: no previous answer (or an old stored state without one), the incumbent is not that
     answer, the change is large, the held units do not fit the new data, or the previous bound was already loose.
 
+    Changed needs include "moved" ones: needs whose incumbent is not their units in the previous answer (a standing
+    proposal was rejected or expired since), when the previous answer kept its per-need units.
+
     Bound: let x* be optimal and x' be x* without the changed needs.  x' is feasible for the previous problem (same
     data on the rest; fixed units of changed needs excluded above), so its previous objective is at most the previous
-    bound B; its new objective on unchanged edges exceeds the previous one by at most the penalty the previous answer
-    paid plus the penalty of the previous answer's units on changed needs (triangle inequality, incumbent = previous
-    answer); the changed needs add at most their best values (every unit on its best edge).  Hence
-    opt <= B + paid + sum over changed needs of (best value + penalty * incumbent units)."""
+    bound B; its new objective on unchanged edges (where the incumbent is the previous answer) exceeds the previous one
+    by at most the penalty the previous answer paid plus the penalty of the previous answer's units on changed needs
+    (triangle inequality); the changed needs add at most their best values (every unit on its best edge).  Hence
+    opt <= B + paid + sum over changed needs of (best value + penalty * their units in the previous answer)."""
     norm, comps = run.norm, run.comps
     if (
         LOCAL_MAX_SHARE <= 0
@@ -902,12 +937,15 @@ def _local_resolve(
     paid = int(previous.table.penalty_paid.sum())
     if previous.bound - previous.objective > LOCAL_MAX_GAP * max(abs(previous.bound), 1):
         return None
-    # The incumbent must be the previous answer (its units hash over all components).
-    with np.errstate(over="ignore"):
-        if cc.units_hash(norm, comps, norm.incumbent).sum() != previous.table.units_hash.sum():
-            return None
     active = comps.active
     changed = _changed_needs(norm, previous.items, items, need_h, offer_h, active)
+    moved, served = _moved_needs(norm, previous.items)
+    if moved is None:  # no per-need answer kept: the incumbent must be the whole previous answer
+        with np.errstate(over="ignore"):
+            if cc.units_hash(norm, comps, norm.incumbent).sum() != previous.table.units_hash.sum():
+                return None
+    elif changed is not None:
+        changed |= moved  # a need whose standing units were answered or expired is re-solved like a changed one
     if changed is None or not changed.any():
         return None
     inc = norm.incumbent
@@ -962,7 +1000,8 @@ def _local_resolve(
     best = np.zeros(norm.n_needs, np.int64)
     np.maximum.at(best, norm.e_need[e_ch], np.maximum(norm.value[e_ch], 0))
     best = np.where(norm.splittable, best * norm.demand, best)
-    held_inc = int(inc[e_ch].sum()) * norm.penalty
+    # The previous answer's units on changed needs (with an unmoved incumbent, the incumbent's).
+    held_inc = norm.penalty * (int(inc[e_ch].sum()) if served is None else int(served[changed].sum()))
     run.local_stats = {
         "local_changed_needs": int(changed.sum()),
         "local_free_needs": int(free.sum()),
@@ -1108,4 +1147,6 @@ def _assemble(
     if run.search_skipped:
         stats["search_skipped_edges"] = run.search_skipped
     stats.update(run.local_stats)
+    if items is not None:
+        items = cc.with_answer(items, norm, run.units)
     return Solution(status, int(obj.sum()), total_bound, run.units, table, run.timings, stats, items)

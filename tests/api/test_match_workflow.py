@@ -227,6 +227,17 @@ async def test_a_rematch_in_a_large_scope_re_solves_only_around_the_changed_need
     assert after["counts"]["proposals_kept"] == 3 and after["counts"]["proposals_added"] == 0
     assert after["objective"] == (await run(client, dry_run=True))["objective"]  # what a whole re-solve finds
     assert (await client.get(f"/api/v1/proposals/{clinic_id}")).json() == clinic_before
+    # 学院街道 turns the volunteers down: that need's standing units leave, and it is re-solved around it again
+    visits_b = next(p for p in first["proposals"] if p["need_id"] == c["visits_b"]["id"])
+    station = as_(app, Role.station, c["xueyuan"]["id"])
+    refused = await client.post(
+        f"/api/v1/proposals/{visits_b['id']}/reject", headers=station, json={"reason": "已另行安排"}
+    )
+    assert refused.status_code == 200, refused.text
+    again = (await client.get(f"/api/v1/match-runs/{(await rematch(app))[0]}")).json()
+    assert again["counts"]["needs_changed_locally"] >= 1
+    assert not any(p["need_id"] == c["visits_b"]["id"] for p in again["proposals"])
+    assert (await client.get(f"/api/v1/proposals/{clinic_id}")).json() == clinic_before
 
 
 async def test_an_operator_may_let_a_large_scope_use_several_engine_processes(app, client, monkeypatch):

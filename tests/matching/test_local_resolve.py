@@ -52,9 +52,14 @@ def test_local_answers_are_feasible_with_a_proven_bound(local_always, p: Problem
     n = len(p.need_demand)
     bump = np.array(data.draw(st.lists(st.booleans(), min_size=n, max_size=n)))
     demand = np.asarray(p.need_demand) + bump
-    q = _again(p, first.edge_units, need_demand=demand)
+    # Some standing units left the incumbent since (proposals rejected or expired).
+    e = len(first.edge_units)
+    gone = np.array(data.draw(st.lists(st.booleans(), min_size=e, max_size=e))) & (first.edge_units > 0)
+    q = _again(p, np.where(gone, 0, first.edge_units), need_demand=demand)
     s = solve(q, time_limit_s=5.0, previous=first)
     norm = normalise(q)
+    moved = np.zeros(n, bool)
+    moved[norm.e_need[gone]] = True
     check_feasible(norm, s.edge_units)
     assert s.objective == objective(norm, s.edge_units)
     best = milp_mixed(norm)
@@ -64,7 +69,7 @@ def test_local_answers_are_feasible_with_a_proven_bound(local_always, p: Problem
     if s.status == "optimal":
         assert s.objective == pytest.approx(best, abs=1e-6)
     if "local_free_needs" in s.stats and not s.stats["local_greedy_won"]:
-        free = _free_needs(norm, bump.astype(bool))
+        free = _free_needs(norm, bump.astype(bool) | moved)
         held = ~free[norm.e_need]
         assert np.array_equal(s.edge_units[held], first.edge_units[held])  # outside the neighbourhood: untouched
 
@@ -124,11 +129,15 @@ def test_local_re_solves_fall_back_to_the_full_one(local_always, monkeypatch) ->
     if first.bound > first.objective:
         assert "local_free_edges" not in solve(small, time_limit_s=1.0, previous=first).stats
     monkeypatch.setattr(solver, "LOCAL_MAX_GAP", 1e9)
-    # The incumbent is not the previous answer.
+    # The incumbent is not the previous answer: without the previous answer's per-need units (a state stored before
+    # they were kept) the whole re-solve runs; with them, see test_a_need_whose_standing_units_left_is_re_solved_locally.
     other = first.edge_units.copy()
     other[np.flatnonzero(other)[0]] = 0
     moved = _again(p, other, need_demand=np.asarray(p.need_demand) + one)
-    assert "local_free_edges" not in solve(moved, time_limit_s=1.0, previous=first).stats
+    state = component_state(first)
+    for k in ("need_units", "need_served"):
+        del state["items"][k]
+    assert "local_free_edges" not in solve(moved, time_limit_s=1.0, previous=solution_from_state(state)).stats
     # A state stored before the answer and item hashes were kept with it: reuse only.
     old = {k: v for k, v in component_state(first).items() if k not in ("answer", "items")}
     assert "local_free_edges" not in solve(small, time_limit_s=1.0, previous=solution_from_state(old)).stats
@@ -174,3 +183,26 @@ def test_a_malformed_stored_state_is_a_value_error(spoil) -> None:
     spoil(state)
     with pytest.raises(ValueError):
         solution_from_state(state)
+
+
+def test_a_need_whose_standing_units_left_is_re_solved_locally(local_always) -> None:
+    # Between two runs a station rejected one proposal (its units leave the incumbent) and another need grew.
+    p = _problem(11)
+    first = solve(p, time_limit_s=1.0)
+    norm0 = normalise(p)
+    rejected = int(np.flatnonzero(first.edge_units)[0])
+    other = first.edge_units.copy()
+    other[rejected] = 0
+    grown = int(norm0.e_need[rejected]) ^ 1
+    bump = np.zeros(len(p.need_demand), np.int64)
+    bump[grown] = 1
+    q = _again(p, other, need_demand=np.asarray(p.need_demand) + bump)
+    stored = solution_from_state(json.loads(json.dumps(component_state(first))))
+    norm = normalise(q)
+    full = solve(q, time_limit_s=1.0)  # no previous answer: the whole problem
+    for previous in (first, stored):
+        s = solve(q, time_limit_s=1.0, previous=previous)
+        assert s.stats["local_changed_needs"] == 2  # the grown need and the one whose proposal went
+        check_feasible(norm, s.edge_units)
+        assert s.objective == objective(norm, s.edge_units)
+        assert s.bound >= full.objective and full.bound >= s.objective  # bounds proven on small ones by the property
