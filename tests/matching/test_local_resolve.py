@@ -130,7 +130,7 @@ def test_local_re_solves_fall_back_to_the_full_one(local_always, monkeypatch) ->
         assert "local_free_edges" not in solve(small, time_limit_s=1.0, previous=first).stats
     monkeypatch.setattr(solver, "LOCAL_MAX_GAP", 1e9)
     # The incumbent is not the previous answer: without the previous answer's per-need units (a state stored before
-    # they were kept) the whole re-solve runs; with them, see test_a_need_whose_standing_units_left_is_re_solved_locally.
+    # they were kept) the whole re-solve runs (with them: test_a_need_whose_standing_units_left_is_re_solved_locally).
     other = first.edge_units.copy()
     other[np.flatnonzero(other)[0]] = 0
     moved = _again(p, other, need_demand=np.asarray(p.need_demand) + one)
