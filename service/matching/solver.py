@@ -153,7 +153,14 @@ def _items_from_state(state: dict[str, Any]) -> cc.ItemHashes:
 def solution_from_state(state: dict[str, Any]) -> Solution:
     """A `previous` for `solve` rebuilt from `component_state`: untouched components are reused; with the answer and
     item hashes (states stored since 2026-11-28) large touched components can be re-solved locally too.  ValueError
-    if the state is malformed."""
+    if the state is malformed (whatever its shape: it comes from storage)."""
+    try:
+        return _solution_from_state(state)
+    except (AttributeError, KeyError, TypeError, OverflowError) as exc:
+        raise ValueError(f"malformed component state: {exc!r}") from exc
+
+
+def _solution_from_state(state: dict[str, Any]) -> Solution:
     keys = ("fingerprint", "units_hash", "status", "bound", "penalty_paid")
     if (
         len({len(state[k]) for k in keys}) != 1
@@ -176,8 +183,11 @@ def solution_from_state(state: dict[str, Any]) -> Solution:
     answer, items = state.get("answer"), state.get("items")
     if answer is None or items is None:  # an older state: reuse only (no local re-solve without the answer)
         return Solution("feasible", 0, 0, np.zeros(0, np.int64), table)
-    if answer.get("status") not in ("optimal", "feasible") or not all(
-        isinstance(answer.get(k), int) for k in ("objective", "bound")
+    if (
+        not isinstance(answer, dict)
+        or not isinstance(items, dict)
+        or answer.get("status") not in ("optimal", "feasible")
+        or not all(type(answer.get(k)) is int for k in ("objective", "bound"))
     ):
         raise ValueError("malformed answer in the component state")
     solution = Solution(answer["status"], answer["objective"], answer["bound"], np.zeros(0, np.int64), table)
@@ -894,6 +904,11 @@ def _moved_needs(norm: Normalised, prev: cc.ItemHashes) -> tuple[np.ndarray | No
     moved = cc.need_units_hash(norm, norm.incumbent) != prev_h
     if np.any(moved & found & prev.need_fixed[pos]):
         return None, None  # the bound needs the previous fixed units to stand: only the whole-answer check applies
+    gone = ~np.isin(prev.need_key, norm.need_key)
+    if np.any(prev.need_served[gone] > 0):
+        # A need that held units left (cancelled, fulfilled): the capacity it frees is on offers this run cannot
+        # name, and the bound would owe its units too; only the whole-answer check applies (it fails: a full solve).
+        return None, None
     return moved, np.where(found, prev.need_served[pos], 0)
 
 

@@ -176,6 +176,10 @@ def test_a_stored_state_lets_another_process_re_solve_locally_with_the_same_answ
         lambda s: s["items"].pop("offer_hash"),
         lambda s: s["answer"].update(objective="12"),
         lambda s: s["answer"].update(status="unknown"),
+        lambda s: s["answer"].update(bound=True),
+        lambda s: s.update(answer=["optimal", 1, 2]),
+        lambda s: s.update(items="all of them"),
+        lambda s: s.update(fingerprint=None),
     ],
 )
 def test_a_malformed_stored_state_is_a_value_error(spoil) -> None:
@@ -206,3 +210,37 @@ def test_a_need_whose_standing_units_left_is_re_solved_locally(local_always) -> 
         check_feasible(norm, s.edge_units)
         assert s.objective == objective(norm, s.edge_units)
         assert s.bound >= full.objective and full.bound >= s.objective  # bounds proven on small ones by the property
+
+
+def test_a_need_that_held_units_and_left_sends_the_re_solve_down_the_whole_path(local_always) -> None:
+    # A need with standing units was cancelled while another changed: the capacity it frees sits on offers the next
+    # run cannot name, so the carried-over bound would not hold; the whole touched components are solved again.
+    p = _problem(11)
+    p.need_key = np.arange(len(p.need_demand)) * 7 + 3  # stable ids: the needs after the leaving one keep theirs
+    first = solve(p, time_limit_s=1.0)
+    norm0 = normalise(p)
+    held = np.flatnonzero(first.edge_units > 0)
+    leaving = int(norm0.e_need[held[0]])
+    keep_need = np.arange(len(p.need_demand)) != leaving
+    keep_edge = keep_need[norm0.e_need]
+    remap = np.cumsum(keep_need) - 1
+    demand = np.asarray(p.need_demand)[keep_need].copy()
+    demand[0] += 1
+    q = Problem(
+        **{
+            **p.__dict__,
+            "need_demand": demand,
+            "need_splittable": np.asarray(p.need_splittable)[keep_need],
+            "edge_need": remap[np.asarray(p.edge_need)[keep_edge]],
+            "edge_offer": np.asarray(p.edge_offer)[keep_edge],
+            "edge_value": np.asarray(p.edge_value)[keep_edge],
+            "edge_usage": None if p.edge_usage is None else np.asarray(p.edge_usage)[keep_edge],
+            "need_station": None if p.need_station is None else np.asarray(p.need_station)[keep_need],
+            "need_key": p.need_key[keep_need],
+            "incumbent": first.edge_units[keep_edge],
+            "change_penalty": max(int(p.change_penalty), 1),
+        }
+    )
+    s = solve(q, time_limit_s=1.0, previous=first)
+    assert "local_free_edges" not in s.stats
+    check_feasible(normalise(q), s.edge_units)
