@@ -28,10 +28,13 @@ any non-fork start method, the caller's main module must be importable without s
 from __future__ import annotations
 
 import atexit
+import logging
 import multiprocessing
+import os
 import threading
 import time
-from concurrent.futures import Future, ProcessPoolExecutor
+from concurrent.futures import CancelledError, Future, ProcessPoolExecutor
+from concurrent.futures import TimeoutError as FuturesTimeout
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import fields, replace
 from multiprocessing import shared_memory
@@ -44,6 +47,7 @@ from service.matching import solver
 from service.matching.problem import Normalised
 from service.matching.solver import ComponentTable, Solution, SolveOptions, _infeasible, solve_normalised
 
+log = logging.getLogger(__name__)
 START_METHOD = "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn"
 # Per-bin timings that are phases of the wall clock (bins run side by side: the slowest counts); the others (time
 # inside OR-Tools, greedy) are work and add up.
@@ -55,20 +59,37 @@ IN_CALLER = True
 _lock = threading.Lock()
 _pool: ProcessPoolExecutor | None = None
 _pool_size = 0
+_retired: list[ProcessPoolExecutor] = []  # smaller pools replaced while other threads may still use them
+# A worker's bin answers within the solve's deadline; past it by this much, the worker is taken for hung, killed,
+# and the run finishes in the calling process.
+HUNG_GRACE_S = 30.0
 
 
 def _executor(processes: int) -> ProcessPoolExecutor:
-    """The shared pool, (re)created with at least `processes` workers."""
+    """The shared pool, (re)created with at least `processes` workers.  A smaller pool is replaced, not shut down
+    (another thread may be submitting to it); it is shut down at exit."""
     global _pool, _pool_size
     with _lock:
         if _pool is None or _pool_size < processes:
             if _pool is not None:
-                _pool.shutdown(wait=False)
+                _retired.append(_pool)
             ctx = multiprocessing.get_context(START_METHOD)
             if START_METHOD == "forkserver":
                 ctx.set_forkserver_preload(["service.matching.solver"])
             _pool, _pool_size = ProcessPoolExecutor(max_workers=processes, mp_context=ctx), processes
         return _pool
+
+
+def _discard(pool: ProcessPoolExecutor) -> None:
+    """Drop a pool that failed (broken, or a worker hung): kill its workers; a later solve starts a new pool.  Only
+    that pool: another thread may already use a newer one."""
+    global _pool, _pool_size
+    with _lock:
+        if _pool is pool:
+            _pool, _pool_size = None, 0
+    for proc in list((getattr(pool, "_processes", None) or {}).values()):
+        proc.terminate()
+    pool.shutdown(wait=False, cancel_futures=True)
 
 
 def _ready() -> int:
@@ -89,12 +110,14 @@ def warm_up(processes: int) -> float:
 
 
 def shutdown() -> None:
-    """Stop the shared pool's processes (registered at exit; a later parallel solve starts a new pool)."""
+    """Stop the shared pools' processes (registered at exit; a later parallel solve starts a new pool)."""
     global _pool, _pool_size
     with _lock:
-        if _pool is not None:
-            _pool.shutdown(wait=True, cancel_futures=True)
+        pools = [*_retired, *([_pool] if _pool is not None else [])]
+        _retired.clear()
         _pool, _pool_size = None, 0
+    for pool in pools:
+        pool.shutdown(wait=True, cancel_futures=True)
 
 
 atexit.register(shutdown)
@@ -154,8 +177,17 @@ def to_shared(sub: Normalised) -> tuple[shared_memory.SharedMemory, list[tuple[s
         layout.append((name, a.dtype.str, len(a), offset))
         offset += -(-a.nbytes // 8) * 8
     shm = shared_memory.SharedMemory(create=True, size=max(offset, 8))
-    for name, dtype, n, off in layout:
-        np.ndarray(n, dtype, shm.buf, off)[:] = arrays[name]
+    try:
+        # Reserve the pages now: writing into a block that /dev/shm cannot back (a container's 64 MiB default) would
+        # kill this process with SIGBUS; reserved, a full /dev/shm is an OSError the caller falls back from.
+        if hasattr(os, "posix_fallocate") and hasattr(shm, "_fd"):
+            os.posix_fallocate(shm._fd, 0, max(offset, 8))
+        for name, dtype, n, off in layout:
+            np.ndarray(n, dtype, shm.buf, off)[:] = arrays[name]
+    except BaseException:
+        shm.close()
+        shm.unlink()
+        raise
     return shm, layout
 
 
@@ -226,6 +258,7 @@ def solve_in_processes(
     light, settings = _light(previous), _settings()
     scalars = {k: getattr(norm, k) for k in _SCALARS}
     blocks: list[shared_memory.SharedMemory] = []
+    pool: ProcessPoolExecutor | None = None
     t_split = time.perf_counter()
     try:
         # Bin 0 is solved here (this process would only wait otherwise), the others in the pool's workers; each
@@ -233,15 +266,21 @@ def solve_in_processes(
         # for the interpreter lock.
         futures: list[Future[tuple[Solution, float, float]]] = []
         args = (deadline, light, opts)
-        pool = _executor(count - 1 if IN_CALLER else count)
+        # Sized by `processes`, not by this problem's bins, so calls with fewer bins do not resize the shared pool.
+        pool = _executor(processes - 1 if IN_CALLER else processes)
         for share in shares[1:] if IN_CALLER else shares:
             shm, layout = to_shared(sub_problem(norm, *share))
             blocks.append(shm)
             futures.append(pool.submit(_solve_bin, (shm.name, layout, scalars), *args, settings))
         here = [_solve_bin(sub_problem(norm, *shares[0]), *args)] if IN_CALLER else []
-        results = here + [f.result() for f in futures]
-    except BrokenProcessPool:
-        shutdown()
+        wait_s = max(deadline - time.monotonic(), 0.0) + HUNG_GRACE_S
+        results = here + [f.result(timeout=wait_s) for f in futures]
+    except (BrokenProcessPool, CancelledError, FuturesTimeout, OSError, RuntimeError) as exc:
+        # The pool broke or was shut down under us, a worker hung, or /dev/shm is full: the answer comes from this
+        # process alone (with what is left of the time limit).
+        log.warning("parallel solve fell back to one process: %r", exc)
+        if pool is not None and not isinstance(exc, OSError):
+            _discard(pool)
         left = time_limit_s - (time.perf_counter() - t0)
         return solve_normalised(norm, max(left, 0.05), time.perf_counter(), previous, opts)
     finally:

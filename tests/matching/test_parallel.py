@@ -3,13 +3,17 @@ and stitched; the answer, its bookkeeping and later re-solves are those of the i
 
 from __future__ import annotations
 
+import errno
 import json
+import os
+import threading
+import time
 from concurrent.futures.process import BrokenProcessPool
 
 import numpy as np
 import pytest
 
-from service.matching import Problem, parallel, solution_from_state, solve, solver
+from service.matching import Problem, Solution, parallel, solution_from_state, solve, solver
 from service.matching.components import label
 from service.matching.problem import normalise
 from service.matching.solver import component_state
@@ -239,8 +243,60 @@ def test_a_broken_pool_falls_back_to_one_process(parallel_always, monkeypatch) -
         def submit(self, *args, **kw):
             raise BrokenProcessPool("a worker died")
 
+        def shutdown(self, *args, **kw) -> None:
+            pass
+
     monkeypatch.setattr(parallel, "_executor", lambda processes: Broken())
     p = _regions(4)
     s = solve(p, time_limit_s=5.0, processes=2)
     assert "processes" not in s.stats
     _same(s, solve(p, time_limit_s=5.0))
+
+
+def test_a_full_dev_shm_falls_back_to_one_process_and_leaves_no_block(parallel_always, monkeypatch) -> None:
+    # A container's /dev/shm is 64 MiB by default; a national bin needs ~45 MB. Reserving the block fails cleanly
+    # (without the reservation, writing into it would kill the process with SIGBUS).
+    def full(fd: int, offset: int, length: int) -> None:
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(parallel.os, "posix_fallocate", full)
+    before = set(os.listdir("/dev/shm"))
+    p = _regions(4)
+    s = solve(p, time_limit_s=5.0, processes=2)
+    assert "processes" not in s.stats
+    _same(s, solve(p, time_limit_s=5.0))
+    assert set(os.listdir("/dev/shm")) - before == set()
+
+
+def test_threads_asking_for_different_process_counts_all_get_answers(parallel_always, monkeypatch) -> None:
+    # The service calls the engine from threads; a call that needs a bigger pool must not shut down the pool another
+    # call is still submitting to (thread A is slow to prepare its bins, B enlarges the pool meanwhile).
+    slow_thread, to_shared = "A", parallel.to_shared
+
+    def slow(sub):
+        if threading.current_thread().name == slow_thread:
+            time.sleep(1.0)
+        return to_shared(sub)
+
+    monkeypatch.setattr(parallel, "to_shared", slow)
+    p = _regions(4)
+    alone = solve(p, time_limit_s=5.0)
+    out: dict[str, object] = {}
+
+    def run(processes: int) -> None:
+        try:
+            out[threading.current_thread().name] = solve(p, time_limit_s=5.0, processes=processes)
+        except Exception as exc:  # reported below
+            out[threading.current_thread().name] = exc
+
+    a = threading.Thread(target=run, args=(3,), name="A")
+    a.start()
+    time.sleep(1.3)
+    b = threading.Thread(target=run, args=(4,), name="B")
+    b.start()
+    a.join()
+    b.join()
+    for name in "AB":
+        assert isinstance(out[name], Solution), out[name]
+        assert out[name].stats.get("processes", 1) > 1  # both really ran in processes
+        assert out[name].bound == alone.bound
