@@ -1058,20 +1058,20 @@ def solve(
         return _infeasible(norm)
     linked = norm.coverage_first or bool(_odd_usage(norm).any())
     opts = SolveOptions(workers or min(os.cpu_count() or 1, 8), gap_tolerance, part_edges, linked)
-    if processes > 1 and _parallel_pays(norm, previous):
+    if processes > 1 and _parallel_pays(norm, previous, linked):
         from service.matching import parallel  # imports this module: loaded on first use
 
         return parallel.solve_in_processes(norm, time_limit_s, t0, processes, previous, opts)
     return solve_normalised(norm, time_limit_s, t0, previous, opts)
 
 
-def _parallel_pays(norm: Normalised, previous: Solution | None) -> bool:
+def _parallel_pays(norm: Normalised, previous: Solution | None, linked: bool) -> bool:
     """Whether a process-parallel solve is worth its start and transfer cost and keeps every path of a sequential
     one: large enough, and no previous answer the local re-solve could start from (checked cheaply here; the local
-    re-solve's own checks need the components)."""
+    re-solve's own checks need the components; linked runs never take it)."""
     if int(np.count_nonzero(cc.active_edges(norm))) < PARALLEL_MIN_EDGES:
         return False
-    if previous is None or previous.status == "infeasible":
+    if previous is None or previous.status == "infeasible" or linked:
         return True
     local_possible = (
         LOCAL_MAX_SHARE > 0
