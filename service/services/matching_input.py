@@ -110,9 +110,9 @@ async def load(session: AsyncSession, *, region: str, period: str) -> RunInput:
     data = RunInput()
     stations = (
         await session.scalars(
-            sa.select(Station).where(
-                Station.archived_at.is_(None), Station.region_code.like(region_prefix(region) + "%")
-            )
+            sa.select(Station)
+            .where(Station.archived_at.is_(None), Station.region_code.like(region_prefix(region) + "%"))
+            .order_by(Station.id)  # the engine numbers stations in this order (its fingerprints use the numbers)
         )
     ).all()
     data.stations = [_station_record(s) for s in stations]
@@ -120,12 +120,14 @@ async def load(session: AsyncSession, *, region: str, period: str) -> RunInput:
     domains = dict((await session.execute(sa.select(ServiceType.code, ServiceType.domain_code))).all())
     needs = (
         await session.scalars(
-            sa.select(Need).where(
+            sa.select(Need)
+            .where(
                 Need.station_id.in_(list(data.station_regions)),
                 Need.status.in_((NeedStatus.open, NeedStatus.partially_matched)),
                 Need.window_start <= end,
                 Need.window_end >= start,
             )
+            .order_by(Need.id)
         )
     ).all()
     data.needs = [
@@ -167,7 +169,11 @@ def _drop_dangling(data: RunInput) -> None:
 async def _load_offers(session: AsyncSession, data: RunInput, region: str, window: tuple[date, date]) -> None:
     orgs = {
         o.id: o
-        for o in (await session.scalars(sa.select(Organization).where(Organization.archived_at.is_(None)))).all()
+        for o in (
+            await session.scalars(
+                sa.select(Organization).where(Organization.archived_at.is_(None)).order_by(Organization.id)
+            )
+        ).all()
     }
     offers = (
         await session.scalars(
@@ -179,6 +185,7 @@ async def _load_offers(session: AsyncSession, data: RunInput, region: str, windo
                 Offer.window_start <= window[1],
                 Offer.window_end >= window[0],
             )
+            .order_by(Offer.id)
         )
     ).all()
     used_orgs: set[int] = set()

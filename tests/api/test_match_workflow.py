@@ -255,6 +255,28 @@ async def test_an_operator_may_let_a_large_scope_use_several_engine_processes(ap
     )
 
 
+async def test_editing_names_and_titles_keeps_every_component_reusable(client):
+    # Names and titles are no input of the engine. (On PostgreSQL an UPDATE moves the row: an unordered read could
+    # hand the engine the stations in another order, and every fingerprint would change.)
+    c = await city(client)
+    await run(client)
+    for station in ("xiling",):
+        renamed = await client.patch(
+            f"/api/v1/stations/{c[station]['id']}",
+            json={"name": f"{station}社工站（新址）"},
+            headers={"If-Match": '"1"'},
+        )
+        assert renamed.status_code == 200, renamed.text
+    retitled = await client.patch(
+        f"/api/v1/needs/{c['visits_a']['id']}",
+        json={"title": "独居老人每月探访（含电话问候）"},
+        headers={"If-Match": '"1"'},
+    )
+    assert retitled.status_code == 200, retitled.text
+    again = await run(client)
+    assert again["counts"]["components_reused"] == again["counts"]["components"] == 2
+
+
 async def test_an_unreadable_stored_engine_state_costs_the_reuse_not_the_run(app, client):
     await city(client)
     first = await run(client)
