@@ -179,3 +179,32 @@ async def test_delivery_never_delays_the_request(app, client, anonymous):
     response = await client.post("/api/v1/match-runs", json={"region_code": "420502", "period": "2026-12"})
     assert response.status_code == 201
     assert time.monotonic() - started < 5
+
+
+async def test_a_run_s_new_proposals_reach_region_subscribers_under_whose_region_they_fall(app, client, anonymous):
+    # 宜昌市 (420500, the city: every code under 4205) and 西陵区 (420502) follow the station's proposals; 伍家岗区
+    # (420503) does not hear of them; each subscription hears of each new proposal once.
+    app.state.settings.webhook_allow_private = True
+    _station, org = await city(client)
+    hooks = {}
+    for region in ("420500", "420502", "420503"):
+        made = await client.post("/api/v1/webhooks", json={"url": "http://127.0.0.1:9/hook", "region_code": region})
+        assert made.status_code == 201, made.text
+        hooks[region] = made.json()["id"]
+    org_hook = await anonymous.post(
+        "/api/v1/webhooks", json={"url": "http://127.0.0.1:9/hook"}, headers=as_(app, Role.organization, org["id"])
+    )
+    run = (await client.post("/api/v1/match-runs", json={"region_code": "420502", "period": "2026-12"})).json()
+    created = len(run["proposals"])
+    assert created >= 1
+
+    async def heard(hook_id: int, headers=None) -> list[str]:
+        page = await client.get(f"/api/v1/webhooks/{hook_id}/deliveries", headers=headers)
+        assert page.status_code == 200, page.text
+        return [d["event_type"] for d in page.json()["items"]]
+
+    assert await heard(hooks["420500"]) == ["proposal.created"] * created
+    assert await heard(hooks["420502"]) == ["proposal.created"] * created
+    assert await heard(hooks["420503"]) == []
+    org_headers = as_(app, Role.organization, org["id"])
+    assert await heard(org_hook.json()["id"], org_headers) == ["proposal.created"] * created

@@ -41,6 +41,13 @@ def in_region(region: str, code: str) -> bool:
     return code.startswith(region_prefix(region))
 
 
+def enclosing_regions(code: str) -> tuple[str, ...]:
+    """The region codes `code` lies in, as scopes are written ('420502001000' → '420000', '420500', '420502',
+    '420502001', '420502001000'): `in_region(r, code)` for each, so SQL can match scopes with IN."""
+    found = [code[:2] + "0000", code[:4] + "00", code[:6], code[:9], code]
+    return tuple(dict.fromkeys(r for r in found if len(r) <= len(code) and in_region(r, code)))
+
+
 def can_see(principal: Principal, own: Ownership) -> bool:
     match principal.role:
         case Role.admin:

@@ -285,8 +285,8 @@ async def _store(
     ]
     session.add_all(added)
     await session.flush()
-    for p in added:  # the parties hear about it when (and only if) the run's proposals commit
-        await webhook_service.emit(session, "proposal.created", p, to=("station", "organization", "region"))
+    # The parties hear about it when (and only if) the run's proposals commit.
+    await webhook_service.emit_many(session, "proposal.created", added, to=("station", "organization", "region"))
     _outcome(
         run,
         result,
