@@ -13,6 +13,8 @@ import os
 import socket
 import time
 from dataclasses import asdict
+from datetime import datetime
+from types import SimpleNamespace
 from typing import Any
 
 import sqlalchemy as sa
@@ -240,15 +242,47 @@ async def execute(db: Database, settings: Settings, *, run_id: int) -> None:
         observe_run(trigger, RunStatus.failed, None, time.perf_counter() - started)
 
 
+async def _insert_proposals(
+    session: AsyncSession, run_id: int, data: inputs.RunInput, allocations: list[Allocation], expires: datetime
+) -> list[SimpleNamespace]:
+    """Insert the new proposals in one batch (ids back in order); returns them as plain records for the webhooks."""
+    if not allocations:
+        return []
+    now = utcnow()
+    rows = [
+        {
+            "run_id": run_id,
+            "need_id": a.need_id,
+            "offer_id": a.offer_id,
+            "organization_id": a.organization_id,
+            "station_id": a.station_id,
+            "region_code": data.station_regions[a.station_id],
+            "quantity": a.units,
+            "status": ProposalStatus.proposed,
+            "explanation": explanation(a),
+            "created_at": now,
+            "expires_at": expires,
+            "version": 1,
+        }
+        for a in allocations
+    ]
+    inserted = await session.execute(sa.insert(Proposal).returning(Proposal.id, sort_by_parameter_order=True), rows)
+    return [
+        SimpleNamespace(id=pid, station_answer=None, organization_answer=None, **row)
+        for pid, row in zip(inserted.scalars().all(), rows, strict=True)
+    ]
+
+
 async def _store(
     session: AsyncSession, settings: Settings, *, run_id: int, data: inputs.RunInput, result: MatchResult
 ) -> None:
     """Write the run's proposals: unchanged standing proposals keep their rows; the rest are superseded or added."""
     run = await session.get_one(MatchRun, run_id, with_for_update=True)
     prefix = policy.region_prefix(run.region_code) + "%"
+    # Core rows, not ORM instances: a province run keeps or supersedes thousands of proposals.
     standing = (
-        await session.scalars(
-            sa.select(Proposal)
+        await session.execute(
+            sa.select(Proposal.id, Proposal.need_id, Proposal.offer_id, Proposal.quantity)
             .where(
                 Proposal.status == ProposalStatus.proposed,
                 Proposal.region_code.like(prefix),
@@ -259,32 +293,23 @@ async def _store(
         )
     ).all()
     wanted = {(a.need_id, a.offer_id): a for a in result.allocations if not a.fixed}
-    kept = superseded = 0
-    for p in standing:
-        a = wanted.get((p.need_id, p.offer_id))
-        if a is not None and a.units == p.quantity:
-            del wanted[(p.need_id, p.offer_id)]
+    kept, gone = 0, []
+    for pid, need_id, offer_id, quantity in standing:
+        a = wanted.get((need_id, offer_id))
+        if a is not None and a.units == quantity:
+            del wanted[(need_id, offer_id)]
             kept += 1
         else:
-            p.status, p.version = ProposalStatus.superseded, p.version + 1
-            superseded += 1
-    expires = utcnow() + settings.proposal_ttl
-    added = [
-        Proposal(
-            run_id=run_id,
-            need_id=a.need_id,
-            offer_id=a.offer_id,
-            organization_id=a.organization_id,
-            station_id=a.station_id,
-            region_code=data.station_regions[a.station_id],
-            quantity=a.units,
-            explanation=explanation(a),
-            expires_at=expires,
+            gone.append(pid)
+    superseded = len(gone)
+    for chunk in (gone[i : i + 5000] for i in range(0, len(gone), 5000)):  # bounded IN lists
+        await session.execute(
+            sa.update(Proposal)
+            .where(Proposal.id.in_(chunk))
+            .values(status=ProposalStatus.superseded, version=Proposal.version + 1)
+            .execution_options(synchronize_session=False)
         )
-        for a in wanted.values()
-    ]
-    session.add_all(added)
-    await session.flush()
+    added = await _insert_proposals(session, run_id, data, list(wanted.values()), utcnow() + settings.proposal_ttl)
     # The parties hear about it when (and only if) the run's proposals commit.
     await webhook_service.emit_many(session, "proposal.created", added, to=("station", "organization", "region"))
     _outcome(

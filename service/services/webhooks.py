@@ -191,7 +191,7 @@ async def deliveries(
     )
 
 
-def _payload(event: str, p: Proposal) -> dict[str, Any]:
+def _payload(event: str, p: Any) -> dict[str, Any]:
     return {
         "event": event,
         "occurred_at": utcnow().isoformat(),
@@ -210,9 +210,10 @@ def _payload(event: str, p: Proposal) -> dict[str, Any]:
     }
 
 
-async def emit_many(session: AsyncSession, event: str, proposals: Sequence[Proposal], *, to: tuple[str, ...]) -> int:
-    """`emit` for many proposals at once (a run's new proposals, thousands for a province): the active subscriptions
-    are read once and the deliveries written in one batch, instead of one INSERT … SELECT per proposal."""
+async def emit_many(session: AsyncSession, event: str, proposals: Sequence[Any], *, to: tuple[str, ...]) -> int:
+    """`emit` for many proposals at once (a run's new proposals, thousands for a province; `Proposal` rows or records
+    with the same attributes): the active subscriptions are read once and the deliveries written in one batch,
+    instead of one INSERT … SELECT per proposal."""
     if not proposals:
         return 0
     subs = (
