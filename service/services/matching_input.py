@@ -6,14 +6,14 @@ import calendar
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import date
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlalchemy.orm import selectinload
 
 from service.db.models.catalog import ServiceType
 from service.db.models.needs import Need, NeedStatus
-from service.db.models.offers import Offer, OfferStatus
+from service.db.models.offers import Offer, OfferServiceType, OfferStatus
 from service.db.models.organizations import Organization
 from service.db.models.pairings import Pairing
 from service.db.models.proposals import Answer, Proposal, ProposalStatus
@@ -66,14 +66,14 @@ def overlaps(area_codes: Iterable[str], region: str) -> bool:
     return any(p.startswith(scope) or scope.startswith(p) for p in (region_prefix(a) for a in area_codes))
 
 
-def _station_record(s: Station) -> StationRecord:
+def _station_record(s: sa.Row[Any]) -> StationRecord:
     lat, lon = (
         (s.latitude, s.longitude) if s.latitude is not None else (regions.coordinates(s.region_code) or (None, None))
     )
     return StationRecord(id=s.id, region_code=s.region_code, lat=lat, lon=lon)
 
 
-def _organization_record(o: Organization, feedback: float | None) -> OrganizationRecord:
+def _organization_record(o: sa.Row[Any], feedback: float | None) -> OrganizationRecord:
     lat, lon = (
         (o.latitude, o.longitude)
         if o.latitude is not None
@@ -90,9 +90,8 @@ def _organization_record(o: Organization, feedback: float | None) -> Organizatio
     )
 
 
-def _offer_record(offer: Offer, org: Organization, capacity: int, window: tuple[date, date]) -> OfferRecord:
+def _offer_record(offer: sa.Row[Any], org: sa.Row[Any], types: tuple[str, ...], capacity: int) -> OfferRecord:
     area = offer.service_area or org.service_area
-    types = tuple(t.service_type_code for t in sorted(offer.service_types, key=lambda t: t.position))
     return OfferRecord(
         id=offer.id,
         organization_id=org.id,
@@ -108,9 +107,10 @@ async def load(session: AsyncSession, *, region: str, period: str) -> RunInput:
     """Needs of the stations under `region` open in the month, and the live offers that may reach them."""
     start, end = month_window(period)
     data = RunInput()
+    # Core rows throughout (a province: ~15k rows, which as ORM instances cost more than the engine's solve).
     stations = (
-        await session.scalars(
-            sa.select(Station)
+        await session.execute(
+            sa.select(Station.id, Station.region_code, Station.latitude, Station.longitude)
             .where(Station.archived_at.is_(None), Station.region_code.like(region_prefix(region) + "%"))
             .order_by(Station.id)  # the engine numbers stations in this order (its fingerprints use the numbers)
         )
@@ -119,8 +119,18 @@ async def load(session: AsyncSession, *, region: str, period: str) -> RunInput:
     data.station_regions = {s.id: s.region_code for s in stations}
     domains = dict((await session.execute(sa.select(ServiceType.code, ServiceType.domain_code))).all())
     needs = (
-        await session.scalars(
-            sa.select(Need)
+        await session.execute(
+            sa.select(
+                Need.id,
+                Need.station_id,
+                Need.service_type_code,
+                Need.quantity,
+                Need.committed,
+                Need.window_start,
+                Need.window_end,
+                Need.priority,
+                Need.splittable,
+            )
             .where(
                 Need.station_id.in_(list(data.station_regions)),
                 Need.status.in_((NeedStatus.open, NeedStatus.partially_matched)),
@@ -170,30 +180,60 @@ async def _load_offers(session: AsyncSession, data: RunInput, region: str, windo
     orgs = {
         o.id: o
         for o in (
-            await session.scalars(
-                sa.select(Organization).where(Organization.archived_at.is_(None)).order_by(Organization.id)
+            await session.execute(
+                sa.select(
+                    Organization.id,
+                    Organization.rating,
+                    Organization.max_stations,
+                    Organization.latitude,
+                    Organization.longitude,
+                    Organization.home_region_code,
+                    Organization.expertise,
+                    Organization.service_area,
+                    Organization.max_distance_km,
+                )
+                .where(Organization.archived_at.is_(None))
+                .order_by(Organization.id)
             )
         ).all()
     }
+    live = sa.and_(
+        Offer.status == OfferStatus.active,
+        Offer.capacity > Offer.committed,
+        Offer.window_start <= window[1],
+        Offer.window_end >= window[0],
+    )
     offers = (
-        await session.scalars(
-            sa.select(Offer)
-            .options(selectinload(Offer.service_types))
-            .where(  # type: ignore[arg-type]
-                Offer.status == OfferStatus.active,
-                Offer.capacity > Offer.committed,
-                Offer.window_start <= window[1],
-                Offer.window_end >= window[0],
+        await session.execute(
+            sa.select(
+                Offer.id,
+                Offer.organization_id,
+                Offer.service_area,
+                Offer.capacity,
+                Offer.committed,
+                Offer.window_start,
+                Offer.window_end,
             )
+            .where(live)
             .order_by(Offer.id)
         )
     ).all()
+    types: dict[int, list[str]] = {}
+    for offer_id, code in (
+        await session.execute(
+            sa.select(OfferServiceType.offer_id, OfferServiceType.service_type_code)
+            .join(Offer, Offer.id == OfferServiceType.offer_id)
+            .where(live)
+            .order_by(OfferServiceType.offer_id, OfferServiceType.position)
+        )
+    ).all():
+        types.setdefault(offer_id, []).append(code)
     used_orgs: set[int] = set()
     for offer in offers:
         org = orgs.get(offer.organization_id)
         if org is None or not (org.max_distance_km or overlaps(offer.service_area or org.service_area, region)):
             continue
-        data.offers.append(_offer_record(offer, org, offer.capacity - offer.committed, window))
+        data.offers.append(_offer_record(offer, org, tuple(types.get(offer.id, ())), offer.capacity - offer.committed))
         used_orgs.add(org.id)
     feedback = await activity_service.feedback_scores(session, sorted(used_orgs))
     data.organizations = [_organization_record(orgs[i], feedback.get(i)) for i in sorted(used_orgs)]
@@ -220,8 +260,14 @@ async def _load_history(session: AsyncSession, data: RunInput, region: str) -> N
         ).all()
     ]
     live = (
-        await session.scalars(
-            sa.select(Proposal).where(Proposal.status == ProposalStatus.proposed, Proposal.region_code.like(prefix))
+        await session.execute(
+            sa.select(
+                Proposal.need_id,
+                Proposal.offer_id,
+                Proposal.quantity,
+                Proposal.station_answer,
+                Proposal.organization_answer,
+            ).where(Proposal.status == ProposalStatus.proposed, Proposal.region_code.like(prefix))
         )
     ).all()
     for p in live:
