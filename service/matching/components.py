@@ -239,9 +239,10 @@ def item_hashes(norm: Normalised, need_h: np.ndarray, offer_h: np.ndarray) -> It
 
 
 def _edge_units_hash(norm: Normalised, units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Edges carrying units and a hash of each one's identity and units."""
+    """Edges carrying units and a hash of each one's identity (as `edge_identity`, on those edges only) and units."""
     nz = np.flatnonzero(units > 0)
-    return nz, _combine(edge_identity(norm, 0x55AA)[nz].view(np.int64), units[nz], seed=0x99)
+    ident = _combine(norm.need_key[norm.e_need[nz]], norm.offer_key[norm.e_offer[nz]], seed=0x55AA)
+    return nz, _combine(ident.view(np.int64), units[nz], seed=0x99)
 
 
 def units_hash(norm: Normalised, comps: Components, units: np.ndarray) -> np.ndarray:
@@ -257,8 +258,15 @@ def need_units_hash(norm: Normalised, units: np.ndarray) -> np.ndarray:
     return _sum_by(h, norm.e_need[nz], norm.n_needs)
 
 
-def with_answer(items: ItemHashes, norm: Normalised, units: np.ndarray) -> ItemHashes:
-    """`items` with each need's units in the answer `units` (hash and total)."""
+def units_hashes(norm: Normalised, comps: Components, units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """`units_hash` and `need_units_hash` of one answer, from one pass over its edges."""
+    nz, h = _edge_units_hash(norm, units)
+    need = norm.e_need[nz]
+    return _sum_by(h, comps.need_comp[need], comps.count), _sum_by(h, need, norm.n_needs)
+
+
+def with_answer(items: ItemHashes, norm: Normalised, units: np.ndarray, need_hash: np.ndarray) -> ItemHashes:
+    """`items` with each need's units in the answer `units`: their hash (`need_units_hash`, index order), total."""
     order = np.argsort(norm.need_key, kind="stable")
     served = np.bincount(norm.e_need, weights=units, minlength=norm.n_needs).astype(np.int64)
-    return replace(items, need_units=need_units_hash(norm, units)[order], need_served=served[order])
+    return replace(items, need_units=need_hash[order], need_served=served[order])

@@ -1152,7 +1152,8 @@ def _assemble(
     if local is not None:
         total_bound = max(min(total_bound, local), int(obj.sum()))
     status = "optimal" if bool(np.all(exact)) or int(obj.sum()) >= total_bound else "feasible"
-    table = ComponentTable(comps, fp, cc.units_hash(norm, comps, run.units), run.method, run.status, obj, bound, paid)
+    comp_hash, need_hash = cc.units_hashes(norm, comps, run.units)
+    table = ComponentTable(comps, fp, comp_hash, run.method, run.status, obj, bound, paid)
     methods, counts = np.unique(run.method.astype(str), return_counts=True)
     stats = {f"components_{m}": int(k) for m, k in zip(methods.tolist(), counts.tolist(), strict=True)}
     stats["components"] = comps.count
@@ -1163,5 +1164,5 @@ def _assemble(
         stats["search_skipped_edges"] = run.search_skipped
     stats.update(run.local_stats)
     if items is not None:
-        items = cc.with_answer(items, norm, run.units)
+        items = cc.with_answer(items, norm, run.units, need_hash)
     return Solution(status, int(obj.sum()), total_bound, run.units, table, run.timings, stats, items)
