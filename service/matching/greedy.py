@@ -131,5 +131,11 @@ def greedy(
         for pos in order.tolist():
             if st.station[int(st.e_need[pos])] not in st.covered:
                 st.run(units, np.array([pos]), 1 if split[pos] else big)
-    st.run(units, order[extra[order] > 0], big)
+    rest = order[extra[order] > 0]
+    # Demand and capacity only shrink during a pass: edges of needs already served, or of offers already full, would
+    # be skipped one by one in the loop (after the incumbent pass, most of a re-solve's edges), so drop them here.
+    dem, cap = np.asarray(st.dem, np.int64), np.asarray(st.cap, np.int64)
+    usage = st.e_usage[rest]
+    rest = rest[(dem[st.e_need[rest]] > 0) & ((usage <= 0) | (cap[st.e_offer[rest]] >= np.maximum(usage, 1)))]
+    st.run(units, rest, big)
     return np.asarray(units, np.int64)
