@@ -6,7 +6,7 @@ import functools
 import hashlib
 import itertools
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 
 import numpy as np
 from scipy.spatial import cKDTree
@@ -117,6 +117,41 @@ class Indexed:
     oa_prefix: np.ndarray
     n_types: int
     n_domains: int
+    type_index: dict[str, int] = field(default_factory=dict)  # service type -> code (need_type, ot_type)
+    domain_index: dict[str, int] = field(default_factory=dict)  # domain -> code (need_domain, org_domains)
+
+
+def _need_arrays(
+    needs: Sequence[NeedRecord], station_index: dict[Id, int], types: dict[str, int], domains: dict[str, int]
+) -> dict[str, np.ndarray]:
+    """The needs' columns of `Indexed` (types and domains numbered in `types` / `domains`, new ones appended)."""
+    for n in needs:
+        if n.quantity <= 0:
+            raise ValueError(f"need {n.id!r}: quantity must be > 0")
+    return {
+        "need_station": np.array([_lookup(station_index, n.station_id, "station") for n in needs], np.int64),
+        "need_type": np.array([types.setdefault(n.service_type, len(types)) for n in needs], np.int64),
+        "need_qty": np.array([n.quantity for n in needs], np.int64),
+        "need_prio": np.array([n.priority for n in needs], np.float64),
+        "need_split": np.array([n.splittable for n in needs], bool),
+        "need_domain": np.array(
+            [-1 if n.domain is None else domains.setdefault(n.domain, len(domains)) for n in needs], np.int64
+        ),
+        "need_start": np.array([n.window[0].toordinal() for n in needs], np.int64),
+        "need_end": np.array([n.window[1].toordinal() for n in needs], np.int64),
+    }
+
+
+NEED_COLUMNS = (
+    "need_station",
+    "need_type",
+    "need_qty",
+    "need_prio",
+    "need_split",
+    "need_domain",
+    "need_start",
+    "need_end",
+)
 
 
 def index_records(
@@ -130,16 +165,10 @@ def index_records(
     org_index, station_index = _ids(orgs, "organization"), _ids(stations, "station")
     types: dict[str, int] = {}
     domains: dict[str, int] = {}
-    for n in needs:
-        if n.quantity <= 0:
-            raise ValueError(f"need {n.id!r}: quantity must be > 0")
-    need_type = np.array([types.setdefault(n.service_type, len(types)) for n in needs], np.int64)
+    need_cols = _need_arrays(needs, station_index, types, domains)
     ot_pairs = [
         (k, types.setdefault(t, len(types))) for k, o in enumerate(offers) for t in dict.fromkeys(o.service_types)
     ]
-    need_domain = np.array(
-        [-1 if n.domain is None else domains.setdefault(n.domain, len(domains)) for n in needs], np.int64
-    )
     org_dom = [(g, domains.setdefault(d, len(domains))) for g, o in enumerate(orgs) for d in o.domains]
     oa = [(k, *_region_int(a, "offer", o.id)) for k, o in enumerate(offers) for a in o.area]
     org_active = np.array([o.active for o in orgs], bool)
@@ -154,14 +183,7 @@ def index_records(
         offer_index,
         org_index,
         station_index,
-        need_station=np.array([_lookup(station_index, n.station_id, "station") for n in needs], np.int64),
-        need_type=need_type,
-        need_qty=np.array([n.quantity for n in needs], np.int64),
-        need_prio=np.array([n.priority for n in needs], np.float64),
-        need_split=np.array([n.splittable for n in needs], bool),
-        need_domain=need_domain,
-        need_start=np.array([n.window[0].toordinal() for n in needs], np.int64),
-        need_end=np.array([n.window[1].toordinal() for n in needs], np.int64),
+        **need_cols,
         st_region=np.array([_region_int(s.region_code, "station", s.id)[1] for s in stations], np.int64),
         st_lat=_floats(s.lat for s in stations),
         st_lon=_floats(s.lon for s in stations),
@@ -189,6 +211,59 @@ def index_records(
         oa_prefix=np.array([p[2] for p in oa], np.int64),
         n_types=len(types),
         n_domains=nd,
+        type_index=types,
+        domain_index=domains,
+    )
+
+
+def _same_records(a: Sequence, b: Sequence) -> bool:
+    """Whether two record lists hold equal records in the same order (identity first: unchanged records are usually
+    the very same objects)."""
+    return len(a) == len(b) and all(x is y or x == y for x, y in zip(a, b, strict=True))
+
+
+def reindex_needs(
+    prev: Indexed,
+    needs: Sequence[NeedRecord],
+    offers: Sequence[OfferRecord],
+    orgs: Sequence[OrganizationRecord],
+    stations: Sequence[StationRecord],
+) -> tuple[Indexed, np.ndarray] | None:
+    """`index_records` of records that differ from `prev`'s in some needs' fields only (same ids in the same order,
+    offers, organizations and stations equal): `prev`'s arrays with the changed needs' rows replaced, and the indices
+    of those needs.  None when the change is of another kind (new, removed or reordered needs; a need of a service
+    type or domain no record had before; any offer, organization or station changed)."""
+    if len(needs) != len(prev.needs):
+        return None
+    changed = [k for k, (a, b) in enumerate(zip(needs, prev.needs, strict=True)) if a is not b and a != b]
+    if any(needs[k].id != prev.needs[k].id for k in changed):
+        return None
+    if not (_same_records(offers, prev.offers) and _same_records(orgs, prev.orgs)):
+        return None
+    if not _same_records(stations, prev.stations):
+        return None
+    subset = [needs[k] for k in changed]
+    types, domains = dict(prev.type_index), dict(prev.domain_index)
+    cols = _need_arrays(subset, prev.station_index, types, domains)
+    if len(types) != len(prev.type_index) or len(domains) != len(prev.domain_index):
+        return None
+    idx = np.asarray(changed, np.int64)
+    patched = {}
+    for name in NEED_COLUMNS:
+        column = getattr(prev, name).copy()
+        column[idx] = cols[name]
+        patched[name] = column
+    return replace(prev, needs=needs, **patched), idx
+
+
+def _subset(ix: Indexed, rows: np.ndarray) -> Indexed:
+    """`ix` restricted to the needs at `rows` (renumbered 0..len(rows)-1; offers, organizations, stations kept)."""
+    needs = [ix.needs[k] for k in rows.tolist()]
+    return replace(
+        ix,
+        needs=needs,
+        need_index={n.id: k for k, n in enumerate(needs)},
+        **{name: getattr(ix, name)[rows] for name in NEED_COLUMNS},
     )
 
 
@@ -240,11 +315,14 @@ def _unit_vectors(lat: np.ndarray, lon: np.ndarray) -> np.ndarray:
     return np.stack([np.cos(la) * np.cos(lo), np.cos(la) * np.sin(lo), np.sin(la)], axis=1)
 
 
-def _distance_pairs(ix: Indexed) -> tuple[np.ndarray, np.ndarray]:
-    """(need, offer) pairs where the station lies within the active offer's maximum distance."""
+def _distance_pairs(ix: Indexed, stations: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray]:
+    """(need, offer) pairs where the station lies within the active offer's maximum distance (`stations`: the only
+    stations the needs are at, when they are few)."""
     lat, lon = ix.org_lat[ix.offer_org], ix.org_lon[ix.offer_org]
     offers = np.flatnonzero(ix.offer_active & np.isfinite(ix.offer_maxdist) & np.isfinite(lat) & np.isfinite(lon))
-    stations = np.flatnonzero(np.isfinite(ix.st_lat) & np.isfinite(ix.st_lon))
+    if stations is None:
+        stations = np.arange(len(ix.stations))
+    stations = stations[np.isfinite(ix.st_lat[stations]) & np.isfinite(ix.st_lon[stations])]
     empty = np.zeros(0, np.int64)
     if offers.size == 0 or stations.size == 0:
         return empty, empty
@@ -304,11 +382,14 @@ def build_candidates(
     pairings: Iterable[tuple[Id, Id]] = (),
     rejected: Iterable[tuple[Id, Id]] = (),
     forced: Iterable[tuple[Id, Id]] = (),
+    *,
+    stations: np.ndarray | None = None,
 ) -> Candidates:
-    """Apply the hard filters (type, active, area or distance, window, rejection) and score what is left."""
+    """Apply the hard filters (type, active, area or distance, window, rejection) and score what is left
+    (`stations`: the stations of `ix`'s needs, if known to be a few)."""
     n, m = len(ix.needs), len(ix.offers)
     a_n, a_o = _area_pairs(ix)
-    d_n, d_o = _distance_pairs(ix)
+    d_n, d_o = _distance_pairs(ix, stations)
     codes = sorted_unique(_pair_codes(np.concatenate([a_n, d_n]), np.concatenate([a_o, d_o]), m))
     need, offer = codes // max(m, 1), codes % max(m, 1)
     counts = _type_counts(ix)
@@ -394,3 +475,78 @@ def _score(
     per_unit = 1 + np.rint(w.resolution * score).astype(np.int64)
     value = np.where(ix.need_split[need], per_unit, per_unit * ix.need_qty[need])
     return Candidates(need, offer, dist, comps, score, value, forced, counts)
+
+
+def update_candidates(
+    prev: Candidates,
+    ix: Indexed,
+    changed: np.ndarray,
+    weights: Weights,
+    pairings: Iterable[tuple[Id, Id]] = (),
+    rejected: Iterable[tuple[Id, Id]] = (),
+    forced: Iterable[tuple[Id, Id]] = (),
+) -> tuple[Candidates, np.ndarray]:
+    """`build_candidates` after the needs at `changed` changed (`reindex_needs`), everything else as for `prev`:
+    `prev`'s edges of the other needs kept, the changed needs' edges built anew (same filters and scores, so the same
+    candidates as a full build).  Also returns, per edge, the index of the same (need, offer) edge in `prev` or -1."""
+    if not changed.size:
+        return prev, np.arange(len(prev.need))
+    m = max(len(ix.offers), 1)
+    sub = _subset(ix, changed)
+    ids = set(sub.need_index)
+    fresh = build_candidates(
+        sub,
+        weights,
+        pairings,
+        [(a, g) for a, g in rejected if a in ids],
+        [(a, b) for a, b in forced if a in ids],
+        stations=np.unique(sub.need_station),
+    )
+    mask = np.zeros(len(ix.needs), bool)
+    mask[changed] = True
+    kept = np.flatnonzero(~mask[prev.need])
+    prev_codes = prev.need * m + prev.offer
+    fresh_codes = changed[fresh.need] * m + fresh.offer  # sorted: `changed` is
+    old = np.flatnonzero(mask[prev.need])
+    if len(old) == len(fresh_codes) and np.array_equal(prev_codes[old], fresh_codes):
+        # The same edges (a change of quantity, priority …): `prev`'s columns, patched only where the values differ.
+        edge_map = np.arange(len(prev_codes))
+
+        def merged(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+            if np.array_equal(a[old], b, equal_nan=True):
+                return a
+            out = a.copy()
+            out[old] = b
+            return out
+    else:
+        kept = np.flatnonzero(~mask[prev.need])
+        # Both parts are sorted by (need, offer): the fresh edges slot in between the kept ones.
+        at = np.searchsorted(prev_codes[kept], fresh_codes) + np.arange(len(fresh_codes))
+        is_fresh = np.zeros(len(kept) + len(fresh_codes), bool)
+        is_fresh[at] = True
+
+        def merged(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+            out = np.empty((len(is_fresh), *a.shape[1:]), a.dtype)
+            out[is_fresh] = b
+            out[~is_fresh] = a[kept]
+            return out
+
+        pos = np.minimum(np.searchsorted(prev_codes, fresh_codes), max(len(prev_codes) - 1, 0))
+        fresh_map = np.where(prev_codes[pos] == fresh_codes, pos, -1) if len(prev_codes) else np.full(len(pos), -1)
+        edge_map = merged(np.arange(len(prev_codes)), fresh_map)
+    counts = {}
+    for name, column in prev.filter_counts.items():
+        column = column.copy()
+        column[changed] = fresh.filter_counts[name]
+        counts[name] = column
+    cand = Candidates(
+        merged(prev.need, changed[fresh.need]),
+        merged(prev.offer, fresh.offer),
+        merged(prev.distance_km, fresh.distance_km),
+        merged(prev.components, fresh.components),
+        merged(prev.score, fresh.score),
+        merged(prev.value, fresh.value),
+        merged(prev.forced, fresh.forced),
+        counts,
+    )
+    return cand, edge_map

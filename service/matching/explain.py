@@ -6,29 +6,33 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from service.matching.candidates import Candidates, Indexed, join
+from service.matching.candidates import Candidates, Indexed, join, member
 from service.matching.records import Allocation, Churn, Id, OfferUsage, ScoreComponents, Unmatched
 
 FILTER_ORDER = ("no_offer_of_type", "no_active_offer", "none_in_range", "none_in_window", "all_rejected")
 MAX_NAMED = 3
 
 
-def _objects(values: list) -> np.ndarray:
+def objects(values: list) -> np.ndarray:
     """A 1-D object array of `values` (ids), for gathering with numpy."""
     out = np.empty(len(values), dtype=object)
     out[:] = values
     return out
 
 
-def allocations(ix: Indexed, cand: Candidates, units: np.ndarray, gain: np.ndarray) -> list[Allocation]:
-    """One Allocation per edge carrying units (records built by `map` over gathered columns)."""
-    idx = np.flatnonzero(units > 0)
+def allocations(
+    ix: Indexed, cand: Candidates, units: np.ndarray, gain: np.ndarray, idx: np.ndarray | None = None
+) -> list[Allocation]:
+    """One Allocation per edge carrying units, or per edge at `idx` (records built by `map` over gathered
+    columns)."""
+    if idx is None:
+        idx = np.flatnonzero(units > 0)
     i, j = cand.need[idx], cand.offer[idx]
     needs, offers = ix.needs, ix.offers
-    need_id = _objects([n.id for n in needs])[i].tolist()
-    station_id = _objects([n.station_id for n in needs])[i].tolist()
-    offer_id = _objects([o.id for o in offers])[j].tolist()
-    org_id = _objects([o.organization_id for o in offers])[j].tolist()
+    need_id = objects([n.id for n in needs])[i].tolist()
+    station_id = objects([n.station_id for n in needs])[i].tolist()
+    offer_id = objects([o.id for o in offers])[j].tolist()
+    org_id = objects([o.organization_id for o in offers])[j].tolist()
     comps = list(map(ScoreComponents, *cand.components[idx].T.tolist()))
     dist = cand.distance_km[idx]
     dist_l = np.where(np.isnan(dist), None, dist).tolist() if np.isnan(dist).any() else dist.tolist()
@@ -62,7 +66,7 @@ def _first_empty_filter(cand: Candidates, i: int) -> str:
     return "all_rejected"
 
 
-def _org_station_counts(ix: Indexed, cand: Candidates, alloc: np.ndarray) -> np.ndarray:
+def org_station_counts(ix: Indexed, cand: Candidates, alloc: np.ndarray) -> np.ndarray:
     """Distinct stations each organization serves in the allocation."""
     n_st = max(len(ix.stations), 1)
     pairs = np.unique(ix.offer_org[cand.offer[alloc]] * n_st + ix.need_station[cand.need[alloc]])
@@ -114,18 +118,19 @@ def _taken_by(ix: Indexed, cand: Candidates, units: np.ndarray, edges: np.ndarra
     return {key: tuple(v) for key, v in out.items()}
 
 
-def unmatched(ix: Indexed, cand: Candidates, units: np.ndarray, used: np.ndarray) -> list[Unmatched]:
-    """Every need served below its quantity, with its reason."""
-    del used
+def unmatched(ix: Indexed, cand: Candidates, units: np.ndarray, among: np.ndarray | None = None) -> list[Unmatched]:
+    """Every need served below its quantity (among those `among` marks, if given), with its reason."""
     served = np.bincount(cand.need, weights=units, minlength=len(ix.needs)).astype(np.int64)
     short_mask = served < ix.need_qty
+    if among is not None:
+        short_mask &= among
     short = np.flatnonzero(short_mask)
     n_edges = np.bincount(cand.need, minlength=len(ix.needs))
     edges = np.flatnonzero(short_mask[cand.need])
     taken = _taken_by(ix, cand, units, edges)
     orgs = ix.offer_org[cand.offer[edges]]
     lim = ix.org_limit[orgs] if len(ix.orgs) else np.zeros(0, np.int64)
-    full = (lim >= 0) & (_org_station_counts(ix, cand, np.flatnonzero(units > 0))[orgs] >= lim)
+    full = (lim >= 0) & (org_station_counts(ix, cand, np.flatnonzero(units > 0))[orgs] >= lim)
     at_limit = np.bincount(cand.need[edges[full]], minlength=len(ix.needs)) > 0
     out = []
     for i, missing, count, limit_hit, split in zip(
@@ -146,16 +151,16 @@ def unmatched(ix: Indexed, cand: Candidates, units: np.ndarray, used: np.ndarray
     return out
 
 
-def utilisation(ix: Indexed, used: np.ndarray) -> list[OfferUsage]:
-    """Capacity used per offer (every offer, including unused ones)."""
-    offers = ix.offers
+def utilisation(ix: Indexed, used: np.ndarray, at: np.ndarray | None = None) -> list[OfferUsage]:
+    """Capacity used per offer (every offer, including unused ones; or the offers `at`)."""
+    offers = ix.offers if at is None else [ix.offers[j] for j in at.tolist()]
     return list(
         map(
             OfferUsage,
             [o.id for o in offers],
             [o.organization_id for o in offers],
-            ix.offer_cap.tolist(),
-            used.tolist(),
+            (ix.offer_cap if at is None else ix.offer_cap[at]).tolist(),
+            (used if at is None else used[at]).tolist(),
         )
     )
 
@@ -168,3 +173,38 @@ def churn(previous: Mapping[tuple[Id, Id], int], current: Mapping[tuple[Id, Id],
         (a, b, previous[(a, b)], u) for (a, b), u in current.items() if (a, b) in previous and previous[(a, b)] != u
     )
     return Churn(added, removed, changed)
+
+
+def churn_by_edge(
+    ix: Indexed, prev_cand: Candidates, prev_units: np.ndarray, cand: Candidates, units: np.ndarray
+) -> Churn:
+    """`churn` from per-edge units of two runs over the same needs and offers (same indices), in the same order:
+    added and changed by this run's edges, removed by the previous run's."""
+    m = max(len(ix.offers), 1)
+    now, before = np.flatnonzero(units > 0), np.flatnonzero(prev_units > 0)
+    code, prev_code = cand.need[now] * m + cand.offer[now], prev_cand.need[before] * m + prev_cand.offer[before]
+    pos = np.minimum(np.searchsorted(prev_code, code), max(len(prev_code) - 1, 0))
+    known = prev_code[pos] == code if len(prev_code) else np.zeros(len(code), bool)
+    was = np.where(known, prev_units[before][pos] if len(prev_code) else 0, 0)
+    gone = ~member(prev_code, code, presorted=True)
+    need_id = objects([n.id for n in ix.needs])
+    offer_id = objects([o.id for o in ix.offers])
+
+    def triples(i: np.ndarray, j: np.ndarray, u: np.ndarray) -> tuple[tuple[Id, Id, int], ...]:
+        return tuple(zip(need_id[i].tolist(), offer_id[j].tolist(), u.tolist(), strict=True))
+
+    new, moved = ~known, known & (was != units[now])
+    e, p = now[moved], before[pos[moved]]
+    return Churn(
+        triples(cand.need[now[new]], cand.offer[now[new]], units[now[new]]),
+        triples(prev_cand.need[before[gone]], prev_cand.offer[before[gone]], prev_units[before[gone]]),
+        tuple(
+            zip(
+                need_id[cand.need[e]].tolist(),
+                offer_id[cand.offer[e]].tolist(),
+                prev_units[p].tolist(),
+                units[e].tolist(),
+                strict=True,
+            )
+        ),
+    )

@@ -6,11 +6,20 @@ import gc
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
+from dataclasses import dataclass
 
 import numpy as np
 
 from service.matching import explain
-from service.matching.candidates import Candidates, Indexed, build_candidates, index_records, stable_keys
+from service.matching.candidates import (
+    Candidates,
+    Indexed,
+    build_candidates,
+    index_records,
+    reindex_needs,
+    stable_keys,
+    update_candidates,
+)
 from service.matching.problem import Normalised, Problem, normalise
 from service.matching.records import (
     Allocation,
@@ -69,6 +78,61 @@ def _edge_lookup(ix: Indexed, cand: Candidates, units: dict[tuple[Id, Id], int])
     return out
 
 
+@dataclass
+class Reusable:
+    """What a later `match` given this result as `previous` reuses when only some needs changed (增量重算): the
+    indexed records and candidates, the settings the candidates depend on, and the explanations by edge, need and
+    offer.  Kept on `MatchResult.reusable`; nothing here is ever modified in place."""
+
+    ix: Indexed
+    cand: Candidates
+    settings: tuple
+    need_key: np.ndarray
+    offer_key: np.ndarray
+    units: np.ndarray  # per edge
+    gain: np.ndarray  # per edge
+    allocations: np.ndarray  # Allocation objects of the edges with units, in edge order
+    unmatched: np.ndarray  # Unmatched objects, in need order
+    unmatched_need: np.ndarray  # need index of each
+    utilisation: np.ndarray  # OfferUsage objects, one per offer
+    used: np.ndarray  # per offer
+
+
+@dataclass
+class _Delta:
+    """This run against the previous one when only some needs changed: their indices (`changed`) and, per edge, the
+    same edge of the previous run or -1."""
+
+    prev: Reusable
+    changed: np.ndarray
+    edge_map: np.ndarray
+
+
+def _settings(
+    weights: Weights, pairings: list[tuple[Id, Id]], rejected: list[tuple[Id, Id]], forced: list[tuple[Id, Id]]
+) -> tuple:
+    """What candidates depend on besides the records (as sets: their order does not matter)."""
+    return weights, frozenset(pairings), frozenset(rejected), frozenset(forced)
+
+
+def _inputs(
+    previous: MatchResult | Iterable[Allocation] | None,
+    records: tuple[Sequence[NeedRecord], Sequence[OfferRecord], Sequence[OrganizationRecord], Sequence[StationRecord]],
+    settings: tuple,
+) -> tuple[Indexed, Candidates, _Delta | None]:
+    """Indexed records and candidates: from the previous result's when only some needs changed, else built."""
+    pairings, rejected, forced = (list(x) for x in settings[1:])
+    prev = previous.reusable if isinstance(previous, MatchResult) else None
+    if prev is not None and prev.settings == settings:
+        again = reindex_needs(prev.ix, *records)
+        if again is not None:
+            ix, changed = again
+            cand, edge_map = update_candidates(prev.cand, ix, changed, settings[0], pairings, rejected, forced)
+            return ix, cand, _Delta(prev, changed, edge_map)
+    ix = index_records(*records)
+    return ix, build_candidates(ix, settings[0], pairings, rejected, forced), None
+
+
 def build_problem(
     ix: Indexed,
     cand: Candidates,
@@ -77,8 +141,10 @@ def build_problem(
     fixed: np.ndarray | None,
     change_penalty: int,
     coverage_first: bool,
+    keys: tuple[np.ndarray, np.ndarray] | None = None,
 ) -> Problem:
-    """The engine's integer problem for the candidates."""
+    """The engine's integer problem for the candidates (`keys`: the needs' and offers' stable keys, if known)."""
+    need_key, offer_key = keys or (stable_keys(n.id for n in ix.needs), stable_keys(o.id for o in ix.offers))
     return Problem(
         need_demand=ix.need_qty,
         need_splittable=ix.need_split,
@@ -93,8 +159,8 @@ def build_problem(
         offer_org=ix.offer_org,
         org_max_stations=ix.org_limit if len(ix.orgs) else None,
         coverage_first=coverage_first,
-        need_key=stable_keys(n.id for n in ix.needs),
-        offer_key=stable_keys(o.id for o in ix.offers),
+        need_key=need_key,
+        offer_key=offer_key,
     )
 
 
@@ -122,18 +188,26 @@ def match(
     or `previous_solution` (e.g. `solution_from_state` of a stored `component_state`).  `processes` > 1 lets a
     large solve run in that many worker processes (`solve`)."""
     t0 = time.perf_counter()
-    weights = weights or Weights()
     accepted = list(accepted)
+    settings = _settings(weights or Weights(), list(pairings), list(rejected), [(a, b) for a, b, _ in accepted])
     with _collector_paused():
-        ix = index_records(needs, offers, organizations, stations)
-        cand = build_candidates(ix, weights, pairings, rejected, [(a, b) for a, b, _ in accepted])
-    prev = _previous_units(previous)
+        ix, cand, delta = _inputs(previous, (needs, offers, organizations, stations), settings)
     fixed = _edge_lookup(ix, cand, {(a, b): u for a, b, u in accepted}) if accepted else None
-    incumbent = _edge_lookup(ix, cand, prev) if previous is not None else None
+    prev = {} if delta is not None else _previous_units(previous)
+    if delta is not None:
+        incumbent = np.where(delta.edge_map >= 0, delta.prev.units[np.maximum(delta.edge_map, 0)], 0)
+    else:
+        incumbent = _edge_lookup(ix, cand, prev) if previous is not None else None
     if incumbent is not None and fixed is not None:
         incumbent = np.maximum(incumbent, fixed)  # accepted units were part of the previous answer too
     problem = build_problem(
-        ix, cand, incumbent=incumbent, fixed=fixed, change_penalty=change_penalty, coverage_first=coverage_first
+        ix,
+        cand,
+        incumbent=incumbent,
+        fixed=fixed,
+        change_penalty=change_penalty,
+        coverage_first=coverage_first,
+        keys=(delta.prev.need_key, delta.prev.offer_key) if delta is not None else None,
     )
     t1 = time.perf_counter()
     norm = normalise(problem)  # validated once, for the solve and the explanations
@@ -147,7 +221,13 @@ def match(
     )
     t2 = time.perf_counter()
     with _collector_paused():
-        result = _explain(ix, cand, norm, sol, prev)
+        if delta is not None:
+            result, gain, used = _explain_again(ix, cand, norm, sol, delta)
+        else:
+            result, gain, used = _explain(ix, cand, norm, sol, prev)
+        result.reusable = _reusable(ix, cand, settings, problem, sol, result, gain, used)
+    if delta is not None:
+        result.stats = {**result.stats, "needs_changed_in_place": len(delta.changed)}
     result.timings = {
         "candidates": t1 - t0,
         **{f"solve_{k}": v for k, v in sol.timings.items()},
@@ -159,21 +239,110 @@ def match(
 
 def _explain(
     ix: Indexed, cand: Candidates, norm: Normalised, sol: Solution, prev: dict[tuple[Id, Id], int]
-) -> MatchResult:
-    """Assemble the MatchResult from the engine's solution."""
+) -> tuple[MatchResult, np.ndarray, np.ndarray]:
+    """Assemble the MatchResult from the engine's solution; also the objective per edge and the use per offer."""
     units = sol.edge_units
     gain = edge_objective(norm, units)
     used = offer_use(norm, np.arange(norm.n_edges), units)
     allocs = explain.allocations(ix, cand, units, gain)
     current = {(a.need_id, a.offer_id): a.units for a in allocs}
-    return MatchResult(
-        sol.status,
-        sol.objective,
-        sol.bound,
-        allocs,
-        explain.unmatched(ix, cand, units, used),
-        explain.utilisation(ix, used),
-        explain.churn(prev, current),
-        stats=sol.stats,
-        solution=sol,
+    return (
+        MatchResult(
+            sol.status,
+            sol.objective,
+            sol.bound,
+            allocs,
+            explain.unmatched(ix, cand, units),
+            explain.utilisation(ix, used),
+            explain.churn(prev, current),
+            stats=sol.stats,
+            solution=sol,
+        ),
+        gain,
+        used,
+    )
+
+
+def _explain_again(
+    ix: Indexed, cand: Candidates, norm: Normalised, sol: Solution, delta: _Delta
+) -> tuple[MatchResult, np.ndarray, np.ndarray]:
+    """`_explain` after only some needs changed: explanations that cannot have changed are the previous run's
+    objects (an allocation with the same edge, units and value; an unmatched need none of whose candidate offers, or
+    their organizations, saw a change; an offer's unchanged use), the others built anew."""
+    prev, units = delta.prev, sol.edge_units
+    gain = edge_objective(norm, units)
+    used = offer_use(norm, np.arange(norm.n_edges), units)
+    was = np.where(delta.edge_map >= 0, prev.units[np.maximum(delta.edge_map, 0)], 0)
+    changed = np.zeros(len(ix.needs), bool)
+    changed[delta.changed] = True
+    # Allocations.
+    idx = np.flatnonzero(units > 0)
+    old = delta.edge_map[idx]
+    same = (old >= 0) & ~changed[cand.need[idx]] & (was[idx] == units[idx])
+    same[same] = prev.gain[old[same]] == gain[idx[same]]
+    allocs = np.empty(len(idx), object)
+    prev_alloc_edges = np.flatnonzero(prev.units > 0)
+    allocs[same] = prev.allocations[np.searchsorted(prev_alloc_edges, old[same])]
+    allocs[~same] = explain.objects(explain.allocations(ix, cand, units, gain, idx[~same]))
+    # Unmatched needs: anew for the changed needs and those with a candidate offer (or an offer of the same
+    # organization: station limits) whose allocations changed.
+    moved = np.zeros(len(ix.offers), bool)
+    moved[cand.offer[(units != was) | (changed[cand.need] & (units > 0))]] = True
+    moved[prev.cand.offer[changed[prev.cand.need] & (prev.units > 0)]] = True
+    if len(ix.orgs):
+        stations_now = explain.org_station_counts(ix, cand, np.flatnonzero(units > 0))
+        stations_before = explain.org_station_counts(prev.ix, prev.cand, np.flatnonzero(prev.units > 0))
+        moved |= ((stations_now != stations_before) & (ix.org_limit >= 0))[ix.offer_org]
+    dirty = changed.copy()
+    dirty[cand.need[moved[cand.offer]]] = True
+    keep = ~dirty[prev.unmatched_need]
+    fresh = explain.unmatched(ix, cand, units, dirty)
+    fresh_need = np.array([ix.need_index[u.need_id] for u in fresh], np.int64)
+    order = np.argsort(np.concatenate([prev.unmatched_need[keep], fresh_need]), kind="stable")
+    unmatched = np.concatenate([prev.unmatched[keep], explain.objects(fresh)])[order]
+    # Utilisation.
+    usage = prev.utilisation.copy()
+    diff = np.flatnonzero(used != prev.used)
+    usage[diff] = explain.objects(explain.utilisation(ix, used, diff))
+    return (
+        MatchResult(
+            sol.status,
+            sol.objective,
+            sol.bound,
+            allocs.tolist(),
+            unmatched.tolist(),
+            usage.tolist(),
+            explain.churn_by_edge(ix, prev.cand, prev.units, cand, units),
+            stats=sol.stats,
+            solution=sol,
+        ),
+        gain,
+        used,
+    )
+
+
+def _reusable(
+    ix: Indexed,
+    cand: Candidates,
+    settings: tuple,
+    problem: Problem,
+    sol: Solution,
+    result: MatchResult,
+    gain: np.ndarray,
+    used: np.ndarray,
+) -> Reusable:
+    """What a later run may reuse of this one (`Reusable`)."""
+    return Reusable(
+        ix,
+        cand,
+        settings,
+        np.asarray(problem.need_key),
+        np.asarray(problem.offer_key),
+        sol.edge_units,
+        gain,
+        explain.objects(result.allocations),
+        explain.objects(result.unmatched),
+        np.array([ix.need_index[u.need_id] for u in result.unmatched], np.int64),
+        explain.objects(result.utilisation),
+        used,
     )

@@ -7,6 +7,7 @@ from datetime import date
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from service.matching.match import Reusable
     from service.matching.solver import Solution
 
 Id = str | int
@@ -168,3 +169,5 @@ class MatchResult:
     timings: dict[str, float] = field(default_factory=dict)
     stats: dict[str, int] = field(default_factory=dict)
     solution: Solution | None = None  # engine state: pass this result as `previous` to reuse untouched parts
+    # Inputs and explanations a later `match` with this result as `previous` reuses when only some needs changed.
+    reusable: Reusable | None = field(default=None, repr=False, compare=False)

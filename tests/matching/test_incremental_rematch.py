@@ -1,0 +1,191 @@
+"""A re-match given the previous MatchResult reuses its candidates and explanations when only some needs changed
+(增量重算), and its answer is exactly the one a re-match without them gives."""
+
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import date, timedelta
+
+import numpy as np
+import pytest
+
+from bench.generate import generate
+from service.matching import (
+    MatchResult,
+    NeedRecord,
+    OfferRecord,
+    OrganizationRecord,
+    StationRecord,
+    match,
+)
+
+
+def _edit(need: NeedRecord, kind: int, others: list[NeedRecord]) -> NeedRecord:
+    """One realistic edit of a need: more or fewer units, a new priority or window, moved to another station,
+    (un)splittable, another service type or domain that some other need already has."""
+    other = others[(kind * 7919) % len(others)]
+    match kind % 7:
+        case 0:
+            return replace(need, quantity=need.quantity + 2)
+        case 1:
+            return replace(need, quantity=max(1, need.quantity - 1))
+        case 2:
+            return replace(need, priority=5 if need.priority < 5 else 1)
+        case 3:
+            start, end = need.window
+            return replace(need, window=(start + timedelta(days=45), end + timedelta(days=90)))
+        case 4:
+            return replace(need, station_id=other.station_id)
+        case 5:
+            return replace(need, splittable=not need.splittable)
+        case _:
+            return replace(need, service_type=other.service_type, domain=other.domain)
+
+
+def _kw(inst) -> dict:
+    return dict(pairings=inst.pairings, rejected=inst.rejected, time_limit_s=10.0, gap_tolerance=0.001)
+
+
+def _units(result: MatchResult) -> dict[tuple, int]:
+    return {(a.need_id, a.offer_id): a.units for a in result.allocations}
+
+
+def _assert_exact(inst, needs, first: MatchResult, again: MatchResult, offers=None) -> None:
+    """`again` (a re-match from `first`) is what a re-match without reuse gives: the same answer quality (a
+    multi-worker CP-SAT may pick another of equal value), the explanations a full explanation of `again`'s answer
+    gives, and the churn between the two answers."""
+    offers = inst.offers if offers is None else offers
+    plain = match(
+        needs,
+        offers,
+        inst.orgs,
+        inst.stations,
+        previous=first.allocations,
+        previous_solution=first.solution,
+        **_kw(inst),
+    )
+    assert "needs_changed_in_place" not in plain.stats
+    assert (again.status, again.objective, again.bound) == (plain.status, plain.objective, plain.bound)
+    # The same answer explained from scratch: every component is reused as is, nothing re-solved.
+    same = match(
+        needs,
+        offers,
+        inst.orgs,
+        inst.stations,
+        previous=again.allocations,
+        previous_solution=again.solution,
+        **_kw(inst),
+    )
+    assert same.stats["components_reused"] == same.stats["components"]
+    before, after = _units(first), _units(again)
+    # An allocation's value is net of the change penalty (1 per unit moved) against the run it re-matched.
+    net = [replace(a, value=a.value + abs(a.units - before.get((a.need_id, a.offer_id), 0))) for a in again.allocations]
+    assert net == same.allocations
+    assert again.unmatched == same.unmatched
+    assert again.utilisation == same.utilisation
+    assert set(again.churn.added) == {(a, b, u) for (a, b), u in after.items() if (a, b) not in before}
+    assert set(again.churn.removed) == {(a, b, u) for (a, b), u in before.items() if (a, b) not in after}
+    assert set(again.churn.changed) == {
+        (a, b, before[a, b], u) for (a, b), u in after.items() if (a, b) in before and before[a, b] != u
+    }
+
+
+@pytest.mark.parametrize("seed", range(12))
+def test_a_rematch_after_some_needs_changed_equals_a_rematch_from_scratch(seed: int) -> None:
+    inst = generate("city", seed=seed)
+    first = match(inst.needs, inst.offers, inst.orgs, inst.stations, pairings=inst.pairings, rejected=inst.rejected)
+    rng = np.random.default_rng(seed)
+    needs = list(inst.needs)
+    for kind, k in enumerate(rng.choice(len(needs), size=12, replace=False).tolist()):
+        needs[k] = _edit(needs[k], kind + seed, inst.needs)
+    again = match(needs, inst.offers, inst.orgs, inst.stations, previous=first, **_kw(inst))
+    assert again.stats["needs_changed_in_place"] == sum(a != b for a, b in zip(needs, inst.needs, strict=True)) > 6
+    _assert_exact(inst, needs, first, again)
+    assert again.churn.added or again.churn.removed or again.churn.changed
+
+
+def test_a_province_rematch_after_one_percent_of_needs_grew_equals_a_rematch_from_scratch() -> None:
+    inst = generate("province")
+    first = match(inst.needs, inst.offers, inst.orgs, inst.stations, pairings=inst.pairings, rejected=inst.rejected)
+    grown = set(range(0, len(inst.needs), 100))
+    needs = [replace(n, quantity=n.quantity + 1) if k in grown else n for k, n in enumerate(inst.needs)]
+    again = match(needs, inst.offers, inst.orgs, inst.stations, previous=first, **_kw(inst))
+    assert again.stats["needs_changed_in_place"] == len(grown)
+    _assert_exact(inst, needs, first, again)
+    # A second step from the incremental result: chains of re-matches stay exact.
+    needs2 = [replace(n, priority=1) if k % 100 == 1 else n for k, n in enumerate(needs)]
+    again2 = match(needs2, inst.offers, inst.orgs, inst.stations, previous=again, **_kw(inst))
+    assert again2.stats["needs_changed_in_place"] > 0
+    _assert_exact(inst, needs2, again, again2)
+
+
+def test_other_changes_take_the_full_path_with_the_same_answer() -> None:
+    inst = generate("city", seed=5)
+    first = match(inst.needs, inst.offers, inst.orgs, inst.stations, pairings=inst.pairings, rejected=inst.rejected)
+    added = [*inst.needs, replace(inst.needs[0], id="n-new", quantity=3)]
+    new_type = [replace(inst.needs[0], service_type="家庭教育指导"), *inst.needs[1:]]
+    offers = [replace(inst.offers[0], capacity=inst.offers[0].capacity + 5), *inst.offers[1:]]
+    for needs, offer_list in ((added, None), (new_type, None), (inst.needs, offers)):
+        again = match(needs, offer_list or inst.offers, inst.orgs, inst.stations, previous=first, **_kw(inst))
+        assert "needs_changed_in_place" not in again.stats
+        _assert_exact(inst, needs, first, again, offer_list)
+
+
+def test_the_previous_result_is_left_as_it_was() -> None:
+    inst = generate("city", seed=7)
+    first = match(inst.needs, inst.offers, inst.orgs, inst.stations, pairings=inst.pairings, rejected=inst.rejected)
+    before = (list(first.allocations), list(first.unmatched), first.solution.edge_units.copy())
+    needs = [replace(n, quantity=n.quantity + 3) if k % 5 == 0 else n for k, n in enumerate(inst.needs)]
+    again = match(needs, inst.offers, inst.orgs, inst.stations, pairings=inst.pairings, previous=first)
+    assert again.stats["needs_changed_in_place"] == 10
+    assert (first.allocations, first.unmatched) == before[:2]
+    assert np.array_equal(first.solution.edge_units, before[2])
+
+
+YEAR = (date(2026, 1, 1), date(2026, 12, 31))
+STATIONS = [StationRecord("s1", "420106001000", 30.55, 114.30), StationRecord("s2", "420106002000", 30.57, 114.33)]
+
+
+def _records(limit: int | None = None) -> tuple[list[OfferRecord], list[OrganizationRecord]]:
+    """汉阳 county: 爱心家园 offers home visits (3 units) and tutoring (2 units) to any station in 420106."""
+    orgs = [OrganizationRecord("爱心家园", rating=4.5, lat=30.56, lon=114.31, max_stations=limit)]
+    offers = [
+        OfferRecord("home-visits", "爱心家园", ("elder_visit",), 3, YEAR, ("420106",)),
+        OfferRecord("tutoring", "爱心家园", ("tutoring",), 2, YEAR, ("420106",)),
+    ]
+    return offers, orgs
+
+
+def test_a_changed_need_gets_a_new_explanation_even_when_its_units_and_value_stay() -> None:
+    offers, orgs = _records()
+    needs = [NeedRecord("visits", "s1", "elder_visit", 2, YEAR, priority=3.0)]
+    first = match(needs, offers, orgs, STATIONS)
+    # A priority change too small to move the integer value still changes the score components shown.
+    nudged = [replace(needs[0], priority=3.001)]
+    again = match(nudged, offers, orgs, STATIONS, previous=first)
+    assert again.stats["needs_changed_in_place"] == 1
+    assert again.allocations[0].value == first.allocations[0].value
+    assert again.allocations[0].components.priority > first.allocations[0].components.priority
+
+
+def test_an_organization_freed_from_its_station_limit_changes_the_reason_of_another_stations_need() -> None:
+    offers, orgs = _records(limit=1)
+    needs = [
+        NeedRecord("visits", "s1", "elder_visit", 3, YEAR),
+        NeedRecord("tutoring-4", "s2", "tutoring", 4, YEAR, splittable=False),  # more than the 2 units on offer
+        NeedRecord("legal", "s2", "legal_aid", 1, YEAR),  # nobody offers legal aid
+    ]
+    first = match(needs, offers, orgs, STATIONS)
+    assert {u.need_id: u.filter for u in first.unmatched} == {
+        "tutoring-4": "station_limit",
+        "legal": "no_offer_of_type",
+    }
+    # s1 now asks for another kind of help: the organization serves no station, so the limit no longer binds.
+    changed = [replace(needs[0], service_type="legal_aid"), *needs[1:]]
+    again = match(changed, offers, orgs, STATIONS, previous=first)
+    assert again.stats["needs_changed_in_place"] == 1
+    assert {u.need_id: u.filter for u in again.unmatched} == {
+        "visits": "no_offer_of_type",
+        "tutoring-4": "does_not_fit",
+        "legal": "no_offer_of_type",
+    }
