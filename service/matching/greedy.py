@@ -118,24 +118,28 @@ def greedy(
     gain = edge_gain(norm, edges)
     split = norm.splittable[norm.e_need[edges]]
     density = np.where(split, gain, gain / norm.demand[norm.e_need[edges]])
-    order = np.lexsort((np.arange(len(edges)), -density))
+
+    def by_density(positions: np.ndarray) -> np.ndarray:
+        # Highest density first, ties by position: one total order, so each pass sorts only its own positions.
+        return positions[np.lexsort((positions, -density[positions]))]
+
     inc = norm.incumbent[edges]
     # Units beyond the incumbent gain value - penalty (splittable); unsplittable gains are whole-need gains.
     extra = np.where(split, norm.value[edges] - (norm.penalty if norm.has_incumbent else 0), gain)
     big = 1 << 62
     if norm.has_incumbent:
         now = np.asarray(units, np.int64)
-        pick = order[(inc[order] > now[order]) & (gain[order] > 0)]
+        pick = by_density(np.flatnonzero((inc > now) & (gain > 0)))
         st.run(units, pick, np.where(split[pick], inc[pick] - now[pick], big))
     if norm.coverage_first:
-        for pos in order.tolist():
+        for pos in by_density(np.arange(len(edges))).tolist():
             if st.station[int(st.e_need[pos])] not in st.covered:
                 st.run(units, np.array([pos]), 1 if split[pos] else big)
-    rest = order[extra[order] > 0]
+    rest = np.flatnonzero(extra > 0)
     # Demand and capacity only shrink during a pass: edges of needs already served, or of offers already full, would
     # be skipped one by one in the loop (after the incumbent pass, most of a re-solve's edges), so drop them here.
     dem, cap = np.asarray(st.dem, np.int64), np.asarray(st.cap, np.int64)
     usage = st.e_usage[rest]
     rest = rest[(dem[st.e_need[rest]] > 0) & ((usage <= 0) | (cap[st.e_offer[rest]] >= np.maximum(usage, 1)))]
-    st.run(units, rest, big)
+    st.run(units, by_density(rest), big)
     return np.asarray(units, np.int64)
