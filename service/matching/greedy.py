@@ -52,6 +52,54 @@ class _State:
             self.stations.setdefault(self.org[j], set()).add(self.station[i])
         self.covered.add(self.station[i])
 
+    def take_slack(self, units: list[int], positions: np.ndarray, limits: np.ndarray) -> np.ndarray:
+        """`run` at once for the positions no demand, capacity or station limit can stop: those whose need, offer and
+        organization could take every position of theirs in full (the incumbent's units of a re-solve, bar around
+        the changes).  Any order gives them the same units, so they need no loop; returns which positions were
+        taken (the others are left for `run`, in their order)."""
+        norm = self.norm
+        need, offer, use = self.e_need[positions], self.e_offer[positions], self.e_usage[positions]
+        split = norm.splittable[need]
+        dem, full, cap = (np.asarray(x, np.int64) for x in (self.dem, self.full, self.cap))
+        amount = np.where(split, limits, dem[need])  # an unsplittable need is served whole or not at all
+        valid = np.where(split, amount > 0, dem[need] == full[need])
+        spend = np.where(split, np.maximum(use, 0) * amount, use)
+        per_need = np.bincount(need, weights=amount, minlength=norm.n_needs)
+        need_ok = per_need <= dem  # an unsplittable need's second position would double its whole demand
+        offer_ok = np.bincount(offer, weights=spend, minlength=norm.n_offers) <= cap
+        ok = valid & need_ok[need] & offer_ok[offer] & self._orgs_ok(offer, need)
+        take = positions[ok]
+        x = amount[ok]
+        dem -= np.bincount(need[ok], weights=x, minlength=norm.n_needs).astype(np.int64)
+        cap -= np.bincount(offer[ok], weights=spend[ok], minlength=norm.n_offers).astype(np.int64)
+        self.dem, self.cap = dem.tolist(), cap.tolist()
+        for pos, units_here in zip(take.tolist(), x.tolist(), strict=True):
+            units[pos] += units_here
+        st = norm.station[need[ok]]
+        limited = self.lim_arr[offer[ok]] >= 0
+        for g, station in zip(norm.org[offer[ok][limited]].tolist(), st[limited].tolist(), strict=True):
+            self.stations.setdefault(g, set()).add(station)
+        self.covered.update(st.tolist())
+        return ok
+
+    def _orgs_ok(self, offer: np.ndarray, need: np.ndarray) -> np.ndarray:
+        """Per position: its organization has no station limit, or may serve every station its positions and
+        earlier choices open."""
+        lim = self.lim_arr[offer]
+        limited = lim >= 0
+        if not limited.any():
+            return np.ones(len(offer), bool)
+        norm = self.norm
+        n_st = int(norm.station.max(initial=0)) + 1
+        g = norm.org[offer[limited]]
+        codes = [g * n_st + norm.station[need[limited]]]
+        codes += [np.array([a * n_st + b for b in seen], np.int64) for a, seen in self.stations.items()]
+        pairs = np.unique(np.concatenate(codes))
+        count = np.bincount(pairs // n_st, minlength=len(norm.org_limit))
+        ok = np.ones(len(offer), bool)
+        ok[limited] = count[g] <= norm.org_limit[g]
+        return ok
+
     def run(self, units: list[int], positions: np.ndarray, limits: np.ndarray | int) -> None:
         """Put as many units as allowed on each position in turn (at most `limits`, per position or for all)."""
         dem, full, cap, stations, station, org = self.dem, self.full, self.cap, self.stations, self.station, self.org
@@ -130,7 +178,9 @@ def greedy(
     if norm.has_incumbent:
         now = np.asarray(units, np.int64)
         pick = by_density(np.flatnonzero((inc > now) & (gain > 0)))
-        st.run(units, pick, np.where(split[pick], inc[pick] - now[pick], big))
+        limits = np.where(split[pick], inc[pick] - now[pick], big)
+        taken = st.take_slack(units, pick, limits)
+        st.run(units, pick[~taken], limits[~taken])
     if norm.coverage_first:
         for pos in by_density(np.arange(len(edges))).tolist():
             if st.station[int(st.e_need[pos])] not in st.covered:

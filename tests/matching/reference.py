@@ -147,3 +147,68 @@ def milp_mixed(norm: Normalised) -> float | None:
     cons = LinearConstraint(np.array(a), lo, hi) if a else ()
     res = milp(c, constraints=cons, integrality=np.ones(n_var), bounds=(lb, ub))
     return None if res.status != 0 else -res.fun
+
+
+def greedy_sequential(norm: Normalised) -> np.ndarray:
+    """The greedy baseline's rule one edge at a time, with no shortcuts: fixed units; then, with an incumbent, each
+    edge's incumbent units (if it gains) by density; then (coverage-first) one unit for each uncovered station; then
+    every edge by density, as many units as demand, capacity and station limits allow."""
+    k = norm.n_edges
+    units = np.zeros(k, np.int64)
+    dem, full, cap = norm.demand.copy(), norm.demand.copy(), norm.capacity.copy()
+    stations: dict[int, set[int]] = {}
+    covered: set[int] = set()
+    lim = norm.org_limit[norm.org] if len(norm.org_limit) else np.full(norm.n_offers, -1, np.int64)
+
+    def put(e: int, limit: int) -> None:
+        i, j, u = int(norm.e_need[e]), int(norm.e_offer[e]), int(norm.usage[e])
+        g, s = int(norm.org[j]), int(norm.station[i])
+        if dem[i] <= 0 or (lim[j] >= 0 and s not in stations.get(g, set()) and len(stations.get(g, ())) >= lim[j]):
+            return
+        if norm.splittable[i]:
+            x = min(dem[i], limit, dem[i] if u <= 0 else cap[j] // u)
+            if x <= 0:
+                return
+            cap[j] -= u * x
+        else:
+            if dem[i] != full[i] or cap[j] < u or limit < dem[i]:
+                return
+            x = int(dem[i])
+            cap[j] -= u
+        dem[i] -= x
+        units[e] += x
+        if lim[j] >= 0:
+            stations.setdefault(g, set()).add(s)
+        covered.add(s)
+
+    for e in np.flatnonzero(norm.fixed > 0).tolist():
+        i, j = int(norm.e_need[e]), int(norm.e_offer[e])
+        units[e] = norm.fixed[e]
+        dem[i] -= norm.fixed[e]
+        cap[j] -= norm.usage[e] * (norm.fixed[e] if norm.splittable[i] else 1)
+        if lim[j] >= 0:
+            stations.setdefault(int(norm.org[j]), set()).add(int(norm.station[i]))
+        covered.add(int(norm.station[i]))
+    split = norm.splittable[norm.e_need]
+    inc, pen = norm.incumbent, norm.penalty
+    if norm.has_incumbent:
+        h, d = inc, norm.demand[norm.e_need]
+        gain = np.where(split, norm.value + np.where(h > 0, pen, -pen), norm.value - pen * (np.abs(d - h) - h))
+    else:
+        gain = norm.value
+    density = np.where(split, gain, gain / norm.demand[norm.e_need])
+    order = sorted(range(k), key=lambda e: (-density[e], e))
+    big = 1 << 62
+    if norm.has_incumbent:
+        for e in order:
+            if inc[e] > units[e] and gain[e] > 0:
+                put(e, int(inc[e] - units[e]) if split[e] else big)
+    if norm.coverage_first:
+        for e in order:
+            if int(norm.station[norm.e_need[e]]) not in covered:
+                put(e, 1 if split[e] else big)
+    extra = np.where(split, norm.value - (pen if norm.has_incumbent else 0), gain)
+    for e in order:
+        if extra[e] > 0:
+            put(e, big)
+    return units

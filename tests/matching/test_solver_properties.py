@@ -2,14 +2,24 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from service.matching import Problem, solve
+from service.matching.greedy import greedy
 from service.matching.problem import normalise
-from tests.matching.reference import brute_force, check_feasible, lp_splittable, milp_mixed, objective
+from tests.matching.reference import (
+    brute_force,
+    check_feasible,
+    greedy_sequential,
+    lp_splittable,
+    milp_mixed,
+    objective,
+)
 
 SETTINGS = settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -134,3 +144,15 @@ def test_station_limit_spans_components_the_flow_solves_apart() -> None:
     )
     s, norm = _solve_checked(p)
     assert (0, s.objective) == brute_force(norm)
+
+
+@SETTINGS
+@given(problems(splittable=None, usage=True, limits=True), st.data())
+def test_the_greedy_baseline_follows_its_rule_edge_by_edge(p: Problem, data) -> None:
+    """The greedy's vectorised shortcuts (edges no limit can stop, edges that can no longer take units) change
+    nothing: the same units as the rule applied one edge at a time, incumbent, fixed units and limits included."""
+    norm = normalise(p)
+    if data.draw(st.booleans()):  # fixed units that fit: a slice of the greedy's own answer
+        base = greedy(norm, np.arange(norm.n_edges))
+        norm = normalise(replace(p, fixed=(base * data.draw(st.integers(0, 1))).tolist()))
+    assert np.array_equal(greedy(norm, np.arange(norm.n_edges)), greedy_sequential(norm))
