@@ -25,6 +25,9 @@ class Components:
     active: np.ndarray  # edges that can matter for the optimum
     edge_order: np.ndarray  # active edge indices sorted by component
     edge_start: np.ndarray  # edge_order[edge_start[c]:edge_start[c+1]] are component c's edges
+    # The (validated, never modified) edge arrays of a problem labelled without links: a later problem with equal
+    # arrays and active edges has these components (`same_components`).
+    edges: tuple[np.ndarray, np.ndarray] | None = None
 
     def edges_of(self, c: int) -> np.ndarray:
         """Active edge indices of component c."""
@@ -73,7 +76,22 @@ def label(norm: Normalised, link_limits: bool = True) -> Components:
     edge_comp = need_comp[norm.e_need[act_idx]]
     order = np.argsort(edge_comp, kind="stable")
     start = np.searchsorted(edge_comp[order], np.arange(count + 1))
-    return Components(int(count), need_comp, offer_comp, active, act_idx[order], start)
+    unlinked = not link_limits and not norm.coverage_first
+    edges = (norm.e_need, norm.e_offer) if unlinked else None
+    return Components(int(count), need_comp, offer_comp, active, act_idx[order], start, edges)
+
+
+def same_components(prev: Components | None, norm: Normalised, link_limits: bool) -> Components | None:
+    """`prev` if it is what `label(norm, link_limits)` gives: labelled without links from equal edge arrays with the
+    same active edges (a re-solve after some needs' quantities changed), else None."""
+    if prev is None or prev.edges is None or link_limits or norm.coverage_first:
+        return None
+    if len(prev.need_comp) != norm.n_needs or len(prev.offer_comp) != norm.n_offers:
+        return None
+    e_need, e_offer = prev.edges
+    if not (np.array_equal(e_need, norm.e_need) and np.array_equal(e_offer, norm.e_offer)):
+        return None
+    return prev if np.array_equal(prev.active, active_edges(norm)) else None
 
 
 @dataclass
@@ -206,7 +224,7 @@ def fingerprints_and_items(norm: Normalised, comps: Components) -> tuple[np.ndar
     lim = norm.org_limit[norm.org] if len(norm.org_limit) else np.full(norm.n_offers, -1, np.int64)
     need_h = offer_h = np.zeros(0, np.uint64)
     for col, seed in enumerate((0x1234567, 0x7654321)):
-        ident = edge_identity(norm, seed)[act]
+        ident = _combine(norm.need_key[norm.e_need[act]], norm.offer_key[norm.e_offer[act]], seed=seed)  # identity
         e = _combine(ident.view(np.int64), norm.value[act], norm.usage[act], norm.fixed[act], seed=seed)
         nd = _combine(
             norm.need_key,

@@ -265,12 +265,13 @@ class _Run:
         gap_tolerance: float = 0.0,
         linked: bool = True,
         part_edges: int | None = PART_EDGES,
+        comps: cc.Components | None = None,
     ) -> None:
         self.norm, self.workers, self.gap_tolerance, self.linked = norm, workers, gap_tolerance, linked
         self.deadline = time.perf_counter() + time_limit_s
         self.stall_s = max(STALL_MIN_S, STALL_FRACTION * time_limit_s)
         self.last_gain = time.monotonic()  # last CP-SAT improvement (flow first); reset when the phase starts
-        self.comps = cc.label(norm, link_limits=linked)
+        self.comps = comps or cc.label(norm, link_limits=linked)
         self.parts = cc.partition(norm, self.comps, None if linked else part_edges)
         # Never pack the parts of a cut component back into one graph.
         self.batch_edges = min(FLOW_BATCH_EDGES, part_edges or FLOW_BATCH_EDGES)
@@ -1120,8 +1121,15 @@ def solve_normalised(
     norm: Normalised, time_limit_s: float, t0: float, previous: Solution | None, opts: SolveOptions
 ) -> Solution:
     """`solve` of a validated problem in this process, started at `t0` (perf_counter)."""
+    prev_comps = previous.table.comps if previous is not None and previous.table is not None else None
     run = _Run(
-        norm, time_limit_s - (time.perf_counter() - t0), opts.workers, opts.gap_tolerance, opts.linked, opts.part_edges
+        norm,
+        time_limit_s - (time.perf_counter() - t0),
+        opts.workers,
+        opts.gap_tolerance,
+        opts.linked,
+        opts.part_edges,
+        cc.same_components(prev_comps, norm, opts.linked),
     )
     fp, need_h, offer_h = cc.fingerprints_and_items(norm, run.comps)
     items = cc.item_hashes(norm, need_h, offer_h)

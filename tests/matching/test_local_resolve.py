@@ -244,3 +244,18 @@ def test_a_need_that_held_units_and_left_sends_the_re_solve_down_the_whole_path(
     s = solve(q, time_limit_s=1.0, previous=first)
     assert "local_free_edges" not in s.stats
     check_feasible(normalise(q), s.edge_units)
+
+
+def test_a_resolve_with_the_same_edges_keeps_the_components_and_one_with_other_edges_labels_anew() -> None:
+    p = _problem(3, incumbent=False)
+    first = solve(p, time_limit_s=10.0)
+    grown = np.asarray(p.need_demand).copy()
+    grown[::7] += 1
+    again = solve(_again(p, first.edge_units, need_demand=grown), time_limit_s=10.0, previous=first)
+    assert again.table.comps is first.table.comps  # same edges, same active ones: nothing to label
+    check_feasible(normalise(_again(p, first.edge_units, need_demand=grown)), again.edge_units)
+    fewer = np.asarray(p.edge_value).copy()
+    fewer[0] = -abs(int(fewer[0])) - 1  # an edge that gains nothing and held nothing is no longer active
+    other = solve(_again(p, np.zeros_like(first.edge_units), edge_value=fewer), time_limit_s=10.0, previous=first)
+    assert other.table.comps is not first.table.comps
+    assert not other.table.comps.active[0]
