@@ -77,9 +77,10 @@ class _State:
             units[pos] += units_here
         st = norm.station[need[ok]]
         limited = self.lim_arr[offer[ok]] >= 0
-        for g, station in zip(norm.org[offer[ok][limited]].tolist(), st[limited].tolist(), strict=True):
-            self.stations.setdefault(g, set()).add(station)
-        self.covered.update(st.tolist())
+        n_st = int(norm.station.max(initial=0)) + 1
+        for code in np.unique(norm.org[offer[ok][limited]] * n_st + st[limited]).tolist():
+            self.stations.setdefault(code // n_st, set()).add(code % n_st)
+        self.covered.update(np.unique(st).tolist())
         return ok
 
     def _orgs_ok(self, offer: np.ndarray, need: np.ndarray) -> np.ndarray:
@@ -92,9 +93,8 @@ class _State:
         norm = self.norm
         n_st = int(norm.station.max(initial=0)) + 1
         g = norm.org[offer[limited]]
-        codes = [g * n_st + norm.station[need[limited]]]
-        codes += [np.array([a * n_st + b for b in seen], np.int64) for a, seen in self.stations.items()]
-        pairs = np.unique(np.concatenate(codes))
+        opened = np.array([a * n_st + b for a, seen in self.stations.items() for b in seen], np.int64)
+        pairs = np.unique(np.concatenate([g * n_st + norm.station[need[limited]], opened]))
         count = np.bincount(pairs // n_st, minlength=len(norm.org_limit))
         ok = np.ones(len(offer), bool)
         ok[limited] = count[g] <= norm.org_limit[g]
