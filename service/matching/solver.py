@@ -475,14 +475,14 @@ class _Run:
         keep each limited organization's best stations, then re-solve the splittable needs by exact flow."""
         self.dive_edges(self.edges_of(comp_ids), self.norm)
 
-    def dive_edges(self, edges: np.ndarray, norm: Normalised) -> None:
+    def dive_edges(self, edges: np.ndarray, norm: Normalised, opened: dict[int, set[int]] | None = None) -> None:
         """`dive` on `edges` (every active edge of their needs) with the offer capacities of `norm` (the residual
-        capacities when units outside `edges` are held)."""
+        capacities when units outside `edges` are held); `opened`: `opened_outside(edges)` if at hand."""
         relaxed = self.units[edges]
         need, offer = norm.e_need[edges], norm.e_offer[edges]
         split = norm.splittable[need]
         # Flow-first components do not link an organization's offers: stations it serves elsewhere count too.
-        opened = self.opened_outside(edges)
+        opened = self.opened_outside(edges) if opened is None else opened
         allowed = _allowed_stations(norm, edges, relaxed, opened)
         units = np.zeros(len(edges), np.int64)
         gain = np.where(split, 0, norm.value[edges])
@@ -1016,12 +1016,13 @@ def _local_resolve(
     run.timings["flow"] = time.perf_counter() - t0
     t1 = time.perf_counter()
     bad_needs, over, _ = run.violations()
+    opened = run.opened_outside(edges)  # the units outside `edges` are held from here on
     if bad_needs.size or over.size:
-        run.dive_edges(edges, residual)
+        run.dive_edges(edges, residual, opened)
         run.dive_objective = int(edge_objective(norm, run.units).sum())
     t2 = time.perf_counter()
     run.timings["dive"] = t2 - t1
-    base = greedy(norm, edges, cap=residual.capacity, opened=run.opened_outside(edges))
+    base = greedy(norm, edges, cap=residual.capacity, opened=opened)
     if not run._better(edges, run.units[edges], base):
         run.units[edges] = base
     # Never worse than greedy: the greedy answer of the components re-solved in part (as the cold run's guard; the
