@@ -189,11 +189,6 @@ def _sum_by(values: np.ndarray, labels: np.ndarray, count: int) -> np.ndarray:
     return out
 
 
-def edge_identity(norm: Normalised, seed: int) -> np.ndarray:
-    """Hash of each edge's stable identity (need and offer keys)."""
-    return _combine(norm.need_key[norm.e_need], norm.offer_key[norm.e_offer], seed=seed)
-
-
 def fingerprints(norm: Normalised, comps: Components) -> np.ndarray:
     """128-bit fingerprint (two uint64 columns) of each component's data, excluding the incumbent."""
     return fingerprints_and_items(norm, comps)[0]
@@ -215,17 +210,67 @@ class ItemHashes:
     need_served: np.ndarray | None = None
 
 
-def fingerprints_and_items(norm: Normalised, comps: Components) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+@dataclass(frozen=True)
+class EdgeHashes:
+    """Both fingerprint columns' hash of each active edge, and the (validated, never modified) arrays they hashed: a
+    later problem on the same components rehashes only the edges whose data differ (`fingerprints_and_items`)."""
+
+    active: np.ndarray  # indices of the active edges
+    hashes: np.ndarray  # (active edges, 2) uint64, in index order of the active edges
+    value: np.ndarray  # the problem's per-edge arrays and keys
+    usage: np.ndarray
+    fixed: np.ndarray
+    need_key: np.ndarray
+    offer_key: np.ndarray
+
+
+_SEEDS = (0x1234567, 0x7654321)
+
+
+def _edge_hashes(norm: Normalised, act: np.ndarray, col: int) -> np.ndarray:
+    """One fingerprint column's hash of the edges `act`: identity (need and offer keys), value, usage, fixed units."""
+    seed = _SEEDS[col]
+    ident = _combine(norm.need_key[norm.e_need[act]], norm.offer_key[norm.e_offer[act]], seed=seed)
+    return _combine(ident.view(np.int64), norm.value[act], norm.usage[act], norm.fixed[act], seed=seed)
+
+
+def _rehash(norm: Normalised, act: np.ndarray, prev: EdgeHashes | None) -> np.ndarray | None:
+    """`prev`'s edge hashes with the edges whose data differ rehashed, or None if `prev` is not for this shape."""
+    if prev is None or len(prev.value) != norm.n_edges or not np.array_equal(prev.active, act):
+        return None
+    if len(prev.need_key) != norm.n_needs or len(prev.offer_key) != norm.n_offers:
+        return None
+    need_moved = prev.need_key != norm.need_key
+    offer_moved = prev.offer_key != norm.offer_key
+    diff = np.flatnonzero(
+        (prev.value[act] != norm.value[act])
+        | (prev.usage[act] != norm.usage[act])
+        | (prev.fixed[act] != norm.fixed[act])
+        | need_moved[norm.e_need[act]]
+        | offer_moved[norm.e_offer[act]]
+    )
+    out = prev.hashes.copy()
+    for col in range(2):
+        out[diff, col] = _edge_hashes(norm, act[diff], col)
+    return out
+
+
+def fingerprints_and_items(
+    norm: Normalised, comps: Components, prev: EdgeHashes | None = None
+) -> tuple[np.ndarray, np.ndarray, np.ndarray, EdgeHashes]:
     """`fingerprints`, plus the first column's hash per need (own data and active edges) and per offer, in index
-    order (a component's first column is the sum of its needs' and offers' hashes)."""
+    order (a component's first column is the sum of its needs' and offers' hashes), and the edge hashes.  `prev`:
+    the edge hashes of a problem with these very components (`same_components`), to rehash only what changed."""
     out = np.zeros((comps.count, 2), np.uint64)
     act = np.flatnonzero(comps.active)
     edge_comp = comps.need_comp[norm.e_need[act]]
     lim = norm.org_limit[norm.org] if len(norm.org_limit) else np.full(norm.n_offers, -1, np.int64)
+    edge_h = _rehash(norm, act, prev)
+    if edge_h is None:
+        edge_h = np.stack([_edge_hashes(norm, act, 0), _edge_hashes(norm, act, 1)], axis=1)
     need_h = offer_h = np.zeros(0, np.uint64)
-    for col, seed in enumerate((0x1234567, 0x7654321)):
-        ident = _combine(norm.need_key[norm.e_need[act]], norm.offer_key[norm.e_offer[act]], seed=seed)  # identity
-        e = _combine(ident.view(np.int64), norm.value[act], norm.usage[act], norm.fixed[act], seed=seed)
+    for col, seed in enumerate(_SEEDS):
+        e = np.ascontiguousarray(edge_h[:, col])
         nd = _combine(
             norm.need_key,
             norm.demand,
@@ -246,7 +291,8 @@ def fingerprints_and_items(norm: Normalised, comps: Components) -> tuple[np.ndar
                 + _sum_by(nd, comps.need_comp, comps.count)
                 + _sum_by(of, comps.offer_comp, comps.count)
             )
-    return out, need_h, offer_h
+    hashes = EdgeHashes(act, edge_h, norm.value, norm.usage, norm.fixed, norm.need_key, norm.offer_key)
+    return out, need_h, offer_h, hashes
 
 
 def item_hashes(norm: Normalised, need_h: np.ndarray, offer_h: np.ndarray) -> ItemHashes:
@@ -257,7 +303,7 @@ def item_hashes(norm: Normalised, need_h: np.ndarray, offer_h: np.ndarray) -> It
 
 
 def _edge_units_hash(norm: Normalised, units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Edges carrying units and a hash of each one's identity (as `edge_identity`, on those edges only) and units."""
+    """Edges carrying units and a hash of each one's identity (need and offer keys) and units."""
     nz = np.flatnonzero(units > 0)
     ident = _combine(norm.need_key[norm.e_need[nz]], norm.offer_key[norm.e_offer[nz]], seed=0x55AA)
     return nz, _combine(ident.view(np.int64), units[nz], seed=0x99)

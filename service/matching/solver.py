@@ -82,6 +82,7 @@ class Solution:
     timings: dict[str, float] = field(default_factory=dict)
     stats: dict[str, int] = field(default_factory=dict)
     items: cc.ItemHashes | None = None  # per need and offer hashes, for a later local re-solve
+    edge_hashes: cc.EdgeHashes | None = None  # what a later re-solve on the same components need not rehash
 
 
 def component_state(solution: Solution) -> dict[str, Any] | None:
@@ -1132,7 +1133,8 @@ def solve_normalised(
         opts.part_edges,
         cc.same_components(prev_comps, norm, opts.linked),
     )
-    fp, need_h, offer_h = cc.fingerprints_and_items(norm, run.comps)
+    prev_hashes = previous.edge_hashes if previous is not None and run.comps is prev_comps else None
+    fp, need_h, offer_h, edge_h = cc.fingerprints_and_items(norm, run.comps, prev_hashes)
     items = cc.item_hashes(norm, need_h, offer_h)
     reused = _reusable(run, fp, previous)
     for c in reused.tolist():
@@ -1143,14 +1145,14 @@ def solve_normalised(
     if not opts.linked:
         local = _local_resolve(run, previous, items, need_h, offer_h, todo)
         if local is not None:
-            return _assemble(run, fp, reused, items, local)
+            return replace(_assemble(run, fp, reused, items, local), edge_hashes=edge_h)
         t1 = time.perf_counter()
         run.run_flow(todo)
         run.timings["flow"] = time.perf_counter() - t1
         t2 = time.perf_counter()
         run.repair()
         run.timings["cpsat"] = time.perf_counter() - t2
-        return _assemble(run, fp, reused, items)
+        return replace(_assemble(run, fp, reused, items), edge_hashes=edge_h)
     direct = run.needs_cpsat()[todo] | norm.coverage_first
     t1 = time.perf_counter()
     to_cp = np.concatenate([run.run_flow(todo[~direct]), todo[direct]])
@@ -1158,7 +1160,7 @@ def solve_normalised(
     t2 = time.perf_counter()
     run.run_cpsat(np.sort(to_cp))
     run.timings["cpsat"] = time.perf_counter() - t2
-    return _assemble(run, fp, reused, items)
+    return replace(_assemble(run, fp, reused, items), edge_hashes=edge_h)
 
 
 def _assemble(

@@ -11,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from service.matching import Problem, solution_from_state, solve, solver
+from service.matching import components as cc
 from service.matching.greedy import greedy
 from service.matching.problem import normalise
 from service.matching.solver import component_state, edge_objective
@@ -259,3 +260,27 @@ def test_a_resolve_with_the_same_edges_keeps_the_components_and_one_with_other_e
     other = solve(_again(p, np.zeros_like(first.edge_units), edge_value=fewer), time_limit_s=10.0, previous=first)
     assert other.table.comps is not first.table.comps
     assert not other.table.comps.active[0]
+
+
+@pytest.mark.parametrize("change", ["demand", "value", "fixed", "capacity"])
+def test_fingerprints_of_a_resolve_on_the_same_components_equal_fingerprints_from_scratch(change: str) -> None:
+    p = _problem(4, incumbent=False)
+    first = solve(p, time_limit_s=10.0)
+    rng = np.random.default_rng(11)
+    over: dict = {}
+    if change == "demand":
+        over["need_demand"] = np.asarray(p.need_demand) + (rng.random(len(p.need_demand)) < 0.2)
+    elif change == "value":  # positive values stay positive: the same edges are active
+        value = np.asarray(p.edge_value).copy()
+        up = (rng.random(len(value)) < 0.2) & (value > 0)
+        value[up] += 3
+        over["edge_value"] = value
+    elif change == "fixed":
+        over["fixed"] = np.where(rng.random(len(first.edge_units)) < 0.3, first.edge_units, 0)
+    else:
+        over["offer_capacity"] = np.asarray(p.offer_capacity) + 2
+    nxt = _again(p, first.edge_units, **over)
+    again = solve(nxt, time_limit_s=10.0, previous=first)
+    assert again.table.comps is first.table.comps  # the hashes of unchanged edges were reused
+    assert np.array_equal(again.table.fingerprint, cc.fingerprints(normalise(nxt), again.table.comps))
+    assert not np.array_equal(again.table.fingerprint, first.table.fingerprint)
