@@ -27,12 +27,14 @@ def allocations(
     columns)."""
     if idx is None:
         idx = np.flatnonzero(units > 0)
-    i, j = cand.need[idx], cand.offer[idx]
     needs, offers = ix.needs, ix.offers
-    need_id = objects([n.id for n in needs])[i].tolist()
-    station_id = objects([n.station_id for n in needs])[i].tolist()
-    offer_id = objects([o.id for o in offers])[j].tolist()
-    org_id = objects([o.organization_id for o in offers])[j].tolist()
+    # Gathered per row: a re-match explains a few edges, and building id columns of every record costs more.
+    need_rows = [needs[i] for i in cand.need[idx].tolist()]
+    offer_rows = [offers[j] for j in cand.offer[idx].tolist()]
+    need_id = [n.id for n in need_rows]
+    station_id = [n.station_id for n in need_rows]
+    offer_id = [o.id for o in offer_rows]
+    org_id = [o.organization_id for o in offer_rows]
     comps = list(map(ScoreComponents, *cand.components[idx].T.tolist()))
     dist = cand.distance_km[idx]
     dist_l = np.where(np.isnan(dist), None, dist).tolist() if np.isnan(dist).any() else dist.tolist()
@@ -118,8 +120,15 @@ def _taken_by(ix: Indexed, cand: Candidates, units: np.ndarray, edges: np.ndarra
     return {key: tuple(v) for key, v in out.items()}
 
 
-def unmatched(ix: Indexed, cand: Candidates, units: np.ndarray, among: np.ndarray | None = None) -> list[Unmatched]:
-    """Every need served below its quantity (among those `among` marks, if given), with its reason."""
+def unmatched(
+    ix: Indexed,
+    cand: Candidates,
+    units: np.ndarray,
+    among: np.ndarray | None = None,
+    stations: np.ndarray | None = None,
+) -> tuple[list[Unmatched], np.ndarray]:
+    """Every need served below its quantity (among those `among` marks, if given), with its reason, and the needs'
+    indices.  `stations`: `org_station_counts` of `units`, if at hand."""
     served = np.bincount(cand.need, weights=units, minlength=len(ix.needs)).astype(np.int64)
     short_mask = served < ix.need_qty
     if among is not None:
@@ -130,7 +139,9 @@ def unmatched(ix: Indexed, cand: Candidates, units: np.ndarray, among: np.ndarra
     taken = _taken_by(ix, cand, units, edges)
     orgs = ix.offer_org[cand.offer[edges]]
     lim = ix.org_limit[orgs] if len(ix.orgs) else np.zeros(0, np.int64)
-    full = (lim >= 0) & (org_station_counts(ix, cand, np.flatnonzero(units > 0))[orgs] >= lim)
+    if stations is None:
+        stations = org_station_counts(ix, cand, np.flatnonzero(units > 0))
+    full = (lim >= 0) & (stations[orgs] >= lim)
     at_limit = np.bincount(cand.need[edges[full]], minlength=len(ix.needs)) > 0
     out = []
     for i, missing, count, limit_hit, split in zip(
@@ -148,7 +159,7 @@ def unmatched(ix: Indexed, cand: Candidates, units: np.ndarray, among: np.ndarra
         ids = taken.get(i, ())
         filt = None if ids else "station_limit" if limit_hit else None if split else "does_not_fit"
         out.append(Unmatched(need.id, need.station_id, "capacity_taken", missing, count, filt, ids))
-    return out
+    return out, short
 
 
 def utilisation(ix: Indexed, used: np.ndarray, at: np.ndarray | None = None) -> list[OfferUsage]:
@@ -187,24 +198,18 @@ def churn_by_edge(
     known = prev_code[pos] == code if len(prev_code) else np.zeros(len(code), bool)
     was = np.where(known, prev_units[before][pos] if len(prev_code) else 0, 0)
     gone = ~member(prev_code, code, presorted=True)
-    need_id = objects([n.id for n in ix.needs])
-    offer_id = objects([o.id for o in ix.offers])
+    needs, offers = ix.needs, ix.offers
+
+    def ids(i: np.ndarray, j: np.ndarray) -> tuple[list[Id], list[Id]]:
+        return [needs[k].id for k in i.tolist()], [offers[k].id for k in j.tolist()]
 
     def triples(i: np.ndarray, j: np.ndarray, u: np.ndarray) -> tuple[tuple[Id, Id, int], ...]:
-        return tuple(zip(need_id[i].tolist(), offer_id[j].tolist(), u.tolist(), strict=True))
+        return tuple(zip(*ids(i, j), u.tolist(), strict=True))
 
     new, moved = ~known, known & (was != units[now])
     e, p = now[moved], before[pos[moved]]
     return Churn(
         triples(cand.need[now[new]], cand.offer[now[new]], units[now[new]]),
         triples(prev_cand.need[before[gone]], prev_cand.offer[before[gone]], prev_units[before[gone]]),
-        tuple(
-            zip(
-                need_id[cand.need[e]].tolist(),
-                offer_id[cand.offer[e]].tolist(),
-                prev_units[p].tolist(),
-                units[e].tolist(),
-                strict=True,
-            )
-        ),
+        tuple(zip(*ids(cand.need[e], cand.offer[e]), prev_units[p].tolist(), units[e].tolist(), strict=True)),
     )

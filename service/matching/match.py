@@ -96,6 +96,7 @@ class Reusable:
     unmatched_need: np.ndarray  # need index of each
     utilisation: np.ndarray  # OfferUsage objects, one per offer
     used: np.ndarray  # per offer
+    org_stations: np.ndarray  # stations each organization serves
 
 
 @dataclass
@@ -221,11 +222,9 @@ def match(
     )
     t2 = time.perf_counter()
     with _collector_paused():
-        if delta is not None:
-            result, gain, used = _explain_again(ix, cand, norm, sol, delta)
-        else:
-            result, gain, used = _explain(ix, cand, norm, sol, prev)
-        result.reusable = _reusable(ix, cand, settings, problem, sol, result, gain, used)
+        out = _explain_again(ix, cand, norm, sol, delta) if delta is not None else _explain(ix, cand, norm, sol, prev)
+        result = out.result
+        result.reusable = _reusable(ix, cand, settings, problem, sol, out)
     if delta is not None:
         result.stats = {**result.stats, "needs_changed_in_place": len(delta.changed)}
     result.timings = {
@@ -237,35 +236,43 @@ def match(
     return result
 
 
+@dataclass
+class _Explained:
+    """A run's MatchResult and the arrays behind its explanations (what `Reusable` keeps)."""
+
+    result: MatchResult
+    gain: np.ndarray  # objective per edge
+    used: np.ndarray  # per offer
+    unmatched_need: np.ndarray  # need index of each unmatched entry
+    org_stations: np.ndarray  # stations each organization serves
+
+
 def _explain(
     ix: Indexed, cand: Candidates, norm: Normalised, sol: Solution, prev: dict[tuple[Id, Id], int]
-) -> tuple[MatchResult, np.ndarray, np.ndarray]:
-    """Assemble the MatchResult from the engine's solution; also the objective per edge and the use per offer."""
+) -> _Explained:
+    """Assemble the MatchResult from the engine's solution."""
     units = sol.edge_units
     gain = edge_objective(norm, units)
     used = offer_use(norm, np.arange(norm.n_edges), units)
     allocs = explain.allocations(ix, cand, units, gain)
     current = {(a.need_id, a.offer_id): a.units for a in allocs}
-    return (
-        MatchResult(
-            sol.status,
-            sol.objective,
-            sol.bound,
-            allocs,
-            explain.unmatched(ix, cand, units),
-            explain.utilisation(ix, used),
-            explain.churn(prev, current),
-            stats=sol.stats,
-            solution=sol,
-        ),
-        gain,
-        used,
+    org_stations = explain.org_station_counts(ix, cand, np.flatnonzero(units > 0))
+    unmatched, rows = explain.unmatched(ix, cand, units, stations=org_stations)
+    result = MatchResult(
+        sol.status,
+        sol.objective,
+        sol.bound,
+        allocs,
+        unmatched,
+        explain.utilisation(ix, used),
+        explain.churn(prev, current),
+        stats=sol.stats,
+        solution=sol,
     )
+    return _Explained(result, gain, used, rows, org_stations)
 
 
-def _explain_again(
-    ix: Indexed, cand: Candidates, norm: Normalised, sol: Solution, delta: _Delta
-) -> tuple[MatchResult, np.ndarray, np.ndarray]:
+def _explain_again(ix: Indexed, cand: Candidates, norm: Normalised, sol: Solution, delta: _Delta) -> _Explained:
     """`_explain` after only some needs changed: explanations that cannot have changed are the previous run's
     objects (an allocation with the same edge, units and value; an unmatched need none of whose candidate offers, or
     their organizations, saw a change; an offer's unchanged use), the others built anew."""
@@ -289,47 +296,36 @@ def _explain_again(
     moved = np.zeros(len(ix.offers), bool)
     moved[cand.offer[(units != was) | (changed[cand.need] & (units > 0))]] = True
     moved[prev.cand.offer[changed[prev.cand.need] & (prev.units > 0)]] = True
+    org_stations = explain.org_station_counts(ix, cand, idx)
     if len(ix.orgs):
-        stations_now = explain.org_station_counts(ix, cand, np.flatnonzero(units > 0))
-        stations_before = explain.org_station_counts(prev.ix, prev.cand, np.flatnonzero(prev.units > 0))
-        moved |= ((stations_now != stations_before) & (ix.org_limit >= 0))[ix.offer_org]
+        moved |= ((org_stations != prev.org_stations) & (ix.org_limit >= 0))[ix.offer_org]
     dirty = changed.copy()
     dirty[cand.need[moved[cand.offer]]] = True
     keep = ~dirty[prev.unmatched_need]
-    fresh = explain.unmatched(ix, cand, units, dirty)
-    fresh_need = np.array([ix.need_index[u.need_id] for u in fresh], np.int64)
-    order = np.argsort(np.concatenate([prev.unmatched_need[keep], fresh_need]), kind="stable")
+    fresh, fresh_need = explain.unmatched(ix, cand, units, dirty, org_stations)
+    rows = np.concatenate([prev.unmatched_need[keep], fresh_need])
+    order = np.argsort(rows, kind="stable")
     unmatched = np.concatenate([prev.unmatched[keep], explain.objects(fresh)])[order]
     # Utilisation.
     usage = prev.utilisation.copy()
     diff = np.flatnonzero(used != prev.used)
     usage[diff] = explain.objects(explain.utilisation(ix, used, diff))
-    return (
-        MatchResult(
-            sol.status,
-            sol.objective,
-            sol.bound,
-            allocs.tolist(),
-            unmatched.tolist(),
-            usage.tolist(),
-            explain.churn_by_edge(ix, prev.cand, prev.units, cand, units),
-            stats=sol.stats,
-            solution=sol,
-        ),
-        gain,
-        used,
+    result = MatchResult(
+        sol.status,
+        sol.objective,
+        sol.bound,
+        allocs.tolist(),
+        unmatched.tolist(),
+        usage.tolist(),
+        explain.churn_by_edge(ix, prev.cand, prev.units, cand, units),
+        stats=sol.stats,
+        solution=sol,
     )
+    return _Explained(result, gain, used, rows[order], org_stations)
 
 
 def _reusable(
-    ix: Indexed,
-    cand: Candidates,
-    settings: tuple,
-    problem: Problem,
-    sol: Solution,
-    result: MatchResult,
-    gain: np.ndarray,
-    used: np.ndarray,
+    ix: Indexed, cand: Candidates, settings: tuple, problem: Problem, sol: Solution, out: _Explained
 ) -> Reusable:
     """What a later run may reuse of this one (`Reusable`)."""
     return Reusable(
@@ -339,10 +335,11 @@ def _reusable(
         np.asarray(problem.need_key),
         np.asarray(problem.offer_key),
         sol.edge_units,
-        gain,
-        explain.objects(result.allocations),
-        explain.objects(result.unmatched),
-        np.array([ix.need_index[u.need_id] for u in result.unmatched], np.int64),
-        explain.objects(result.utilisation),
-        used,
+        out.gain,
+        explain.objects(out.result.allocations),
+        explain.objects(out.result.unmatched),
+        out.unmatched_need,
+        explain.objects(out.result.utilisation),
+        out.used,
+        out.org_stations,
     )
