@@ -163,33 +163,39 @@ def greedy(
     for pos in np.flatnonzero(fixed > 0).tolist():
         units[pos] = fixed_l[pos]
         st.take(pos, fixed_l[pos])
-    gain = edge_gain(norm, edges)
-    split = norm.splittable[norm.e_need[edges]]
-    density = np.where(split, gain, gain / norm.demand[norm.e_need[edges]])
+    split = norm.splittable[st.e_need]
 
-    def by_density(positions: np.ndarray) -> np.ndarray:
+    def gain_and_density(positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        # Per pass and only for its positions: a re-solve's passes see a fraction of the edges.
+        gain = edge_gain(norm, edges[positions])
+        return gain, np.where(split[positions], gain, gain / norm.demand[st.e_need[positions]])
+
+    def by_density(positions: np.ndarray, density: np.ndarray) -> np.ndarray:
         # Highest density first, ties by position: one total order, so each pass sorts only its own positions.
-        return positions[np.lexsort((positions, -density[positions]))]
+        return positions[np.lexsort((positions, -density))]
 
-    inc = norm.incumbent[edges]
-    # Units beyond the incumbent gain value - penalty (splittable); unsplittable gains are whole-need gains.
-    extra = np.where(split, norm.value[edges] - (norm.penalty if norm.has_incumbent else 0), gain)
     big = 1 << 62
     if norm.has_incumbent:
         now = np.asarray(units, np.int64)
-        pick = by_density(np.flatnonzero((inc > now) & (gain > 0)))
+        inc = norm.incumbent[edges]
+        cand = np.flatnonzero(inc > now)
+        gain, density = gain_and_density(cand)
+        pick = by_density(cand[gain > 0], density[gain > 0])
         limits = np.where(split[pick], inc[pick] - now[pick], big)
         taken = st.take_slack(units, pick, limits)
         st.run(units, pick[~taken], limits[~taken])
     if norm.coverage_first:
-        for pos in by_density(np.arange(len(edges))).tolist():
+        every = np.arange(len(edges))
+        for pos in by_density(every, gain_and_density(every)[1]).tolist():
             if st.station[int(st.e_need[pos])] not in st.covered:
                 st.run(units, np.array([pos]), 1 if split[pos] else big)
-    rest = np.flatnonzero(extra > 0)
     # Demand and capacity only shrink during a pass: edges of needs already served, or of offers already full, would
     # be skipped one by one in the loop (after the incumbent pass, most of a re-solve's edges), so drop them here.
     dem, cap = np.asarray(st.dem, np.int64), np.asarray(st.cap, np.int64)
-    usage = st.e_usage[rest]
-    rest = rest[(dem[st.e_need[rest]] > 0) & ((usage <= 0) | (cap[st.e_offer[rest]] >= np.maximum(usage, 1)))]
-    st.run(units, by_density(rest), big)
+    usage = st.e_usage
+    rest = np.flatnonzero((dem[st.e_need] > 0) & ((usage <= 0) | (cap[st.e_offer] >= np.maximum(usage, 1))))
+    gain, density = gain_and_density(rest)
+    # Units beyond the incumbent gain value - penalty (splittable); unsplittable gains are whole-need gains.
+    extra = np.where(split[rest], norm.value[edges[rest]] - (norm.penalty if norm.has_incumbent else 0), gain)
+    st.run(units, by_density(rest[extra > 0], density[extra > 0]), big)
     return np.asarray(units, np.int64)
