@@ -174,11 +174,13 @@ def index_records(
     org_active = np.array([o.active for o in orgs], bool)
     offer_org = np.array([_lookup(org_index, o.organization_id, "organization") for o in offers], np.int64)
     nd = max(len(domains), 1)
+    # Snapshots, not the caller's lists: a later run compares its records with these (`reindex_needs`), and a list
+    # edited in place between runs would otherwise compare equal to itself.
     return Indexed(
-        needs,
-        offers,
-        orgs,
-        stations,
+        tuple(needs),
+        tuple(offers),
+        tuple(orgs),
+        tuple(stations),
         need_index,
         offer_index,
         org_index,
@@ -253,7 +255,7 @@ def reindex_needs(
         column = getattr(prev, name).copy()
         column[idx] = cols[name]
         patched[name] = column
-    return replace(prev, needs=needs, **patched), idx
+    return replace(prev, needs=tuple(needs), **patched), idx
 
 
 def _subset(ix: Indexed, rows: np.ndarray) -> Indexed:
@@ -470,8 +472,12 @@ def _score(
     continuity = member(org * max(len(ix.stations), 1) + st, pair_codes).astype(np.float64)
     priority = np.clip((ix.need_prio[need] - 1) / 4, 0, 1)
     comps = np.stack([type_score, expertise, distance, rating, feedback, continuity, priority], axis=1)
-    wv = np.array([w.service_type, w.expertise, w.distance, w.rating, w.feedback, w.continuity, w.priority])
-    score = comps @ wv
+    wv = (w.service_type, w.expertise, w.distance, w.rating, w.feedback, w.continuity, w.priority)
+    # Summed column by column in a fixed order, not `comps @ wv`: a matrix product's rounding depends on how many rows
+    # it gets, and an edge must score the same whether its need is scored alone (`update_candidates`) or with all.
+    score = np.zeros(len(need))
+    for k, weight in enumerate(wv):
+        score = score + comps[:, k] * weight
     per_unit = 1 + np.rint(w.resolution * score).astype(np.int64)
     value = np.where(ix.need_split[need], per_unit, per_unit * ix.need_qty[need])
     return Candidates(need, offer, dist, comps, score, value, forced, counts)

@@ -42,6 +42,8 @@ class _State:
         self.station = norm.station.tolist()  # per need
         self.org = norm.org.tolist()  # per offer
         self.lim_arr = norm.org_limit[norm.org] if len(norm.org_limit) else np.full(norm.n_offers, -1, np.int64)
+        # Stations numbered 0..k-1 for (organization, station) codes: the ids themselves may be as large as int64.
+        self.station_ids, self.station_code = np.unique(norm.station, return_inverse=True)
 
     def take(self, pos: int, units: int) -> None:
         """Record `units` on the edge at `pos`."""
@@ -75,12 +77,11 @@ class _State:
         self.dem, self.cap = dem.tolist(), cap.tolist()
         for pos, units_here in zip(take.tolist(), x.tolist(), strict=True):
             units[pos] += units_here
-        st = norm.station[need[ok]]
         limited = self.lim_arr[offer[ok]] >= 0
-        n_st = int(norm.station.max(initial=0)) + 1
-        for code in np.unique(norm.org[offer[ok][limited]] * n_st + st[limited]).tolist():
-            self.stations.setdefault(code // n_st, set()).add(code % n_st)
-        self.covered.update(np.unique(st).tolist())
+        n_st, ids = len(self.station_ids), self.station_ids.tolist()
+        for code in np.unique(norm.org[offer[ok][limited]] * n_st + self.station_code[need[ok][limited]]).tolist():
+            self.stations.setdefault(code // n_st, set()).add(ids[code % n_st])
+        self.covered.update(np.unique(norm.station[need[ok]]).tolist())
         return ok
 
     def _orgs_ok(self, offer: np.ndarray, need: np.ndarray) -> np.ndarray:
@@ -91,10 +92,12 @@ class _State:
         if not limited.any():
             return np.ones(len(offer), bool)
         norm = self.norm
-        n_st = int(norm.station.max(initial=0)) + 1
+        n_st = len(self.station_ids)
         g = norm.org[offer[limited]]
-        opened = np.array([a * n_st + b for a, seen in self.stations.items() for b in seen], np.int64)
-        pairs = np.unique(np.concatenate([g * n_st + norm.station[need[limited]], opened]))
+        org = np.array([a for a, seen in self.stations.items() for _ in seen], np.int64)
+        station = np.array([b for seen in self.stations.values() for b in seen], np.int64)
+        opened = org * n_st + np.searchsorted(self.station_ids, station)
+        pairs = np.unique(np.concatenate([g * n_st + self.station_code[need[limited]], opened]))
         count = np.bincount(pairs // n_st, minlength=len(norm.org_limit))
         ok = np.ones(len(offer), bool)
         ok[limited] = count[g] <= norm.org_limit[g]

@@ -69,7 +69,7 @@ def _edge_lookup(ix: Indexed, cand: Candidates, units: dict[tuple[Id, Id], int])
             codes.append(i * m + j)
             vals.append(u)
     out = np.zeros(len(cand.need), np.int64)
-    if codes:
+    if codes and len(cand.need):
         edge_codes = cand.need * m + cand.offer  # sorted by construction
         c = np.asarray(codes, np.int64)
         pos = np.searchsorted(edge_codes, c)
@@ -113,7 +113,18 @@ def _settings(
     weights: Weights, pairings: list[tuple[Id, Id]], rejected: list[tuple[Id, Id]], forced: list[tuple[Id, Id]]
 ) -> tuple:
     """What candidates depend on besides the records (as sets: their order does not matter)."""
-    return weights, frozenset(pairings), frozenset(rejected), frozenset(forced)
+    return weights, *(frozenset(map(tuple, pairs)) for pairs in (pairings, rejected, forced))
+
+
+def _untouched(allocations: list[Allocation], kept: np.ndarray) -> bool:
+    """Whether a result's allocations are still those it was built with (a caller may drop or edit them and pass the
+    result as `previous`: then they, not the kept per-edge units, are the incumbent)."""
+    return len(allocations) == len(kept) and all(a is b for a, b in zip(allocations, kept.tolist(), strict=True))
+
+
+def _at(values: np.ndarray, edge_map: np.ndarray) -> np.ndarray:
+    """`values` of the previous run's edges by `edge_map`, 0 for new edges (-1)."""
+    return np.append(values, 0)[edge_map]
 
 
 def _inputs(
@@ -124,7 +135,7 @@ def _inputs(
     """Indexed records and candidates: from the previous result's when only some needs changed, else built."""
     pairings, rejected, forced = (list(x) for x in settings[1:])
     prev = previous.reusable if isinstance(previous, MatchResult) else None
-    if prev is not None and prev.settings == settings:
+    if prev is not None and prev.settings == settings and _untouched(previous.allocations, prev.allocations):
         again = reindex_needs(prev.ix, *records)
         if again is not None:
             ix, changed = again
@@ -196,7 +207,7 @@ def match(
     fixed = _edge_lookup(ix, cand, {(a, b): u for a, b, u in accepted}) if accepted else None
     prev = {} if delta is not None else _previous_units(previous)
     if delta is not None:
-        incumbent = np.where(delta.edge_map >= 0, delta.prev.units[np.maximum(delta.edge_map, 0)], 0)
+        incumbent = _at(delta.prev.units, delta.edge_map)
     else:
         incumbent = _edge_lookup(ix, cand, prev) if previous is not None else None
     if incumbent is not None and fixed is not None:
@@ -279,7 +290,7 @@ def _explain_again(ix: Indexed, cand: Candidates, norm: Normalised, sol: Solutio
     prev, units = delta.prev, sol.edge_units
     gain = edge_objective(norm, units)
     used = offer_use(norm, np.arange(norm.n_edges), units)
-    was = np.where(delta.edge_map >= 0, prev.units[np.maximum(delta.edge_map, 0)], 0)
+    was = _at(prev.units, delta.edge_map)
     changed = np.zeros(len(ix.needs), bool)
     changed[delta.changed] = True
     # Allocations.

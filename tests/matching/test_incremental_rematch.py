@@ -189,3 +189,77 @@ def test_an_organization_freed_from_its_station_limit_changes_the_reason_of_anot
         "tutoring-4": "does_not_fit",
         "legal": "no_offer_of_type",
     }
+
+
+def test_a_list_edited_in_place_between_runs_is_seen_as_changed() -> None:
+    offers, orgs = _records()
+    needs = [NeedRecord("visits", "s1", "elder_visit", 2, YEAR)]
+    first = match(needs, offers, orgs, STATIONS)
+    needs[0] = replace(needs[0], quantity=3)  # the caller's own list, edited
+    offers[0] = replace(offers[0], capacity=1)
+    again = match(needs, offers, orgs, STATIONS, previous=first)
+    assert [(a.need_id, a.units) for a in again.allocations] == [("visits", 1)]
+    assert again.utilisation[0].capacity == 1
+
+
+def test_runs_with_no_candidate_edge_before_or_after_a_change() -> None:
+    offers, orgs = _records()
+    outside = [NeedRecord("visits", "s3", "elder_visit", 2, YEAR)]  # 汉南 station: outside 汉阳's offers
+    stations = [*STATIONS, StationRecord("s3", "420113001000")]
+    first = match(outside, offers, orgs, stations)
+    assert [u.filter for u in first.unmatched] == ["none_in_range"]
+    inside = [replace(outside[0], station_id="s1")]
+    second = match(inside, offers, orgs, stations, previous=first)
+    assert second.stats["needs_changed_in_place"] == 1
+    assert second.churn.added == (("visits", "home-visits", 2),)
+    third = match(outside, offers, orgs, stations, previous=second)  # and out of range again
+    assert third.churn.removed == (("visits", "home-visits", 2),)
+    assert [u.filter for u in third.unmatched] == ["none_in_range"]
+
+
+def test_an_edge_scores_the_same_whether_its_need_is_scored_alone_or_with_all() -> None:
+    # An organization without a rating and with little feedback, stations without coordinates: a score whose
+    # weighted sum, rounded differently, would put 1 + 100 * score on the other side of .5.
+    orgs = [OrganizationRecord("夕阳红服务中心", rating=None, feedback=0.03, domains=("elderly",))]
+    offers = [OfferRecord("visits", "夕阳红服务中心", ("elder_visit",), 1000, YEAR, ("420106",))]
+    needs = [NeedRecord(f"n{k}", "s1", "elder_visit", 2, YEAR, priority=4, domain="elderly") for k in range(40)]
+    stations = [StationRecord("s1", "420106001000")]
+    first = match(needs, offers, orgs, stations)
+    edited = [replace(needs[0], quantity=3), *needs[1:]]
+    again = match(edited, offers, orgs, stations, previous=first)
+    plain = match(edited, offers, orgs, stations, previous=first.allocations, previous_solution=first.solution)
+    assert again.stats["needs_changed_in_place"] == 1
+    assert again.objective == plain.objective
+    assert [(a.score, a.value) for a in again.allocations] == [(a.score, a.value) for a in plain.allocations]
+
+
+def test_pairings_and_rejections_may_come_as_lists() -> None:
+    offers, orgs = _records()
+    needs = [NeedRecord("visits", "s1", "elder_visit", 2, YEAR), NeedRecord("tutor", "s2", "tutoring", 1, YEAR)]
+    first = match(needs, offers, orgs, STATIONS, pairings=[["爱心家园", "s1"]], rejected=[["tutor", "爱心家园"]])
+    assert first.allocations[0].components.continuity == 1.0
+    assert [u.filter for u in first.unmatched] == ["all_rejected"]
+    again = match(
+        [replace(needs[0], quantity=3), needs[1]],
+        offers,
+        orgs,
+        STATIONS,
+        pairings=[["爱心家园", "s1"]],
+        rejected=[["tutor", "爱心家园"]],
+        previous=first,
+    )
+    assert again.stats["needs_changed_in_place"] == 1
+
+
+def test_allocations_the_caller_dropped_from_the_previous_result_are_not_kept() -> None:
+    inst = generate("city", seed=3)
+    first = match(inst.needs, inst.offers, inst.orgs, inst.stations, pairings=inst.pairings, rejected=inst.rejected)
+    dropped = first.allocations[:5]
+    first.allocations = first.allocations[5:]  # e.g. proposals the stations turned down
+    needs = list(inst.needs)
+    needs[1] = replace(needs[1], priority=5 if needs[1].priority < 5 else 1)
+    again = match(needs, inst.offers, inst.orgs, inst.stations, pairings=inst.pairings, previous=first)
+    assert "needs_changed_in_place" not in again.stats  # the kept units are no longer the previous answer
+    added = set(again.churn.added) | {(a, b, new) for a, b, _, new in again.churn.changed}
+    kept = {(a.need_id, a.offer_id, a.units) for a in again.allocations}
+    assert {(a.need_id, a.offer_id, a.units) for a in dropped} & kept <= added

@@ -156,3 +156,22 @@ def test_the_greedy_baseline_follows_its_rule_edge_by_edge(p: Problem, data) -> 
         base = greedy(norm, np.arange(norm.n_edges))
         norm = normalise(replace(p, fixed=(base * data.draw(st.integers(0, 1))).tolist()))
     assert np.array_equal(greedy(norm, np.arange(norm.n_edges)), greedy_sequential(norm))
+
+
+def test_the_greedy_takes_station_ids_as_large_as_int64() -> None:
+    big = 2**62
+    p = Problem(
+        need_demand=[2, 2, 2],
+        need_splittable=[True, True, True],
+        offer_capacity=[10, 10],
+        edge_need=[0, 1, 2],
+        edge_offer=[1, 1, 0],
+        edge_value=[5, 5, 5],
+        incumbent=[2, 2, 2],
+        need_station=[big + 10, big + 20, big + 30],
+        offer_org=[0, 1],
+        org_max_stations=[-1, 1],  # the second organization may serve one station
+    )
+    norm = normalise(p)
+    assert greedy(norm, np.arange(norm.n_edges)).tolist() == greedy_sequential(norm).tolist() == [2, 0, 2]
+    check_feasible(norm, solve(p, time_limit_s=5.0).edge_units)
