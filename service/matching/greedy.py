@@ -54,7 +54,7 @@ class _State:
             self.stations.setdefault(self.org[j], set()).add(self.station[i])
         self.covered.add(self.station[i])
 
-    def take_slack(self, units: list[int], positions: np.ndarray, limits: np.ndarray) -> np.ndarray:
+    def take_slack(self, units: np.ndarray, positions: np.ndarray, limits: np.ndarray) -> np.ndarray:
         """`run` at once for the positions no demand, capacity or station limit can stop: those whose need, offer and
         organization could take every position of theirs in full (the incumbent's units of a re-solve, bar around
         the changes).  Any order gives them the same units, so they need no loop; returns which positions were
@@ -75,8 +75,7 @@ class _State:
         dem -= np.bincount(need[ok], weights=x, minlength=norm.n_needs).astype(np.int64)
         cap -= np.bincount(offer[ok], weights=spend[ok], minlength=norm.n_offers).astype(np.int64)
         self.dem, self.cap = dem.tolist(), cap.tolist()
-        for pos, units_here in zip(take.tolist(), x.tolist(), strict=True):
-            units[pos] += units_here
+        units[take] += x
         limited = self.lim_arr[offer[ok]] >= 0
         n_st, ids = len(self.station_ids), self.station_ids.tolist()
         for code in np.unique(norm.org[offer[ok][limited]] * n_st + self.station_code[need[ok][limited]]).tolist():
@@ -103,8 +102,10 @@ class _State:
         ok[limited] = count[g] <= norm.org_limit[g]
         return ok
 
-    def run(self, units: list[int], positions: np.ndarray, limits: np.ndarray | int) -> None:
+    def run(self, units: np.ndarray, positions: np.ndarray, limits: np.ndarray | int) -> None:
         """Put as many units as allowed on each position in turn (at most `limits`, per position or for all)."""
+        took: list[int] = []
+        amounts: list[int] = []
         dem, full, cap, stations, station, org = self.dem, self.full, self.cap, self.stations, self.station, self.org
         covered = self.covered if self.norm.coverage_first else None
         need, offer = self.e_need[positions], self.e_offer[positions]
@@ -141,11 +142,13 @@ class _State:
                 x = d
                 cap[j] = c - u
             dem[i] = d - x
-            units[pos] += x
+            took.append(pos)
+            amounts.append(x)
             if g_lim >= 0:
                 stations.setdefault(org[j], set()).add(station[i])
             if covered is not None:
                 covered.add(station[i])
+        units[np.asarray(took, np.int64)] += np.asarray(amounts, np.int64)  # each position at most once per pass
 
 
 def greedy(
@@ -159,13 +162,11 @@ def greedy(
     """Greedy units on `edges` (every edge of their needs); fixed (and `start`) units are taken first (assumed
     feasible). `cap` overrides offer capacities (residual capacity), `opened` lists stations each organization
     already serves outside `edges`."""
-    units = [0] * len(edges)
     st = _State(norm, edges, cap, opened)
-    fixed = norm.fixed[edges] if start is None else np.maximum(norm.fixed[edges], start)
-    fixed_l = fixed.tolist()
-    for pos in np.flatnonzero(fixed > 0).tolist():
-        units[pos] = fixed_l[pos]
-        st.take(pos, fixed_l[pos])
+    units = norm.fixed[edges] if start is None else np.maximum(norm.fixed[edges], start)
+    first = np.flatnonzero(units > 0)
+    for pos, amount in zip(first.tolist(), units[first].tolist(), strict=True):
+        st.take(pos, amount)
     split = norm.splittable[st.e_need]
 
     def gain_and_density(positions: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -179,7 +180,7 @@ def greedy(
 
     big = 1 << 62
     if norm.has_incumbent:
-        now = np.asarray(units, np.int64)
+        now = units.copy()
         inc = norm.incumbent[edges]
         cand = np.flatnonzero(inc > now)
         gain, density = gain_and_density(cand)
@@ -201,4 +202,4 @@ def greedy(
     # Units beyond the incumbent gain value - penalty (splittable); unsplittable gains are whole-need gains.
     extra = np.where(split[rest], norm.value[edges[rest]] - (norm.penalty if norm.has_incumbent else 0), gain)
     st.run(units, by_density(rest[extra > 0], density[extra > 0]), big)
-    return np.asarray(units, np.int64)
+    return units

@@ -739,13 +739,14 @@ class _Run:
     def _better(self, edges: np.ndarray, a: np.ndarray, b: np.ndarray) -> bool:
         """Whether units `a` are at least as good as `b` (lexicographic with coverage first)."""
         norm = self.norm
+        if not norm.coverage_first:  # the objective is a sum over edges: only where the answers differ counts
+            diff = np.flatnonzero(a != b)
+            return int(_edge_obj(norm, edges[diff], a[diff]).sum()) >= int(_edge_obj(norm, edges[diff], b[diff]).sum())
         key_a = _edge_obj(norm, edges, a).sum()
         key_b = _edge_obj(norm, edges, b).sum()
-        if norm.coverage_first:
-            cov_a = np.unique(norm.station[norm.e_need[edges[a > 0]]]).size
-            cov_b = np.unique(norm.station[norm.e_need[edges[b > 0]]]).size
-            return (cov_a, key_a) >= (cov_b, key_b)
-        return key_a >= key_b
+        cov_a = np.unique(norm.station[norm.e_need[edges[a > 0]]]).size
+        cov_b = np.unique(norm.station[norm.e_need[edges[b > 0]]]).size
+        return (cov_a, key_a) >= (cov_b, key_b)
 
 
 def _sum_per(labels: np.ndarray, values: np.ndarray, count: int) -> np.ndarray:
