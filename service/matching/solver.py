@@ -292,7 +292,7 @@ class _Run:
     def _trivial_bound(self) -> np.ndarray:
         """Per component: every positive value served in full (penalties only lower the objective)."""
         norm, comps = self.norm, self.comps
-        e = comps.edge_order
+        e = np.flatnonzero(comps.active)  # in edge order, not by component: the same sums, read in sequence
         most = np.where(norm.splittable[norm.e_need[e]], norm.demand[norm.e_need[e]], 1)
         return _sum_per(comps.need_comp[norm.e_need[e]], np.maximum(norm.value[e], 0) * most, comps.count)
 
