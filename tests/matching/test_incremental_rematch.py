@@ -50,32 +50,29 @@ def _units(result: MatchResult) -> dict[tuple, int]:
     return {(a.need_id, a.offer_id): a.units for a in result.allocations}
 
 
+def _without_reuse(inst, needs, offers, previous: MatchResult) -> MatchResult:
+    """A re-match from `previous`'s allocations and engine solution only (no reused candidates or explanations)."""
+    return match(
+        needs,
+        offers,
+        inst.orgs,
+        inst.stations,
+        previous=previous.allocations,
+        previous_solution=previous.solution,
+        **_kw(inst),
+    )
+
+
 def _assert_exact(inst, needs, first: MatchResult, again: MatchResult, offers=None) -> None:
     """`again` (a re-match from `first`) is what a re-match without reuse gives: the same answer quality (a
     multi-worker CP-SAT may pick another of equal value), the explanations a full explanation of `again`'s answer
     gives, and the churn between the two answers."""
     offers = inst.offers if offers is None else offers
-    plain = match(
-        needs,
-        offers,
-        inst.orgs,
-        inst.stations,
-        previous=first.allocations,
-        previous_solution=first.solution,
-        **_kw(inst),
-    )
+    plain = _without_reuse(inst, needs, offers, first)
     assert "needs_changed_in_place" not in plain.stats
     assert (again.status, again.objective, again.bound) == (plain.status, plain.objective, plain.bound)
     # The same answer explained from scratch: every component is reused as is, nothing re-solved.
-    same = match(
-        needs,
-        offers,
-        inst.orgs,
-        inst.stations,
-        previous=again.allocations,
-        previous_solution=again.solution,
-        **_kw(inst),
-    )
+    same = _without_reuse(inst, needs, offers, again)
     assert same.stats["components_reused"] == same.stats["components"]
     before, after = _units(first), _units(again)
     # An allocation's value is net of the change penalty (1 per unit moved) against the run it re-matched.
