@@ -16,8 +16,10 @@ from service.matching import (
     OfferRecord,
     OrganizationRecord,
     StationRecord,
+    Weights,
     match,
 )
+from service.matching.candidates import build_candidates, index_records
 
 
 def _edit(need: NeedRecord, kind: int, others: list[NeedRecord]) -> NeedRecord:
@@ -260,3 +262,90 @@ def test_allocations_the_caller_dropped_from_the_previous_result_are_not_kept() 
     added = set(again.churn.added) | {(a, b, new) for a, b, _, new in again.churn.changed}
     kept = {(a.need_id, a.offer_id, a.units) for a in again.allocations}
     assert {(a.need_id, a.offer_id, a.units) for a in dropped} & kept <= added
+
+
+TYPES = ("elder_visit", "tutoring", "free_clinic", "rehab")
+DOMAINS = (None, "elderly", "children")
+
+
+def _small_world(rng: np.random.Generator):
+    """A random district of 汉阳 (420106): a few stations (some without coordinates), organizations with and
+    without ratings, station limits and domains, offers by area or by distance, needs of four kinds."""
+    stations = [
+        StationRecord(f"s{k}", f"4201060{k % 3:02d}000", *((None, None) if rng.random() < 0.2 else (30.5, 114.3)))
+        for k in range(int(rng.integers(1, 6)))
+    ]
+    orgs = [
+        OrganizationRecord(
+            f"g{g}",
+            rating=None if rng.random() < 0.3 else float(rng.integers(1, 6)),
+            max_stations=None if rng.random() < 0.5 else int(rng.integers(0, 3)),
+            lat=None if rng.random() < 0.2 else 30.55,
+            lon=114.35,
+            domains=tuple(d for d in DOMAINS[1:] if rng.random() < 0.5),
+            active=bool(rng.random() < 0.9),
+        )
+        for g in range(int(rng.integers(1, 5)))
+    ]
+    offers = []
+    for f in range(int(rng.integers(0, 7))):
+        start = YEAR[0] + timedelta(days=int(rng.integers(0, 200)))
+        offers.append(
+            OfferRecord(
+                f"f{f}",
+                orgs[int(rng.integers(0, len(orgs)))].id,
+                tuple(rng.choice(TYPES[:3], size=int(rng.integers(1, 3)), replace=False).tolist()),
+                int(rng.integers(0, 8)),
+                (start, start + timedelta(days=int(rng.integers(30, 300)))),
+                () if rng.random() < 0.3 else (("42", "4201", "420106", "420106001")[int(rng.integers(0, 4))],),
+                None if rng.random() < 0.5 else float(rng.integers(1, 40)),
+                bool(rng.random() < 0.9),
+            )
+        )
+    needs = [
+        NeedRecord(
+            f"n{k}",
+            stations[int(rng.integers(0, len(stations)))].id,
+            TYPES[int(rng.integers(0, 4))],
+            int(rng.integers(1, 6)),
+            (YEAR[0] + timedelta(days=int(rng.integers(0, 120))), YEAR[1]),
+            int(rng.integers(1, 6)),
+            bool(rng.random() < 0.6),
+            DOMAINS[int(rng.integers(0, 3))],
+        )
+        for k in range(int(rng.integers(1, 12)))
+    ]
+    rejected = [(needs[0].id, orgs[0].id)] if rng.random() < 0.3 else []
+    return needs, offers, orgs, stations, rejected
+
+
+@pytest.mark.parametrize("seed", range(300))
+def test_random_small_worlds_rematch_exactly_as_without_reuse(seed: int) -> None:
+    rng = np.random.default_rng(1000 + seed)
+    needs, offers, orgs, stations, rejected = _small_world(rng)
+    first = match(needs, offers, orgs, stations, rejected=rejected, time_limit_s=5.0)
+    edited = list(needs)
+    for kind, k in enumerate(rng.choice(len(needs), size=int(rng.integers(1, len(needs) + 1)), replace=False)):
+        edited[int(k)] = _edit(edited[int(k)], kind + seed, needs)
+    again = match(edited, offers, orgs, stations, rejected=rejected, time_limit_s=5.0, previous=first)
+    fresh = build_candidates(index_records(edited, offers, orgs, stations), Weights(), (), rejected)
+    for name in ("need", "offer", "distance_km", "components", "score", "value", "forced"):
+        assert np.array_equal(getattr(again.reusable.cand, name), getattr(fresh, name), equal_nan=True), name
+    plain = match(
+        edited,
+        offers,
+        orgs,
+        stations,
+        rejected=rejected,
+        time_limit_s=5.0,
+        previous=first.allocations,
+        previous_solution=first.solution,
+    )
+    assert (again.status, again.objective, again.bound) == (plain.status, plain.objective, plain.bound)
+    if _units(again) == _units(plain):  # a multi-worker CP-SAT may pick another answer of equal value
+        assert (again.allocations, again.unmatched, again.utilisation, again.churn) == (
+            plain.allocations,
+            plain.unmatched,
+            plain.utilisation,
+            plain.churn,
+        )
