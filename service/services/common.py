@@ -60,12 +60,20 @@ async def fetch_page(
     return _cut_page(list((await session.scalars(page)).unique()), limit)
 
 
-async def fetch_rows(
-    session: AsyncSession, stmt: sa.Select[Any], id_column: Any, *, limit: int, cursor: str | None
+def paged(stmt: sa.Select[Any], id_column: Any, *, after: bool) -> sa.Select[Any]:
+    """A prebuilt list statement in id order, bound to `after` (if resuming) and `page_size` (the limit + 1)."""
+    if after:
+        stmt = stmt.where(id_column > sa.bindparam("after", type_=sa.Integer))
+    return stmt.order_by(id_column).limit(sa.bindparam("page_size", type_=sa.Integer))
+
+
+async def fetch_prebuilt_rows(
+    session: AsyncSession, stmt: sa.Select[Any], params: dict[str, Any], *, limit: int, after: int | None
 ) -> tuple[list[sa.Row[Any]], str | None]:
-    """Like fetch_page, for a Core select of columns: plain rows on the session's connection, no ORM loading."""
-    page = _ordered_page(stmt, id_column, limit=limit, cursor=cursor)
-    return _cut_page(list((await (await session.connection()).execute(page)).all()), limit)
+    """Plain rows of a statement built by `paged` (on the session's connection, no ORM loading), and the cursor of
+    the next page: only the parameters change from one request to the next."""
+    params = params | {"page_size": limit + 1} | ({} if after is None else {"after": after})
+    return _cut_page(list((await (await session.connection()).execute(stmt, params)).all()), limit)
 
 
 def parse_if_match(header: str | None) -> int:
@@ -150,10 +158,15 @@ def region_prefix_filter(column: Any, prefix: str | None) -> Any:
     """SQL condition: a region code under `prefix` (a county code '420502' or its trailing-zero form '420500')."""
     if not prefix:
         return sa.true()
+    return column.like(region_like(prefix))
+
+
+def region_like(prefix: str) -> str:
+    """The LIKE pattern of region_prefix_filter, for statements that bind it as a parameter."""
     from service.reference.regions import prefix_of
 
     significant = prefix_of(prefix) if len(prefix) == 6 else prefix
-    return column.like(significant + "%")
+    return significant + "%"
 
 
 def check_window_change(errors: ErrorCollector, current: Any, changes: dict[str, Any]) -> None:
