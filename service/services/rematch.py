@@ -27,11 +27,12 @@ log = logging.getLogger(__name__)
 
 async def mark(session: AsyncSession, *, region_code: str, reason: str, object_type: str, object_id: int) -> None:
     """Ask for a re-match of whatever covers `region_code`, as part of the caller's transaction."""
-    await session.execute(
-        sa.insert(RematchRequest.__table__).values(
-            region_code=region_code, reason=reason, object_type=object_type, object_id=object_id, created_at=utcnow()
-        )
-    )
+    values = {"region_code": region_code, "reason": reason, "object_type": object_type, "object_id": object_id}
+    await session.execute(_INSERT, values | {"created_at": utcnow()})
+
+
+# Prebuilt, values as parameters: no expression to build and hash on every change (see audit.record).
+_INSERT = sa.insert(RematchRequest.__table__)
 
 
 def _covers(run_region: str, changed: str) -> bool:
