@@ -144,10 +144,10 @@ async def get_or_404(
 
 
 async def get_row_or_404(
-    session: AsyncSession, model: type[Any], object_id: int, *, what_en: str, what_zh: str
+    session: AsyncSession, model: type[Any], object_id: int, *, what_en: str, what_zh: str, for_update: bool = False
 ) -> sa.Row[Any]:
-    """Like get_or_404 for read-only use: one Core row (attribute access like the model), no ORM instance."""
-    stmt = _by_id(model, core=True, for_update=False)
+    """Like get_or_404 when the row is only read: one Core row (attribute access like the model), no ORM instance."""
+    stmt = _by_id(model, core=True, for_update=for_update)
     row = (await (await session.connection()).execute(stmt, {"object_id": object_id})).first()
     if row is None:
         raise _not_found(object_id, what_en, what_zh)
