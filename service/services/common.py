@@ -6,11 +6,14 @@ import base64
 import binascii
 import functools
 import json
+from collections.abc import Callable
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.db.reads import fetch_mappings
 from service.errors import Conflict, ErrorCollector, FieldError, InvalidInput, NotFound, StaleVersion, VersionRequired
 
 
@@ -45,10 +48,12 @@ def _ordered_page(stmt: sa.Select[Any], id_column: Any, *, limit: int, cursor: s
     return stmt.order_by(id_column).limit(limit + 1)
 
 
-def _cut_page(rows: list[Any], limit: int) -> tuple[list[Any], str | None]:
+def _cut_page(
+    rows: list[Any], limit: int, last_id: Callable[[Any], int] = attrgetter("id")
+) -> tuple[list[Any], str | None]:
     if len(rows) > limit:
         rows = rows[:limit]
-        return rows, encode_cursor(rows[-1].id)
+        return rows, encode_cursor(last_id(rows[-1]))
     return rows, None
 
 
@@ -69,11 +74,12 @@ def paged(stmt: sa.Select[Any], id_column: Any, *, after: bool) -> sa.Select[Any
 
 async def fetch_prebuilt_rows(
     session: AsyncSession, stmt: sa.Select[Any], params: dict[str, Any], *, limit: int, after: int | None
-) -> tuple[list[sa.Row[Any]], str | None]:
-    """Plain rows of a statement built by `paged` (on the session's connection, no ORM loading), and the cursor of
-    the next page: only the parameters change from one request to the next."""
+) -> tuple[list[dict[str, Any]], str | None]:
+    """The rows of a statement built by `paged` as dicts (db.reads: on a read session, through the driver), and
+    the cursor of the next page: only the parameters change from one request to the next."""
     params = params | {"page_size": limit + 1} | ({} if after is None else {"after": after})
-    return _cut_page(list((await (await session.connection()).execute(stmt, params)).all()), limit)
+    rows = await fetch_mappings(await session.connection(), stmt, params)
+    return _cut_page(rows, limit, itemgetter("id"))
 
 
 def parse_if_match(header: str | None) -> int:
@@ -152,6 +158,18 @@ async def get_row_or_404(
     if row is None:
         raise _not_found(object_id, what_en, what_zh)
     return row
+
+
+async def get_mapping_or_404(
+    session: AsyncSession, model: type[Any], object_id: int, *, what_en: str, what_zh: str
+) -> dict[str, Any]:
+    """Like get_row_or_404 for a read session's hottest reads: the row as a dict, through the driver (db.reads)."""
+    rows = await fetch_mappings(
+        await session.connection(), _by_id(model, core=True, for_update=False), {"object_id": object_id}
+    )
+    if not rows:
+        raise _not_found(object_id, what_en, what_zh)
+    return rows[0]
 
 
 def region_prefix_filter(column: Any, prefix: str | None) -> Any:

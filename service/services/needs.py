@@ -37,9 +37,9 @@ def to_read(need: Need, catalog: catalog_service.Catalog) -> NeedRead:
     return _view(need.model_dump(), catalog)
 
 
-def row_to_read(row: sa.Row[Any], catalog: catalog_service.Catalog) -> NeedRead:
-    """The API view of a need read as a Core row (one validation, no ORM instance)."""
-    return _view(dict(row._mapping), catalog)
+def row_to_read(row: sa.Row[Any] | dict[str, Any], catalog: catalog_service.Catalog) -> NeedRead:
+    """The API view of a need read as a Core row or its dict (one validation, no ORM instance)."""
+    return _view(dict(row) if isinstance(row, dict) else dict(row._mapping), catalog)
 
 
 def _view(data: dict[str, Any], catalog: catalog_service.Catalog) -> NeedRead:
