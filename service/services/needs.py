@@ -6,6 +6,7 @@ import functools
 from typing import Any
 
 import sqlalchemy as sa
+from pydantic import TypeAdapter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.db.base import utcnow
@@ -37,9 +38,22 @@ def to_read(need: Need, catalog: catalog_service.Catalog) -> NeedRead:
     return _view(need.model_dump(), catalog)
 
 
-def row_to_read(row: sa.Row[Any] | dict[str, Any], catalog: catalog_service.Catalog) -> NeedRead:
-    """The API view of a need read as a Core row or its dict (one validation, no ORM instance)."""
-    return _view(dict(row) if isinstance(row, dict) else dict(row._mapping), catalog)
+def row_to_read(row: sa.Row[Any], catalog: catalog_service.Catalog) -> NeedRead:
+    """The API view of a need read as a Core row (one validation, no ORM instance)."""
+    return _view(dict(row._mapping), catalog)
+
+
+def rows_to_reads(rows: list[dict[str, Any]], catalog: catalog_service.Catalog) -> list[NeedRead]:
+    """The API views of a page of needs read as dicts (which this changes in place), validated in one call: a
+    validation call per row, with a copy of each dict, was a tenth of a need list's CPU."""
+    for data in rows:
+        code = data.pop("service_type_code")
+        kind = catalog.types[code]
+        data["service_type"], data["domain"], data["unit"] = code, kind.domain_code, kind.unit
+    return _NEED_READS.validate_python(rows)
+
+
+_NEED_READS = TypeAdapter(list[NeedRead])
 
 
 def _view(data: dict[str, Any], catalog: catalog_service.Catalog) -> NeedRead:
@@ -172,7 +186,7 @@ async def list_(
     stmt = _list_statement(kind, frozenset(params), after is not None)
     rows, next_cursor = await fetch_prebuilt_rows(session, stmt, params, limit=limit, after=after)
     catalog = await catalog_service.load(session)
-    return Page[NeedRead](items=[row_to_read(r, catalog) for r in rows], next_cursor=next_cursor, limit=limit)
+    return Page[NeedRead](items=rows_to_reads(rows, catalog), next_cursor=next_cursor, limit=limit)
 
 
 @functools.cache
