@@ -1,4 +1,4 @@
-"""The hottest reads run on the asyncpg connection itself, with SQL that SQLAlchemy compiled once.
+"""The hottest statements run on the asyncpg connection itself, with SQL that SQLAlchemy compiled once.
 
 For a prebuilt Core select on an autocommit connection (`Database.read_sessionmaker`), SQLAlchemy's execution
 path (execution context, compiled-cache lookup, the cursor adapter and its greenlet hop, the Result) costs about
@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.ext.asyncio import AsyncConnection
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession
 
 Processor = Callable[[Any], Any] | None
 
@@ -68,3 +68,37 @@ async def fetch_mappings(connection: AsyncConnection, stmt: sa.Select[Any], para
         {key: value if result is None else result(value) for (key, result), value in zip(pairs, record, strict=True)}
         for record in records
     ]
+
+
+@functools.cache
+def _compile_insert(stmt: sa.Insert, dialect: sa.Dialect, keys: tuple[str, ...]) -> _Compiled | None:
+    """An INSERT of one row with these columns; None if SQLAlchemy would add anything at execution (Python-side
+    defaults of the columns left out, RETURNING, expanding parameters)."""
+    compiled = stmt.compile(dialect=dialect, column_keys=list(keys))
+    if compiled.insert_prefetch or compiled.returning or compiled.post_compile_params or compiled.positiontup is None:
+        return None
+    names = tuple(compiled.positiontup)
+    binds = tuple(compiled._bind_processors.get(name) for name in names)
+    return _Compiled(sql=compiled.string, names=names, binds=binds, keys=(), results=())
+
+
+async def insert_in_transaction(session: AsyncSession, stmt: sa.Insert, values: dict[str, Any]) -> None:
+    """A prebuilt INSERT of one row as part of the session's open transaction.
+
+    On asyncpg, once the transaction is open on the server (SQLAlchemy sends BEGIN with the first statement), the
+    row goes straight to the driver: about 0.15 ms of CPU less than SQLAlchemy's execution (see above). Sessions
+    here never autoflush, so nothing is skipped; before the transaction is open, SQLAlchemy executes it. A database
+    error surfaces as asyncpg's exception rather than SQLAlchemy's wrapper of it (nothing here catches either: a 500).
+    """
+    connection = await session.connection()
+    c = _compile_insert(stmt, connection.dialect, tuple(values)) if connection.dialect.driver == "asyncpg" else None
+    raw = await connection.get_raw_connection()
+    if c is None or not raw.driver_connection.is_in_transaction():
+        await session.execute(stmt, values)
+        return
+    args = [values[name] if bind is None else bind(values[name]) for name, bind in zip(c.names, c.binds, strict=True)]
+    try:
+        await raw.driver_connection.execute(c.sql, *args)
+    except BaseException:
+        await connection.invalidate()  # as in fetch_mappings; the session's rollback then ends the transaction
+        raise
