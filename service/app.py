@@ -5,8 +5,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import gc
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from typing import Any
 
 from fastapi import FastAPI
 
@@ -47,6 +48,51 @@ Every `/api/v1` call needs `Authorization: Bearer <JWT>` (roles: admin, coordina
 region code, station and organization scoped to one id). Locally: `python -m service.cli token --role coordinator
 --scope 420500`.
 """
+
+
+# The routers in the order the OpenAPI document (and /docs) presents them.
+DOCUMENTED_ORDER = tuple(
+    module.router
+    for module in (
+        health,
+        metrics,
+        catalog,
+        stations,
+        organizations,
+        needs,
+        offers,
+        runs,
+        proposals,
+        pairings,
+        activities,
+        reports,
+        webhooks,
+        audit,
+    )
+)
+# The order requests are matched in. FastAPI tries the included routers one after another and every route of each
+# (a regular expression per route), so the routers of the busiest requests (need lists, proposals: 80 % of the load
+# benchmark's mix) go first: 8 % of the API's CPU per request of that mix (bench/LOAD.md). No two routers share a
+# path prefix, so which router answers a request does not depend on the order.
+DISPATCH_ORDER = (
+    needs.router,
+    proposals.router,
+    *(r for r in DOCUMENTED_ORDER if r not in (needs.router, proposals.router)),
+)
+
+
+def documented_openapi(app: FastAPI) -> Callable[[], dict[str, Any]]:
+    """`app.openapi` with the paths in DOCUMENTED_ORDER whatever the dispatch order (FastAPI's "Extending OpenAPI")."""
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            twin = FastAPI(title=app.title, version=app.version, description=app.description)
+            for router in DOCUMENTED_ORDER:
+                twin.include_router(router)
+            app.openapi_schema = twin.openapi()
+        return app.openapi_schema
+
+    return openapi
 
 
 def freeze_startup_heap() -> None:
@@ -91,23 +137,9 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     app.state.verifier = Verifier(settings)
     app.state.rate_limit = RateLimit(settings)
     problems.install(app)
-    for module in (
-        health,
-        metrics,
-        catalog,
-        stations,
-        organizations,
-        needs,
-        offers,
-        runs,
-        proposals,
-        pairings,
-        activities,
-        reports,
-        webhooks,
-        audit,
-    ):
-        app.include_router(module.router)
+    for router in DISPATCH_ORDER:
+        app.include_router(router)
+    app.openapi = documented_openapi(app)  # type: ignore[method-assign]
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)

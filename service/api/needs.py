@@ -9,6 +9,7 @@ from service.api.deps import (
     ExpectedVersion,
     Paging,
     ReadSession,
+    ReadSessions,
     RegionQuery,
     Session,
     StationSideEditor,
@@ -39,7 +40,7 @@ async def create_need(body: NeedCreate, session: Session, actor: StationSideEdit
 
 @router.get("", response_model=Page[NeedRead], responses=problem_responses(422), summary="Search needs")
 async def list_needs(
-    session: ReadSession,
+    sessions: ReadSessions,
     actor: StationSideReader,
     paging: Paging,
     region: RegionQuery = None,
@@ -48,17 +49,18 @@ async def list_needs(
     service_type: str | None = None,
     status: NeedStatus | None = None,
 ) -> Page[NeedRead]:
-    page = await need_service.list_(
-        session,
-        actor=actor,
-        region=region,
-        station_id=station_id,
-        domain=domain,
-        service_type=service_type,
-        status=status,
-        limit=paging.limit,
-        cursor=paging.cursor,
-    )
+    async with sessions() as session:
+        page = await need_service.list_(
+            session,
+            actor=actor,
+            region=region,
+            station_id=station_id,
+            domain=domain,
+            service_type=service_type,
+            status=status,
+            limit=paging.limit,
+            cursor=paging.cursor,
+        )
     return exports.respond(page, paging, NeedRead, "needs")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from service.api import exports
-from service.api.deps import Actor, BureauStaff, Paging, ReadSession, Session, allow
+from service.api.deps import Actor, BureauStaff, Paging, ReadSession, ReadSessions, Session, allow
 from service.api.problems import problem_responses
 from service.db.models.common import Page
 from service.db.models.proposals import ProposalAnswer, ProposalRead, ProposalRejection, ProposalStatus
@@ -37,8 +37,9 @@ async def list_proposals(
 
 
 @router.get("/{proposal_id}", response_model=ProposalRead, responses=problem_responses(404))
-async def get_proposal(proposal_id: int, session: ReadSession, actor: Actor) -> ProposalRead:
-    return await proposal_service.get(session, actor=actor, proposal_id=proposal_id)
+async def get_proposal(proposal_id: int, sessions: ReadSessions, actor: Actor) -> ProposalRead:
+    async with sessions() as session:
+        return await proposal_service.get(session, actor=actor, proposal_id=proposal_id)
 
 
 @router.post(

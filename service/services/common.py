@@ -6,11 +6,14 @@ import base64
 import binascii
 import functools
 import json
+from collections.abc import Callable
+from operator import attrgetter, itemgetter
 from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from service.db.reads import fetch_mappings
 from service.errors import Conflict, ErrorCollector, FieldError, InvalidInput, NotFound, StaleVersion, VersionRequired
 
 
@@ -45,10 +48,12 @@ def _ordered_page(stmt: sa.Select[Any], id_column: Any, *, limit: int, cursor: s
     return stmt.order_by(id_column).limit(limit + 1)
 
 
-def _cut_page(rows: list[Any], limit: int) -> tuple[list[Any], str | None]:
+def _cut_page(
+    rows: list[Any], limit: int, last_id: Callable[[Any], int] = attrgetter("id")
+) -> tuple[list[Any], str | None]:
     if len(rows) > limit:
         rows = rows[:limit]
-        return rows, encode_cursor(rows[-1].id)
+        return rows, encode_cursor(last_id(rows[-1]))
     return rows, None
 
 
@@ -60,12 +65,21 @@ async def fetch_page(
     return _cut_page(list((await session.scalars(page)).unique()), limit)
 
 
-async def fetch_rows(
-    session: AsyncSession, stmt: sa.Select[Any], id_column: Any, *, limit: int, cursor: str | None
-) -> tuple[list[sa.Row[Any]], str | None]:
-    """Like fetch_page, for a Core select of columns: plain rows on the session's connection, no ORM loading."""
-    page = _ordered_page(stmt, id_column, limit=limit, cursor=cursor)
-    return _cut_page(list((await (await session.connection()).execute(page)).all()), limit)
+def paged(stmt: sa.Select[Any], id_column: Any, *, after: bool) -> sa.Select[Any]:
+    """A prebuilt list statement in id order, bound to `after` (if resuming) and `page_size` (the limit + 1)."""
+    if after:
+        stmt = stmt.where(id_column > sa.bindparam("after", type_=sa.Integer))
+    return stmt.order_by(id_column).limit(sa.bindparam("page_size", type_=sa.Integer))
+
+
+async def fetch_prebuilt_rows(
+    session: AsyncSession, stmt: sa.Select[Any], params: dict[str, Any], *, limit: int, after: int | None
+) -> tuple[list[dict[str, Any]], str | None]:
+    """The rows of a statement built by `paged` as dicts (db.reads: on a read session, through the driver), and
+    the cursor of the next page: only the parameters change from one request to the next."""
+    params = params | {"page_size": limit + 1} | ({} if after is None else {"after": after})
+    rows = await fetch_mappings(await session.connection(), stmt, params)
+    return _cut_page(rows, limit, itemgetter("id"))
 
 
 def parse_if_match(header: str | None) -> int:
@@ -136,24 +150,41 @@ async def get_or_404(
 
 
 async def get_row_or_404(
-    session: AsyncSession, model: type[Any], object_id: int, *, what_en: str, what_zh: str
+    session: AsyncSession, model: type[Any], object_id: int, *, what_en: str, what_zh: str, for_update: bool = False
 ) -> sa.Row[Any]:
-    """Like get_or_404 for read-only use: one Core row (attribute access like the model), no ORM instance."""
-    stmt = _by_id(model, core=True, for_update=False)
+    """Like get_or_404 when the row is only read: one Core row (attribute access like the model), no ORM instance."""
+    stmt = _by_id(model, core=True, for_update=for_update)
     row = (await (await session.connection()).execute(stmt, {"object_id": object_id})).first()
     if row is None:
         raise _not_found(object_id, what_en, what_zh)
     return row
 
 
+async def get_mapping_or_404(
+    session: AsyncSession, model: type[Any], object_id: int, *, what_en: str, what_zh: str
+) -> dict[str, Any]:
+    """Like get_row_or_404 for a read session's hottest reads: the row as a dict, through the driver (db.reads)."""
+    rows = await fetch_mappings(
+        await session.connection(), _by_id(model, core=True, for_update=False), {"object_id": object_id}
+    )
+    if not rows:
+        raise _not_found(object_id, what_en, what_zh)
+    return rows[0]
+
+
 def region_prefix_filter(column: Any, prefix: str | None) -> Any:
     """SQL condition: a region code under `prefix` (a county code '420502' or its trailing-zero form '420500')."""
     if not prefix:
         return sa.true()
+    return column.like(region_like(prefix))
+
+
+def region_like(prefix: str) -> str:
+    """The LIKE pattern of region_prefix_filter, for statements that bind it as a parameter."""
     from service.reference.regions import prefix_of
 
     significant = prefix_of(prefix) if len(prefix) == 6 else prefix
-    return column.like(significant + "%")
+    return significant + "%"
 
 
 def check_window_change(errors: ErrorCollector, current: Any, changes: dict[str, Any]) -> None:

@@ -83,15 +83,47 @@ def visible(
     principal: Principal, *, region_column: Any, station_column: Any = None, organization_column: Any = None
 ) -> Any:
     """SQL condition selecting the rows a principal may see."""
+    kind, value = visibility(principal)
+    return visible_where(
+        kind,
+        value,
+        region_column=region_column,
+        station_column=station_column,
+        organization_column=organization_column,
+    )
+
+
+def visibility(principal: Principal) -> tuple[str, Any]:
+    """What a principal sees, as a kind and the one value the kind's condition compares with.
+
+    Split from `visible` so that a hot list can build its statement once per kind (with a bound parameter in place
+    of the value) and reuse it for every caller of that kind.
+    """
     match principal.role:
         case Role.admin:
-            return sa.true()
+            return "all", None
         case Role.coordinator | Role.auditor:
-            return region_column.like(region_prefix(principal.region or "-") + "%")
-        case Role.station if station_column is not None:
-            return station_column == principal.station_id
-        case Role.organization if organization_column is not None:
-            return organization_column == principal.organization_id
+            return "region", region_prefix(principal.region or "-") + "%"
+        case Role.station:
+            return "station", principal.station_id
+        case Role.organization:
+            return "organization", principal.organization_id
+    return "none", None
+
+
+def visible_where(
+    kind: str, value: Any, *, region_column: Any, station_column: Any = None, organization_column: Any = None
+) -> Any:
+    """The condition of `visibility`'s kind; `value` is the value or a bind parameter standing for it."""
+    match kind:
+        case "all":
+            return sa.true()
+        case "region":
+            return region_column.like(value)
+        case "station" if station_column is not None:
+            return station_column == value
+        case "organization" if organization_column is not None:
+            return organization_column == value
     return sa.false()
 
 

@@ -23,12 +23,18 @@ from service.errors import Conflict
 from service.services import audit, policy
 from service.services import rematch as rematch_service
 from service.services import webhooks as webhook_service
-from service.services.common import fetch_page, get_or_404, get_row_or_404
+from service.services.common import fetch_page, get_mapping_or_404, get_or_404
 from service.services.principals import Principal, Role
 
 
 def ownership(p: Proposal | sa.Row[Any]) -> policy.Ownership:
     return policy.Ownership(region_code=p.region_code, station_id=p.station_id, organization_id=p.organization_id)
+
+
+def _ownership_of(p: dict[str, Any]) -> policy.Ownership:
+    return policy.Ownership(
+        region_code=p["region_code"], station_id=p["station_id"], organization_id=p["organization_id"]
+    )
 
 
 async def load(session: AsyncSession, *, actor: Principal, proposal_id: int, write: bool = False) -> Proposal:
@@ -39,9 +45,11 @@ async def load(session: AsyncSession, *, actor: Principal, proposal_id: int, wri
 
 
 async def get(session: AsyncSession, *, actor: Principal, proposal_id: int) -> ProposalRead:
-    row = await get_row_or_404(session, Proposal, proposal_id, what_en="proposal", what_zh="匹配建议")
-    policy.authorize(actor, ownership(row), write=False, what_en="proposal", what_zh="匹配建议", object_id=proposal_id)
-    return ProposalRead.model_validate(dict(row._mapping))
+    row = await get_mapping_or_404(session, Proposal, proposal_id, what_en="proposal", what_zh="匹配建议")
+    policy.authorize(
+        actor, _ownership_of(row), write=False, what_en="proposal", what_zh="匹配建议", object_id=proposal_id
+    )
+    return ProposalRead.model_validate(row)
 
 
 async def list_(

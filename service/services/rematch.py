@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from service.db.base import utcnow
 from service.db.models.rematch import RematchRequest
 from service.db.models.runs import MatchRun, RunCreate, RunStatus, RunTrigger
+from service.db.reads import insert_in_transaction
 from service.db.session import Database
 from service.observability import REMATCH_LAG
 from service.services import policy
@@ -27,11 +28,12 @@ log = logging.getLogger(__name__)
 
 async def mark(session: AsyncSession, *, region_code: str, reason: str, object_type: str, object_id: int) -> None:
     """Ask for a re-match of whatever covers `region_code`, as part of the caller's transaction."""
-    await session.execute(
-        sa.insert(RematchRequest.__table__).values(
-            region_code=region_code, reason=reason, object_type=object_type, object_id=object_id, created_at=utcnow()
-        )
-    )
+    values = {"region_code": region_code, "reason": reason, "object_type": object_type, "object_id": object_id}
+    await insert_in_transaction(session, _INSERT, values | {"created_at": utcnow()})
+
+
+# Prebuilt, values as parameters: no expression to build and hash on every change (see audit.record).
+_INSERT = sa.insert(RematchRequest.__table__).inline()  # no id read back (see audit._INSERT)
 
 
 def _covers(run_region: str, changed: str) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -12,7 +14,7 @@ from service.db.models.stations import Station, StationCreate, StationRead, Stat
 from service.errors import Conflict, ErrorCollector
 from service.reference import regions
 from service.services import audit, policy
-from service.services.common import check_version, fetch_page, get_or_404, region_prefix_filter
+from service.services.common import check_version, fetch_page, get_or_404, get_row_or_404, region_prefix_filter
 from service.services.principals import Principal
 
 
@@ -28,13 +30,21 @@ def to_read(station: Station) -> StationRead:
     return read
 
 
-def ownership(station: Station) -> policy.Ownership:
+def ownership(station: Station | sa.Row[Any]) -> policy.Ownership:
     return policy.Ownership(region_code=station.region_code, station_id=station.id)
 
 
 async def load(session: AsyncSession, *, actor: Principal, station_id: int, write: bool = False) -> Station:
     """A station the actor may see (404 otherwise) and, for writes, change (403 otherwise)."""
     station = await get_or_404(session, Station, station_id, what_en="station", what_zh="社工站", for_update=write)
+    policy.authorize(actor, ownership(station), write=write, what_en="station", what_zh="社工站", object_id=station_id)
+    return station
+
+
+async def load_row(session: AsyncSession, *, actor: Principal, station_id: int, write: bool = False) -> sa.Row[Any]:
+    """`load` for use cases that change what hangs off a station but not the station: a Core row, no ORM instance
+    (locked all the same for writes)."""
+    station = await get_row_or_404(session, Station, station_id, what_en="station", what_zh="社工站", for_update=write)
     policy.authorize(actor, ownership(station), write=write, what_en="station", what_zh="社工站", object_id=station_id)
     return station
 
