@@ -1,0 +1,82 @@
+"""The busiest reads and the audit and re-match writes go straight to asyncpg with SQL that SQLAlchemy compiled once
+(`service.db.reads`): what they read and store is exactly what SQLAlchemy's own execution reads and stores."""
+
+from __future__ import annotations
+
+from datetime import date
+
+import sqlalchemy as sa
+from pydantic import BaseModel
+
+from service import demo
+from service.db import reads
+from service.db.models.audit import AuditEvent
+from service.db.models.needs import Need
+from service.db.models.offers import Offer
+from service.db.models.stations import Station
+from service.db.session import Database
+from service.services import audit
+from service.services.common import paged
+from service.services.principals import Principal, Role
+
+
+class _NeedView(BaseModel):
+    title: str
+    quantity: int
+    window: tuple[date, date]
+    tags: list[str]
+
+
+async def _seeded(backend) -> Database:
+    db = Database.from_settings(backend.settings())
+    async with db.sessionmaker() as session, session.begin():
+        await demo.load(session)  # 宜昌市: stations, organizations, offers, needs and their audit events
+    return db
+
+
+def _typed(rows: list[dict]) -> list[dict]:
+    return [{key: (type(value), value) for key, value in row.items()} for row in rows]
+
+
+async def test_rows_read_through_the_driver_equal_sqlalchemys_in_value_and_type(backend, app) -> None:
+    db = await _seeded(backend)
+    try:
+        async with db.read_sessionmaker() as session:
+            conn = await session.connection()
+            for model in (Station, Need, Offer, AuditEvent):
+                table = model.__table__
+                stmt = paged(sa.select(table), table.c.id, after=True)
+                params = {"after": 0, "page_size": 1000}
+                direct = await reads.fetch_mappings(conn, stmt, params)
+                through = [dict(row) for row in (await conn.execute(stmt, params)).mappings()]
+                assert direct, model.__name__
+                assert _typed(direct) == _typed(through), model.__name__
+            if backend.is_postgres:  # the hot tables really take the driver's path there
+                assert reads._compile(paged(sa.select(Need.__table__), Need.__table__.c.id, after=True), conn.dialect)
+    finally:
+        await db.dispose()
+
+
+async def test_an_audit_event_is_stored_the_same_through_the_driver_or_through_sqlalchemy(backend, app) -> None:
+    db = Database.from_settings(backend.settings())
+    actor = Principal("夷陵区协调员", Role.coordinator, region="420506", request_id="req-42")
+    view = _NeedView(title="独居老人上门探访", quantity=6, window=(date(2026, 3, 1), date(2026, 5, 31)), tags=["养老"])
+    event = dict(actor=actor, action="need.update", object_type="need", object_id=7, region_code="420506", after=view)
+    try:
+        async with db.sessionmaker() as session, session.begin():
+            await session.execute(sa.select(1))  # the transaction is open on the server: the driver's path
+            await audit.record(session, **event)
+        async with db.sessionmaker() as session, session.begin():
+            await audit.record(session, **event)  # first statement of its transaction: SQLAlchemy's path
+        async with db.sessionmaker() as session:
+            rows = (await session.execute(sa.select(AuditEvent.__table__).order_by("id"))).mappings().all()
+        first, second = ({k: v for k, v in row.items() if k not in ("id", "occurred_at")} for row in rows)
+        assert _typed([first]) == _typed([second])
+        assert first["after"] == {
+            "title": "独居老人上门探访",
+            "quantity": 6,
+            "window": ["2026-03-01", "2026-05-31"],
+            "tags": ["养老"],
+        }
+    finally:
+        await db.dispose()
