@@ -471,13 +471,15 @@ def _score(
     )
     continuity = member(org * max(len(ix.stations), 1) + st, pair_codes).astype(np.float64)
     priority = np.clip((ix.need_prio[need] - 1) / 4, 0, 1)
-    comps = np.stack([type_score, expertise, distance, rating, feedback, continuity, priority], axis=1)
+    columns = (type_score, expertise, distance, rating, feedback, continuity, priority)
+    comps = np.stack(columns, axis=1)
     wv = (w.service_type, w.expertise, w.distance, w.rating, w.feedback, w.continuity, w.priority)
-    # Summed column by column in a fixed order, not `comps @ wv`: a matrix product's rounding depends on how many rows
-    # it gets, and an edge must score the same whether its need is scored alone (`update_candidates`) or with all.
+    # Summed component by component in a fixed order, not `comps @ wv`: a matrix product's rounding depends on how
+    # many rows it gets, and an edge must score the same whether its need is scored alone (`update_candidates`) or
+    # with all of them.
     score = np.zeros(len(need))
-    for k, weight in enumerate(wv):
-        score = score + comps[:, k] * weight
+    for column, weight in zip(columns, wv, strict=True):
+        score = score + column * weight
     per_unit = 1 + np.rint(w.resolution * score).astype(np.int64)
     value = np.where(ix.need_split[need], per_unit, per_unit * ix.need_qty[need])
     return Candidates(need, offer, dist, comps, score, value, forced, counts)
