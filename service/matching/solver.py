@@ -292,9 +292,13 @@ class _Run:
     def _trivial_bound(self) -> np.ndarray:
         """Per component: every positive value served in full (penalties only lower the objective)."""
         norm, comps = self.norm, self.comps
-        e = np.flatnonzero(comps.active)  # in edge order, not by component: the same sums, read in sequence
-        most = np.where(norm.splittable[norm.e_need[e]], norm.demand[norm.e_need[e]], 1)
-        return _sum_per(comps.need_comp[norm.e_need[e]], np.maximum(norm.value[e], 0) * most, comps.count)
+        # In edge order, not by component (the same sums, read in sequence); every edge active is the common case.
+        every = bool(comps.active.all())
+        e = None if every else np.flatnonzero(comps.active)
+        need = norm.e_need if every else norm.e_need[e]
+        value = norm.value if every else norm.value[e]
+        most = np.where(norm.splittable[need], norm.demand[need], 1)
+        return _sum_per(comps.need_comp[need], np.maximum(value, 0) * most, comps.count)
 
     def comp_sizes(self) -> np.ndarray:
         """Active edges per component."""
