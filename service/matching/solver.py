@@ -22,7 +22,10 @@ from service.matching.problem import Normalised, Problem, normalise
 
 # Small components are packed into flow graphs of about this many edges (amortises the per-graph overhead); OR-Tools'
 # min-cost flow is superlinear, so one graph per component of a province (8k edges) is twice as fast as one graph.
-FLOW_BATCH_EDGES = 4_000
+# 1,000 rather than 4,000 since 20:35: the pieces of a local re-solve and the dive's batches are small, and smaller
+# graphs were faster still (province re-solve 72-73 -> 66-68 ms median of 15, national 2.55-2.75 -> 2.30-2.57 s,
+# cold no slower; objective -0.00002 % cold, -0.0002 % re-solve from other ties; /tmp/s12/batch_probe.py, batch_nat.py).
+FLOW_BATCH_EDGES = 1_000
 # Flow-first runs may cut components above `part_edges` active edges into parts (METIS), solved as separate graphs.
 # Off by default: on the national benchmark (one component of 1.7 M edges, offers by distance link neighbouring
 # counties) 16k-edge parts halve the solve time but lose 0.26 % of the objective and loosen the bound from 6 % to
