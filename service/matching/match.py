@@ -130,19 +130,23 @@ def _at(values: np.ndarray, edge_map: np.ndarray) -> np.ndarray:
 def _inputs(
     previous: MatchResult | Iterable[Allocation] | None,
     records: tuple[Sequence[NeedRecord], Sequence[OfferRecord], Sequence[OrganizationRecord], Sequence[StationRecord]],
-    settings: tuple,
-) -> tuple[Indexed, Candidates, _Delta | None]:
-    """Indexed records and candidates: from the previous result's when only some needs changed, else built."""
-    pairings, rejected, forced = (list(x) for x in settings[1:])
+    weights: Weights,
+    links: tuple[list[tuple[Id, Id]], list[tuple[Id, Id]], list[tuple[Id, Id]]],
+) -> tuple[Indexed, Candidates, _Delta | None, tuple]:
+    """Indexed records and candidates (from the previous result's when only some needs changed, else built) and the
+    settings they depend on; `links`: pairings, rejected and forced pairs, in the caller's order (an unknown id in
+    them is reported in that order)."""
+    pairings, rejected, forced = links
+    settings = _settings(weights, pairings, rejected, forced)
     prev = previous.reusable if isinstance(previous, MatchResult) else None
     if prev is not None and prev.settings == settings and _untouched(previous.allocations, prev.allocations):
         again = reindex_needs(prev.ix, *records)
         if again is not None:
             ix, changed = again
-            cand, edge_map = update_candidates(prev.cand, ix, changed, settings[0], pairings, rejected, forced)
-            return ix, cand, _Delta(prev, changed, edge_map)
+            cand, edge_map = update_candidates(prev.cand, ix, changed, weights, pairings, rejected, forced)
+            return ix, cand, _Delta(prev, changed, edge_map), settings
     ix = index_records(*records)
-    return ix, build_candidates(ix, settings[0], pairings, rejected, forced), None
+    return ix, build_candidates(ix, weights, pairings, rejected, forced), None, settings
 
 
 def build_problem(
@@ -201,9 +205,11 @@ def match(
     large solve run in that many worker processes (`solve`)."""
     t0 = time.perf_counter()
     accepted = list(accepted)
-    settings = _settings(weights or Weights(), list(pairings), list(rejected), [(a, b) for a, b, _ in accepted])
+    links = (list(pairings), list(rejected), [(a, b) for a, b, _ in accepted])
     with _collector_paused():
-        ix, cand, delta = _inputs(previous, (needs, offers, organizations, stations), settings)
+        ix, cand, delta, settings = _inputs(
+            previous, (needs, offers, organizations, stations), weights or Weights(), links
+        )
     fixed = _edge_lookup(ix, cand, {(a, b): u for a, b, u in accepted}) if accepted else None
     prev = {} if delta is not None else _previous_units(previous)
     if delta is not None:

@@ -349,3 +349,11 @@ def test_random_small_worlds_rematch_exactly_as_without_reuse(seed: int) -> None
             plain.utilisation,
             plain.churn,
         )
+
+
+def test_an_unknown_id_among_several_is_reported_in_the_callers_order() -> None:
+    offers, orgs = _records()
+    needs = [NeedRecord("visits", "s1", "elder_visit", 2, YEAR)]
+    for first, second in (("ghost-a", "ghost-b"), ("ghost-b", "ghost-a")):
+        with pytest.raises(ValueError, match=f"unknown need id '{first}'"):
+            match(needs, offers, orgs, STATIONS, rejected=[(first, "爱心家园"), (second, "爱心家园")])
