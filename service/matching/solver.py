@@ -293,15 +293,11 @@ class _Run:
         self.local_stats: dict[str, int] = {}  # what a local re-solve freed
 
     def _trivial_bound(self) -> np.ndarray:
-        """Per component: every positive value served in full (penalties only lower the objective)."""
+        """Per component: every positive value served in full (penalties only lower the objective).  Summed over all
+        edges in edge order: an inactive edge has no positive value, so it adds nothing."""
         norm, comps = self.norm, self.comps
-        # In edge order, not by component (the same sums, read in sequence); every edge active is the common case.
-        every = bool(comps.active.all())
-        e = None if every else np.flatnonzero(comps.active)
-        need = norm.e_need if every else norm.e_need[e]
-        value = norm.value if every else norm.value[e]
-        most = np.where(norm.splittable[need], norm.demand[need], 1)
-        return _sum_per(comps.need_comp[need], np.maximum(value, 0) * most, comps.count)
+        most = np.where(norm.splittable[norm.e_need], norm.demand[norm.e_need], 1)
+        return _sum_per(comps.need_comp[norm.e_need], np.maximum(norm.value, 0) * most, comps.count)
 
     def comp_sizes(self) -> np.ndarray:
         """Active edges per component."""
