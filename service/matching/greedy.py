@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from service.matching.problem import Normalised
@@ -42,8 +44,17 @@ class _State:
         self.station = norm.station.tolist()  # per need
         self.org = norm.org.tolist()  # per offer
         self.lim_arr = norm.org_limit[norm.org] if len(norm.org_limit) else np.full(norm.n_offers, -1, np.int64)
-        # Stations numbered 0..k-1 for (organization, station) codes: the ids themselves may be as large as int64.
-        self.station_ids, self.station_code = np.unique(norm.station, return_inverse=True)
+
+    @functools.cached_property
+    def _stations_numbered(self) -> tuple[np.ndarray, np.ndarray]:
+        """Station ids and each need's station as 0..k-1, for (organization, station) codes (ids may be as large as
+        int64); only runs with station limits need them."""
+        return np.unique(self.norm.station, return_inverse=True)
+
+    def _pair_codes(self, org: np.ndarray, need: np.ndarray) -> np.ndarray:
+        """One code per (organization, station of the need): organization * stations + station number."""
+        ids, code = self._stations_numbered
+        return org * len(ids) + code[need]
 
     def take(self, pos: int, units: int) -> None:
         """Record `units` on the edge at `pos`."""
@@ -77,9 +88,10 @@ class _State:
         self.dem, self.cap = dem.tolist(), cap.tolist()
         units[take] += x
         limited = self.lim_arr[offer[ok]] >= 0
-        n_st, ids = len(self.station_ids), self.station_ids.tolist()
-        for code in np.unique(norm.org[offer[ok][limited]] * n_st + self.station_code[need[ok][limited]]).tolist():
-            self.stations.setdefault(code // n_st, set()).add(ids[code % n_st])
+        if limited.any():
+            ids = self._stations_numbered[0]
+            for code in np.unique(self._pair_codes(norm.org[offer[ok][limited]], need[ok][limited])).tolist():
+                self.stations.setdefault(code // len(ids), set()).add(int(ids[code % len(ids)]))
         self.covered.update(np.unique(norm.station[need[ok]]).tolist())
         return ok
 
@@ -91,13 +103,13 @@ class _State:
         if not limited.any():
             return np.ones(len(offer), bool)
         norm = self.norm
-        n_st = len(self.station_ids)
+        ids = self._stations_numbered[0]
         g = norm.org[offer[limited]]
         org = np.array([a for a, seen in self.stations.items() for _ in seen], np.int64)
         station = np.array([b for seen in self.stations.values() for b in seen], np.int64)
-        opened = org * n_st + np.searchsorted(self.station_ids, station)
-        pairs = np.unique(np.concatenate([g * n_st + self.station_code[need[limited]], opened]))
-        count = np.bincount(pairs // n_st, minlength=len(norm.org_limit))
+        opened = org * len(ids) + np.searchsorted(ids, station)
+        pairs = np.unique(np.concatenate([self._pair_codes(g, need[limited]), opened]))
+        count = np.bincount(pairs // len(ids), minlength=len(norm.org_limit))
         ok = np.ones(len(offer), bool)
         ok[limited] = count[g] <= norm.org_limit[g]
         return ok
