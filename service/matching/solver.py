@@ -669,8 +669,7 @@ class _Run:
     def prove(self, hit: np.ndarray) -> None:
         """CP-SAT on whole components linked by station limits (valid bounds), where a gap remains."""
         norm, comps = self.norm, self.comps
-        obj = np.zeros(comps.count, np.int64)
-        obj += _sum_per(comps.need_comp[norm.e_need], edge_objective(norm, self.units), comps.count)
+        obj = _sum_per(comps.need_comp[norm.e_need], edge_objective(norm, self.units), comps.count)
         open_gap = hit & (obj < self.relax_bound)
         if not open_gap.any() or self._stalled():
             return
@@ -1153,14 +1152,14 @@ def solve_normalised(
     if not opts.linked:
         local = _local_resolve(run, previous, items, need_h, offer_h, todo)
         if local is not None:
-            return replace(_assemble(run, fp, reused, items, local), edge_hashes=edge_h)
+            return _assemble(run, fp, reused, items, edge_h, local)
         t1 = time.perf_counter()
         run.run_flow(todo)
         run.timings["flow"] = time.perf_counter() - t1
         t2 = time.perf_counter()
         run.repair()
         run.timings["cpsat"] = time.perf_counter() - t2
-        return replace(_assemble(run, fp, reused, items), edge_hashes=edge_h)
+        return _assemble(run, fp, reused, items, edge_h)
     direct = run.needs_cpsat()[todo] | norm.coverage_first
     t1 = time.perf_counter()
     to_cp = np.concatenate([run.run_flow(todo[~direct]), todo[direct]])
@@ -1168,21 +1167,25 @@ def solve_normalised(
     t2 = time.perf_counter()
     run.run_cpsat(np.sort(to_cp))
     run.timings["cpsat"] = time.perf_counter() - t2
-    return replace(_assemble(run, fp, reused, items), edge_hashes=edge_h)
+    return _assemble(run, fp, reused, items, edge_h)
 
 
 def _assemble(
-    run: _Run, fp: np.ndarray, reused: np.ndarray, items: cc.ItemHashes | None = None, local: int | None = None
+    run: _Run,
+    fp: np.ndarray,
+    reused: np.ndarray,
+    items: cc.ItemHashes | None,
+    edge_hashes: cc.EdgeHashes | None,
+    local: int | None = None,
 ) -> Solution:
     """Exact objective, bounds and bookkeeping for the whole run; `local`: a proven bound of a local re-solve."""
     norm, comps = run.norm, run.comps
     obj_e = edge_objective(norm, run.units)
     comp_of_edge = comps.need_comp[norm.e_need]
-    obj = np.zeros(comps.count, np.int64)
-    obj += _sum_per(comp_of_edge, obj_e, comps.count)
+    obj = _sum_per(comp_of_edge, obj_e, comps.count)
     paid = np.zeros(comps.count, np.int64)
-    if norm.has_incumbent:
-        paid += _sum_per(comp_of_edge, norm.penalty * np.abs(run.units - norm.incumbent), comps.count)
+    if norm.has_incumbent:  # no incumbent, no change penalty
+        paid = _sum_per(comp_of_edge, norm.penalty * np.abs(run.units - norm.incumbent), comps.count)
     bound = np.minimum(run.relax_bound, run.cp_bound)
     exact = run.status == "optimal"
     if not run.linked:
@@ -1207,4 +1210,4 @@ def _assemble(
     stats.update(run.local_stats)
     if items is not None:
         items = cc.with_answer(items, norm, run.units, need_hash)
-    return Solution(status, int(obj.sum()), total_bound, run.units, table, run.timings, stats, items)
+    return Solution(status, int(obj.sum()), total_bound, run.units, table, run.timings, stats, items, edge_hashes)
