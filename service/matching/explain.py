@@ -55,9 +55,10 @@ def allocations(
     )
 
 
-def _per_unit(ix: Indexed, cand: Candidates) -> np.ndarray:
-    """Value per unit of each edge (unsplittable values are spread over the need's quantity)."""
-    return np.where(ix.need_split[cand.need], cand.value, cand.value / ix.need_qty[cand.need])
+def _per_unit(ix: Indexed, cand: Candidates, at: np.ndarray) -> np.ndarray:
+    """Value per unit of the edges `at` (unsplittable values are spread over the need's quantity)."""
+    need, value = cand.need[at], cand.value[at]
+    return np.where(ix.need_split[need], value, value / ix.need_qty[need])
 
 
 def _first_empty_filter(cand: Candidates, i: int) -> str:
@@ -95,19 +96,23 @@ def _top_named(i: np.ndarray, k: np.ndarray, p: np.ndarray, n_needs: int) -> tup
 def _taken_by(ix: Indexed, cand: Candidates, units: np.ndarray, edges: np.ndarray) -> dict[int, tuple[Id, ...]]:
     """Per need of `edges` (candidate edges of short needs): up to MAX_NAMED other needs holding those offers'
     capacity at a value per unit at least the edge's (among each offer's 2 * MAX_NAMED best allocations)."""
-    pu = _per_unit(ix, cand)
     alloc = np.flatnonzero(units > 0)
-    alloc = alloc[np.lexsort((alloc, -pu[alloc], cand.offer[alloc]))]
+    # Only the offers of `edges` matter (a re-match explains a few needs anew): their allocations, sorted.
+    alloc = alloc[member(cand.offer[alloc], cand.offer[edges])]
+    pu_alloc = _per_unit(ix, cand, alloc)
+    order = np.lexsort((alloc, -pu_alloc, cand.offer[alloc]))
+    alloc, pu_alloc = alloc[order], pu_alloc[order]
     off = cand.offer[alloc]
     first = np.searchsorted(off, off, "left")
-    top = alloc[np.arange(len(alloc)) - first < MAX_NAMED * 2]
+    near = np.arange(len(alloc)) - first < MAX_NAMED * 2
+    top, pu_top = alloc[near], pu_alloc[near]
     parts = []
     for lo in range(0, len(edges), _CHUNK_EDGES):  # a need's top names are among its chunks' top names
         chunk = edges[lo : lo + _CHUNK_EDGES]
         a, b = join(cand.offer[chunk], cand.offer[top])
-        mine, other = chunk[a], top[b]
-        keep = (cand.need[other] != cand.need[mine]) & (pu[other] >= pu[mine])
-        parts.append(_top_named(cand.need[mine[keep]], cand.need[other[keep]], pu[other[keep]], len(ix.needs)))
+        mine, other, pu_other = chunk[a], top[b], pu_top[b]
+        keep = (cand.need[other] != cand.need[mine]) & (pu_other >= _per_unit(ix, cand, chunk)[a])
+        parts.append(_top_named(cand.need[mine[keep]], cand.need[other[keep]], pu_other[keep], len(ix.needs)))
     if not parts:
         return {}
     if len(parts) == 1:
