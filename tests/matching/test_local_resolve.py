@@ -284,3 +284,49 @@ def test_fingerprints_of_a_resolve_on_the_same_components_equal_fingerprints_fro
     assert again.table.comps is first.table.comps  # the hashes of unchanged edges were reused
     assert np.array_equal(again.table.fingerprint, cc.fingerprints(normalise(nxt), again.table.comps))
     assert not np.array_equal(again.table.fingerprint, first.table.fingerprint)
+
+
+def test_an_incumbent_past_a_station_limit_is_rounded_back_within_it(local_always) -> None:
+    # 阳光社工服务中心 (organization 0) may help one station.  The first run gives it station 100; a caller's
+    # incumbent then also puts it at station 200 (more than its limit): the local re-solve must not keep both.
+    p = Problem(
+        need_demand=[4, 4, 3],
+        need_splittable=[True, True, True],
+        offer_capacity=[10, 5],
+        edge_need=[0, 1, 2, 2],
+        edge_offer=[0, 0, 0, 1],
+        edge_value=[9, 8, 5, 4],
+        need_station=[100, 200, 300],
+        offer_org=[0, 1],
+        org_max_stations=[1, -1],
+    )
+    first = solve(p, time_limit_s=1.0)
+    assert first.edge_units.tolist() == [4, 0, 0, 3]
+    q = _again(p, np.array([4, 4, 0, 3]), need_demand=[4, 4, 4])
+    s = solve(q, time_limit_s=1.0, previous=first)
+    assert "local_free_edges" in s.stats
+    norm = normalise(q)
+    check_feasible(norm, s.edge_units)
+    assert s.objective == objective(norm, s.edge_units) == milp_mixed(norm)
+
+
+def test_unchanged_unsplittable_needs_keep_their_offer_in_the_neighbourhood(local_always) -> None:
+    # Two home-visit needs (whole or not at all) share offers with a tutoring need that grows: only the splittable
+    # units move; the unsplittable ones stay where the previous answer put them.
+    p = Problem(
+        need_demand=[2, 3, 5],
+        need_splittable=[False, False, True],
+        offer_capacity=[4, 4, 6],
+        edge_need=[0, 0, 1, 1, 2, 2, 2],
+        edge_offer=[0, 1, 0, 1, 0, 1, 2],
+        edge_value=[30, 29, 40, 41, 5, 5, 4],
+    )
+    first = solve(p, time_limit_s=1.0)
+    q = _again(p, first.edge_units, need_demand=[2, 3, 7])
+    s = solve(q, time_limit_s=1.0, previous=first)
+    norm = normalise(q)
+    check_feasible(norm, s.edge_units)
+    whole = ~norm.splittable[norm.e_need]
+    assert s.stats["local_changed_needs"] == 1
+    assert np.array_equal(s.edge_units[whole], first.edge_units[whole])
+    assert s.objective == objective(norm, s.edge_units) == milp_mixed(norm)
