@@ -18,7 +18,7 @@ from service.matching import components as cc
 from service.matching.candidates import member, sorted_unique
 from service.matching.cpsat import CpResult, solve_cpsat
 from service.matching.flow import FlowResult, relaxation_scale, solve_flow
-from service.matching.greedy import greedy
+from service.matching.greedy import fill, greedy
 from service.matching.problem import Normalised, Problem, normalise
 
 # Small components are packed into flow graphs of about this many edges (amortises the per-graph overhead); OR-Tools'
@@ -648,13 +648,14 @@ class _Run:
         hit[comps.offer_comp[over_cap]] = True
         self.dive(np.flatnonzero(hit))
         self.method[hit] = "dive"
+        edges = self.edges_of(np.flatnonzero(hit))
+        self.units[edges] = fill(norm, edges, self.units[edges], opened=self.opened_outside(edges))
         self.timings["dive"] = time.perf_counter() - t0
         self.dive_objective = int(edge_objective(norm, self.units).sum())
         bound = int(np.minimum(self.relax_bound, self.cp_bound).sum())
         if bound - int(edge_objective(norm, self.units).sum()) <= self.gap_tolerance * max(abs(bound), 1):
             return
         t1 = time.perf_counter()
-        edges = self.edges_of(np.flatnonzero(hit))
         base = greedy(norm, edges, opened=self.opened_outside(edges))  # guard: never worse than the greedy baseline
         if not self._better(edges, self.units[edges], base):
             self.units[edges] = base
@@ -1071,7 +1072,9 @@ def _local_resolve(
     # 0.07 % on province and 0.01 % on national).  A greedy pass over the freed edges alone never beat the local
     # answer (40 re-solves: by 0.1k-260k in the answer's favour), so there is none.
     whole, guard = run.edges_of(todo), 0
-    base = greedy(norm, whole, opened=run.opened_outside(whole))
+    opened = run.opened_outside(whole)
+    run.units[whole] = fill(norm, whole, run.units[whole], opened=opened)  # slack the held answer left
+    base = greedy(norm, whole, opened=opened)
     if not run._better(whole, run.units[whole], base):
         run.units[whole] = base
         run.method[todo] = "greedy"

@@ -10,7 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from service.matching import Problem, solve
-from service.matching.greedy import greedy
+from service.matching.greedy import fill, greedy
 from service.matching.problem import normalise
 from tests.matching.reference import (
     brute_force,
@@ -156,6 +156,28 @@ def test_the_greedy_baseline_follows_its_rule_edge_by_edge(p: Problem, data) -> 
         base = greedy(norm, np.arange(norm.n_edges))
         norm = normalise(replace(p, fixed=(base * data.draw(st.integers(0, 1))).tolist()))
     assert np.array_equal(greedy(norm, np.arange(norm.n_edges)), greedy_sequential(norm))
+
+
+@SETTINGS
+@given(problems(splittable=None, usage=True, limits=True), st.data())
+def test_filling_an_answer_only_adds_units_that_gain_and_stays_feasible(p: Problem, data) -> None:
+    """`fill` keeps every unit of a feasible answer and adds only what gains; the greedy's own answer has nothing
+    left to fill, and filling nothing (no incumbent or fixed units) is the greedy."""
+    norm = normalise(p)
+    every = np.arange(norm.n_edges)
+    base = greedy(norm, every)
+    assert np.array_equal(fill(norm, every, base), base)
+    if not norm.has_incumbent:
+        assert np.array_equal(fill(norm, every, np.zeros(norm.n_edges, np.int64)), base)
+    keep = np.array(data.draw(st.lists(st.booleans(), min_size=norm.n_edges, max_size=norm.n_edges)))
+    start = np.where(keep, solve(p, time_limit_s=5.0).edge_units, 0)  # a feasible answer with room left
+    filled = fill(norm, every, start)
+    check_feasible(norm, filled)
+    assert np.all(filled >= start)
+    whole = ~norm.splittable[norm.e_need] & (start > 0)
+    assert np.array_equal(filled[whole], start[whole])  # a need served whole stays as it was
+    assert objective(norm, filled) >= objective(norm, start)
+    assert objective(norm, filled) > objective(norm, start) or np.array_equal(filled, start)
 
 
 def test_the_greedy_takes_station_ids_as_large_as_int64() -> None:
