@@ -803,7 +803,7 @@ def _allowed_stations(
     if not len(norm.org_limit):
         return out
     g = norm.org[norm.e_offer[edges]]
-    pick = (norm.org_limit[g] >= 0) & (relaxed > 0)
+    pick = (norm.org_limit[g] >= 0) & ((relaxed > 0) | (norm.fixed[edges] > 0))
     if not pick.any():
         return out
     val = _edge_obj(norm, edges[pick], relaxed[pick]) + (norm.fixed[edges[pick]] > 0) * (1 << 50)
@@ -1015,9 +1015,14 @@ def _local_resolve(
                 return None
     elif changed is not None:
         changed |= moved  # a need whose standing units were answered or expired is re-solved like a changed one
-    if changed is None or not changed.any():
+    if changed is None:
         return None
     inc = norm.incumbent
+    # Accepted units the incumbent does not hold (a caller's fixed units beyond it): their needs are re-solved, or
+    # holding the incumbent would drop them.
+    changed[norm.e_need[norm.fixed > inc]] = True
+    if not changed.any():
+        return None
     free = changed.copy()
     holding = inc > 0
     for _ in range(LOCAL_HOPS):
@@ -1033,9 +1038,14 @@ def _local_resolve(
     # greedy won 13 of 20 province re-solves).  The changed ones are placed whole first, then the splittable
     # needs get an exact flow on what is left, among stations their organizations may serve: no rounding.
     outside = holding & ~free[norm.e_need]
-    held = np.flatnonzero(outside | (holding & free[norm.e_need] & ~split & ~changed[norm.e_need]))
+    keep = outside | (holding & free[norm.e_need] & ~split & ~changed[norm.e_need])
+    held = np.flatnonzero(keep)
     use = offer_use(norm, held, inc[held])
-    if np.any(use > norm.capacity) or not _limits_ok(norm, held):
+    # The accepted units the re-solve must place fit beside the held ones, or only a full re-solve can honour them.
+    placed = np.flatnonzero((norm.fixed > 0) & ~keep)
+    if np.any(use + offer_use(norm, placed, norm.fixed[placed]) > norm.capacity):
+        return None
+    if not _limits_ok(norm, np.concatenate([held, placed])):
         return None
     t0 = time.perf_counter()
     residual = replace(norm, capacity=norm.capacity - use)
@@ -1046,7 +1056,7 @@ def _local_resolve(
     if place.size:
         run.units[place] = greedy(norm, place, cap=residual.capacity, opened=run.opened_outside(place))
         residual = replace(residual, capacity=residual.capacity - offer_use(norm, place, run.units[place]))
-    allowed = flow_edges[_within_station_limits(norm, flow_edges, run.units)]
+    allowed = flow_edges[_within_station_limits(norm, flow_edges, run.units) | (norm.fixed[flow_edges] > 0)]
     run.units[flow_edges] = 0
     units = _flow_in_pieces(run, residual, allowed)
     if units is None:
@@ -1062,8 +1072,7 @@ def _local_resolve(
     if bad_needs.size or over.size:  # not expected (the held units respect the limits): round the whole region
         out = np.flatnonzero(outside)
         around = replace(norm, capacity=norm.capacity - offer_use(norm, out, inc[out]))
-        run.units[edges] = inc[edges] * ~split[edges]
-        run.dive_edges(edges, around)
+        run.dive_edges(edges, around)  # guided by the answer in hand
         run.dive_objective = int(edge_objective(norm, run.units).sum())
     t2 = time.perf_counter()
     run.timings["dive"] = t2 - t1

@@ -330,3 +330,29 @@ def test_unchanged_unsplittable_needs_keep_their_offer_in_the_neighbourhood(loca
     assert s.stats["local_changed_needs"] == 1
     assert np.array_equal(s.edge_units[whole], first.edge_units[whole])
     assert s.objective == objective(norm, s.edge_units) == milp_mixed(norm)
+
+
+@pytest.mark.parametrize("seed", range(16, 27))
+def test_accepted_units_the_incumbent_lacks_stand_after_a_local_re_solve(local_always, seed: int) -> None:
+    # Between two runs some needs grew and a caller fixed units (accepted allocations) on edges the previous
+    # answer left empty, without adding them to the incumbent: they must stand, wherever their needs are.
+    p = _problem(seed)
+    first = solve(p, time_limit_s=1.0)
+    norm0 = normalise(p)
+    rng = np.random.default_rng(seed)
+    n = len(p.need_demand)
+    one = np.zeros(n, np.int64)
+    one[rng.choice(n, 3, replace=False)] = 1
+    fixed = np.zeros(norm0.n_edges, np.int64)
+    for e in rng.choice(np.flatnonzero((first.edge_units == 0) & (norm0.value > 0)), 5, replace=False).tolist():
+        i = int(norm0.e_need[e])
+        fixed[e] = 1 if norm0.splittable[i] else norm0.demand[i] + one[i]
+    q = _again(p, first.edge_units, need_demand=np.asarray(p.need_demand) + one, fixed=fixed)
+    s = solve(q, time_limit_s=1.0, previous=first)
+    norm = normalise(q)
+    if solve(q, time_limit_s=1.0).status == "infeasible":  # accepted units that cannot all stand (seed 22)
+        assert s.status == "infeasible"
+        return
+    assert s.status in ("optimal", "feasible")
+    check_feasible(norm, s.edge_units)
+    assert s.objective == objective(norm, s.edge_units)
