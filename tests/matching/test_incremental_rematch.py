@@ -18,6 +18,7 @@ from service.matching import (
     StationRecord,
     Weights,
     match,
+    solver,
 )
 from service.matching.candidates import build_candidates, index_records
 
@@ -42,6 +43,15 @@ def _edit(need: NeedRecord, kind: int, others: list[NeedRecord]) -> NeedRecord:
             return replace(need, splittable=not need.splittable)
         case _:
             return replace(need, service_type=other.service_type, domain=other.domain)
+
+
+@pytest.fixture(autouse=True)
+def _cpsat_to_the_end(monkeypatch) -> None:
+    """Both re-matches of a comparison let CP-SAT run until it proves its answer (the city's one component): with
+    the default stall window (0.3 s of wall time without a better answer) a loaded machine can stop one of them
+    earlier than the other, and their answers then differ by timing, not by reuse (seen with three sessions'
+    processes on two cores)."""
+    monkeypatch.setattr(solver, "STALL_MIN_S", 10.0)
 
 
 def _kw(inst) -> dict:
