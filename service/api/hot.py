@@ -8,7 +8,8 @@ metrics/access-log and body-size middlewares and answers those four requests its
 ordinary shape, by calling what the routes call:
 
 - the caller from `deps.principal_for` (token, rate limit) and `deps.require_role` with the route's own roles;
-- the use case in `services/` with a session from the same factories, committed before the response (writes);
+- the use case in `services/`: reads straight from the pool (`Database.fetch`, no session), writes in a session
+  from the same factory, committed before the response;
 - the body rendered by the route's own response field (`serialize_json`), headers as FastAPI writes them;
 - a domain error rendered by the same problem+json handler; `scope["route"]` set to the route, so metrics and
   the access log carry the same route label.
@@ -112,8 +113,7 @@ class HotRoutes:
 
         async def run(state: Any) -> tuple[bytes, list[tuple[bytes, bytes]], int]:
             actor = deps.require_role(await self._principal(scope, state), self.readers)
-            async with state.db.read_sessionmaker() as session:
-                page = await need_service.list_(session, actor=actor, **filters, limit=limit, cursor=cursor)
+            page = await need_service.list_(state.db, actor=actor, **filters, limit=limit, cursor=cursor)
             return self.list_needs.response_field.serialize_json(page), [], 200
 
         await self._answer(scope, receive, send, self.list_needs, run)
@@ -149,8 +149,7 @@ class HotRoutes:
 
         async def run(state: Any) -> tuple[bytes, list[tuple[bytes, bytes]], int]:
             actor = await self._principal(scope, state)
-            async with state.db.read_sessionmaker() as session:
-                read = await proposal_service.get(session, actor=actor, proposal_id=proposal_id)
+            read = await proposal_service.get(state.db, actor=actor, proposal_id=proposal_id)
             return self.get_proposal.response_field.serialize_json(read), [], 200
 
         await self._answer(scope, receive, send, self.get_proposal, run)

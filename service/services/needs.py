@@ -21,6 +21,7 @@ from service.services import proposals as proposal_service
 from service.services import rematch as rematch_service
 from service.services import stations as station_service
 from service.services.common import (
+    Reads,
     check_version,
     check_window_change,
     decode_cursor,
@@ -112,8 +113,19 @@ def _check_types(errors: ErrorCollector, catalog: catalog_service.Catalog, items
 def _new_need(station_id: int, item: NeedItem) -> dict[str, Any]:
     """The column values of a new need, the model's defaults included (the timestamps are the columns' own)."""
     values = item.model_dump(exclude={"service_type", "station_id"})
-    need = Need(station_id=station_id, service_type_code=item.service_type, **values)
-    return need.model_dump(exclude={"id", "created_at", "updated_at"})
+    return {"station_id": station_id, "service_type_code": item.service_type, **values, **_need_defaults()}
+
+
+@functools.cache
+def _need_defaults() -> dict[str, Any]:
+    """The model's defaults of the columns a need item does not carry (committed, status, version): what building a
+    `Need` instance to dump it again gave, at a tenth of a posted need's CPU."""
+    given = set(NeedItem.model_fields) | {"id", "created_at", "updated_at", "station_id", "service_type_code"}
+    return {
+        name: field.get_default(call_default_factory=True)
+        for name, field in Need.model_fields.items()
+        if name not in given
+    }
 
 
 # New needs go in as one Core INSERT … RETURNING (rows back in the order given): the unit of work's flush of ORM
@@ -160,7 +172,7 @@ async def get(session: AsyncSession, *, actor: Principal, need_id: int) -> NeedR
 
 
 async def list_(
-    session: AsyncSession,
+    session: Reads,
     *,
     actor: Principal,
     region: str | None,

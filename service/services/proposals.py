@@ -23,7 +23,7 @@ from service.errors import Conflict
 from service.services import audit, policy
 from service.services import rematch as rematch_service
 from service.services import webhooks as webhook_service
-from service.services.common import fetch_page, get_mapping_or_404, get_or_404
+from service.services.common import Reads, fetch_page, get_mapping_or_404, get_or_404
 from service.services.principals import Principal, Role
 
 
@@ -44,7 +44,7 @@ async def load(session: AsyncSession, *, actor: Principal, proposal_id: int, wri
     return p
 
 
-async def get(session: AsyncSession, *, actor: Principal, proposal_id: int) -> ProposalRead:
+async def get(session: Reads, *, actor: Principal, proposal_id: int) -> ProposalRead:
     row = await get_mapping_or_404(session, Proposal, proposal_id, what_en="proposal", what_zh="匹配建议")
     policy.authorize(
         actor, _ownership_of(row), write=False, what_en="proposal", what_zh="匹配建议", object_id=proposal_id
