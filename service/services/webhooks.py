@@ -27,7 +27,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.db.base import utcnow
 from service.db.models.common import Page
-from service.db.models.proposals import Proposal
 from service.db.models.webhooks import (
     DeliveryRead,
     DeliveryStatus,
@@ -251,8 +250,9 @@ async def emit_many(session: AsyncSession, event: str, proposals: Sequence[Any],
     return len(rows)
 
 
-async def emit(session: AsyncSession, event: str, p: Proposal, *, to: tuple[str, ...]) -> int:
-    """Queue `event` about a proposal for its station's, its organization's and its region's subscribers."""
+async def emit(session: AsyncSession, event: str, p: Any, *, to: tuple[str, ...]) -> int:
+    """Queue `event` about a proposal (a `Proposal`, or its `ProposalRead`) for its station's, its organization's and
+    its region's subscribers."""
     params: dict[str, Any] = {"event": event, "payload": _payload(event, p)}
     if "station" in to:
         params["station_id"] = p.station_id
