@@ -29,6 +29,10 @@ class _Compiled:
     binds: tuple[Processor, ...]
     keys: tuple[str, ...]  # result column keys, in order
     results: tuple[Processor, ...]
+    written: tuple[Any, ...] = ()  # per parameter: a value written into the statement, or _GIVEN
+
+
+_GIVEN = object()  # the parameter's value comes with each execution
 
 
 @functools.cache
@@ -121,7 +125,11 @@ def _compile_insert(stmt: sa.Insert | sa.Update, dialect: sa.Dialect, keys: tupl
         return None
     names = tuple(compiled.positiontup)
     binds = tuple(compiled._bind_processors.get(name) for name in names)
-    return _Compiled(sql=compiled.string, names=names, binds=binds, keys=(), results=())
+    # values written into the statement (`owner_type == "station"`) are parameters too; SQLAlchemy fills them in
+    if any(compiled.binds[name].callable is not None for name in names):
+        return None  # a value computed at each execution
+    written = tuple(_GIVEN if compiled.binds[name].required else compiled.binds[name].value for name in names)
+    return _Compiled(sql=compiled.string, names=names, binds=binds, keys=(), results=(), written=written)
 
 
 async def insert_in_transaction(session: AsyncSession, stmt: sa.Insert | sa.Update, values: dict[str, Any]) -> None:
@@ -139,7 +147,8 @@ async def insert_in_transaction(session: AsyncSession, stmt: sa.Insert | sa.Upda
     if c is None or not raw.driver_connection.is_in_transaction():
         await session.execute(stmt, values)
         return
-    args = [values[name] if bind is None else bind(values[name]) for name, bind in zip(c.names, c.binds, strict=True)]
+    given = (values[name] if written is _GIVEN else written for name, written in zip(c.names, c.written, strict=True))
+    args = [value if bind is None else bind(value) for value, bind in zip(given, c.binds, strict=True)]
     try:
         await raw.driver_connection.execute(c.sql, *args)
     except BaseException:
