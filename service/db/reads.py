@@ -154,3 +154,45 @@ async def insert_in_transaction(session: AsyncSession, stmt: sa.Insert | sa.Upda
     except BaseException:
         await connection.invalidate()  # as in fetch_mappings; the session's rollback then ends the transaction
         raise
+
+
+@functools.cache
+def _compile_returning(stmt: sa.Insert, dialect: sa.Dialect, keys: tuple[str, ...]) -> _Compiled | None:
+    """An INSERT … RETURNING of one row with these columns; None where `_compile_insert` would refuse it but for
+    its RETURNING, or where a returned column's type needs the server's description (`_compile`)."""
+    compiled = stmt.compile(dialect=dialect, column_keys=list(keys))
+    if compiled.insert_prefetch or compiled.post_compile_params or compiled.positiontup is None:
+        return None
+    names = tuple(compiled.positiontup)
+    if any(not compiled.binds[name].required for name in names):
+        return None
+    columns = compiled._result_columns
+    if not columns or any(isinstance(c.type, sa.types.NumericCommon) for c in columns):
+        return None
+    return _Compiled(
+        sql=compiled.string,
+        names=names,
+        binds=tuple(compiled._bind_processors.get(name) for name in names),
+        keys=tuple(c.keyname for c in columns),
+        results=tuple(c.type._cached_result_processor(dialect, None) for c in columns),
+    )
+
+
+async def insert_returning(session: AsyncSession, stmt: sa.Insert, values: dict[str, Any]) -> dict[str, Any]:
+    """A prebuilt INSERT … RETURNING of one row in the session's open transaction: the returned row as a dict keyed
+    like `row._mapping`. Straight to the driver under the same conditions as `insert_in_transaction`."""
+    connection = await session.connection()
+    c = _compile_returning(stmt, connection.dialect, tuple(values)) if connection.dialect.driver == "asyncpg" else None
+    raw = await connection.get_raw_connection()
+    if c is None or not raw.driver_connection.is_in_transaction():
+        return dict((await session.execute(stmt, values)).mappings().one())
+    args = [values[name] if bind is None else bind(values[name]) for name, bind in zip(c.names, c.binds, strict=True)]
+    try:
+        record = await raw.driver_connection.fetchrow(c.sql, *args)
+    except BaseException:
+        await connection.invalidate()  # as in insert_in_transaction
+        raise
+    return {
+        key: value if result is None else result(value)
+        for key, result, value in zip(c.keys, c.results, record, strict=True)
+    }

@@ -10,6 +10,7 @@ from pydantic import BaseModel
 
 from service import demo
 from service.db import reads
+from service.db.base import utcnow
 from service.db.models.audit import AuditEvent
 from service.db.models.needs import Need
 from service.db.models.offers import Offer
@@ -120,5 +121,36 @@ async def test_a_failed_pooled_read_drops_its_connection_and_the_pool_stays_usab
         assert reads._compile(sa.select(table).where(table.c.id == 5), db.engine.dialect) is None
         assert db.engine.pool.checkedout() == 0
         assert await db.fetch(sa.select(table).limit(sa.bindparam("n", type_=sa.Integer)), {"n": 1}) == []
+    finally:
+        await db.dispose()
+
+
+async def test_a_need_inserted_through_the_driver_comes_back_as_through_sqlalchemy(backend, app) -> None:
+    from service.db.models.needs import NeedItem
+    from service.services.needs import _INSERT_ONE, _new_need
+
+    db = await _seeded(backend)
+    item = NeedItem(
+        service_type="elderly_care.home_visit",
+        title="独居老人上门探访",
+        quantity=6,
+        beneficiary_group="elderly_living_alone",
+        window_start=date(2026, 3, 1),
+        window_end=date(2026, 5, 31),
+    )
+    values = _new_need(1, item) | {"created_at": utcnow(), "updated_at": utcnow()}
+    try:
+        async with db.sessionmaker() as session, session.begin():
+            await session.execute(sa.select(1))  # the transaction is open on the server: the driver's path
+            direct = await reads.insert_returning(session, _INSERT_ONE, values)
+        async with db.sessionmaker() as session, session.begin():
+            through = await reads.insert_returning(session, _INSERT_ONE, values)  # first statement: SQLAlchemy's
+        assert through["id"] == direct["id"] + 1
+        assert _typed([direct | {"id": 0}]) == _typed([through | {"id": 0}])
+        async with db.read_sessionmaker() as session:
+            stored = (await session.execute(sa.select(Need.__table__).where(Need.id == direct["id"]))).mappings().one()
+        assert _typed([dict(stored)]) == _typed([direct])
+        if backend.is_postgres:
+            assert reads._compile_returning(_INSERT_ONE, db.engine.dialect, tuple(values))
     finally:
         await db.dispose()
