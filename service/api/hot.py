@@ -206,7 +206,8 @@ class HotRoutes:
         authorization = _header(scope, b"authorization")
         scheme, credentials = get_authorization_scheme_param(authorization)
         usable = authorization and scheme and credentials and scheme.lower() == "bearer"
-        return await deps.principal_for(state, credentials if usable else None, scope["state"].get("request_id"))
+        request_id = scope.get("state", {}).get("request_id")
+        return await deps.principal_for(state, credentials if usable else None, request_id)
 
     async def _answer(
         self,
