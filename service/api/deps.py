@@ -123,19 +123,20 @@ class LocalWindows:
             return 0
         return hit[0]
 
-    def _window(self, key: str, now: float) -> tuple[tuple[str, int], int, float, tuple[str, int], int]:
+    def _window(self, key: str, now: float) -> tuple[int, float, tuple[str, int], int]:
+        """The previous window's count and remaining time, the current window's key and count (as limits keys them)."""
         expiry = self.expiry
         previous_key, current_key = (key, int((now - expiry) / expiry)), (key, int(now / expiry))
         previous, current = self._count(previous_key, now), self._count(current_key, now)
         previous_ttl = 0.0 if previous == 0 else (1 - (((now - expiry) / expiry) % 1)) * expiry
-        return previous_key, previous, previous_ttl, current_key, current
+        return previous, previous_ttl, current_key, current
 
     def hit(self, key: str, now: float) -> float | None:
         """Count one hit at `now`: None if allowed, else the reset time (`WindowStats.reset_time`)."""
         if now - self.swept > self.expiry:
             self.swept = now
             self.counters = {k: v for k, v in self.counters.items() if v[1] > now}
-        _, previous, previous_ttl, current_key, current = self._window(key, now)
+        previous, previous_ttl, current_key, current = self._window(key, now)
         if math.floor(previous * previous_ttl / self.expiry + current) + 1 > self.amount:
             return self._reset_time(previous, previous_ttl, current, now)
         expires = self.counters[current_key][1] if current else now + 2 * self.expiry
