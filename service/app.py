@@ -30,6 +30,7 @@ from service.api import (
     webhooks,
 )
 from service.api.deps import RateLimit
+from service.api.hot import HotRoutes
 from service.api.middleware import BodySizeLimitMiddleware, RequestIdMiddleware
 from service.db.session import Database
 from service.observability import MetricsMiddleware
@@ -140,6 +141,7 @@ def create_app(settings: Settings | None = None) -> FastAPI:
     for router in DISPATCH_ORDER:
         app.include_router(router)
     app.openapi = documented_openapi(app)  # type: ignore[method-assign]
+    app.add_middleware(HotRoutes)  # inside the body limit, metrics and request id, like the routes it answers
     app.add_middleware(BodySizeLimitMiddleware, max_bytes=settings.max_body_bytes)
     app.add_middleware(MetricsMiddleware)
     app.add_middleware(RequestIdMiddleware)

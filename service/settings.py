@@ -74,6 +74,9 @@ class Settings(BaseSettings):
     webhook_timeout_s: float = Field(5.0, gt=0, le=60)
     webhook_max_attempts: int = Field(8, ge=1, le=50)
 
+    hot_routes: bool = Field(
+        True, description="answer the four busiest requests without FastAPI's per-request machinery (api/hot.py)"
+    )
     gc_freeze: bool = Field(True, description="exempt the startup heap from garbage collection (short GC pauses)")
     log_format: str = Field("json", pattern="^(json|console)$", description="json lines, or console for humans")
     log_level: str = Field("INFO", pattern="^(DEBUG|INFO|WARNING|ERROR)$")

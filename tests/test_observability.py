@@ -6,11 +6,13 @@ import gc
 import io
 import json
 import logging
+import re
 
 import pytest
+import structlog
 
 from service.app import create_app
-from service.observability import configure_logging
+from service.observability import access_log, configure_logging, write_access_line
 from tests import factories as f
 
 
@@ -34,6 +36,34 @@ async def test_each_request_is_logged_as_json_with_its_request_id_and_no_token(c
     assert access[-1]["request_id"] == "bureau-7"
     assert (access[-1]["route"], access[-1]["status"]) == ("/api/v1/needs", 200)
     assert token not in json_logs.getvalue()
+
+
+def test_the_access_line_written_directly_is_the_line_structlog_renders(json_logs):
+    """observability.write_access_line skips structlog and the stdlib record; the line must not change."""
+    ours = logging.getLogger().handlers[0]
+    logging.getLogger().handlers = [ours]  # without pytest's capturing handler, as in a serving process
+    structlog.contextvars.clear_contextvars()
+    structlog.contextvars.bind_contextvars(request_id="bureau-8", route="not over the event's own")
+    fields = {"method": "GET", "route": "/api/v1/needs", "path": "/api/v1/needs", "status": 200, "duration_ms": 0.5}
+    try:
+        access_log.info("request", **fields)
+        assert write_access_line(fields)
+    finally:
+        structlog.contextvars.clear_contextvars()
+    through, direct = json_logs.getvalue().splitlines()
+    assert re.fullmatch(r'.*"timestamp": "\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d{6})?Z"}', direct)
+    stamp = re.compile(r'"timestamp": "[^"]*"')
+    assert stamp.sub("", direct) == stamp.sub("", through)
+    assert json.loads(direct)["route"] == "/api/v1/needs" and json.loads(direct)["request_id"] == "bureau-8"
+
+
+def test_the_access_line_goes_through_logging_when_logging_is_not_as_configured(json_logs):
+    logging.getLogger("jiedui.access").addFilter(lambda record: False)  # someone filtering access lines out
+    try:
+        assert not write_access_line({"method": "GET", "route": "/", "path": "/", "status": 200, "duration_ms": 1})
+    finally:
+        logging.getLogger("jiedui.access").filters.clear()
+    assert json_logs.getvalue() == ""
 
 
 async def test_metrics_show_latency_by_route_runs_and_queue_depths(app, client, anonymous):

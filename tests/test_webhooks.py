@@ -208,3 +208,44 @@ async def test_a_run_s_new_proposals_reach_region_subscribers_under_whose_region
     assert await heard(hooks["420503"]) == []
     org_headers = as_(app, Role.organization, org["id"])
     assert await heard(org_hook.json()["id"], org_headers) == ["proposal.created"] * created
+
+
+async def test_an_accepted_proposal_reaches_its_parties_and_the_regions_above_it_once_each(app, client, anonymous):
+    # the answer's INSERT … SELECT (webhooks.emit, straight to the driver on PostgreSQL) matches the region scopes
+    # with a fixed list of five parameters: 宜昌市 and 西陵区 hear, 伍家岗区 does not, nobody twice
+    app.state.settings.webhook_allow_private = True
+    station, org = await city(client)
+    hooks = {}
+    for region in ("420500", "420502", "420503"):
+        made = await client.post("/api/v1/webhooks", json={"url": "http://127.0.0.1:9/hook", "region_code": region})
+        hooks[region] = made.json()["id"]
+    station_headers, org_headers = as_(app, Role.station, station["id"]), as_(app, Role.organization, org["id"])
+    hooks["station"] = (
+        await anonymous.post("/api/v1/webhooks", json={"url": "http://127.0.0.1:9/s"}, headers=station_headers)
+    ).json()["id"]
+    hooks["org"] = (
+        await anonymous.post("/api/v1/webhooks", json={"url": "http://127.0.0.1:9/o"}, headers=org_headers)
+    ).json()["id"]
+    run = (await client.post("/api/v1/match-runs", json={"region_code": "420502", "period": "2026-12"})).json()
+    proposal = run["proposals"][0]
+    before = utcnow()
+    assert (
+        await anonymous.post(f"/api/v1/proposals/{proposal['id']}/accept", headers=station_headers)
+    ).status_code == 200
+    assert (await anonymous.post(f"/api/v1/proposals/{proposal['id']}/accept", headers=org_headers)).status_code == 200
+
+    async def answers(name: str) -> list[dict]:
+        headers = {"station": station_headers, "org": org_headers}.get(name)
+        page = await client.get(f"/api/v1/webhooks/{hooks[name]}/deliveries", headers=headers)
+        return [d for d in page.json()["items"] if d["event_type"] != "proposal.created"]
+
+    assert [d["event_type"] for d in await answers("org")] == ["proposal.answered", "proposal.accepted"]
+    assert [d["event_type"] for d in await answers("station")] == ["proposal.accepted"]
+    assert [d["event_type"] for d in await answers("420500")] == ["proposal.accepted"]
+    assert [d["event_type"] for d in await answers("420502")] == ["proposal.accepted"]
+    assert await answers("420503") == []
+    accepted = (await answers("420500"))[0]
+    assert (accepted["status"], accepted["attempts"], accepted["delivered_at"]) == ("pending", 0, None)
+    assert accepted["created_at"] == accepted["next_attempt_at"] and accepted["created_at"] >= before.isoformat()
+    assert accepted["payload"]["proposal"] | {"status": "accepted"} == accepted["payload"]["proposal"]
+    assert accepted["payload"]["proposal"]["id"] == proposal["id"]

@@ -70,24 +70,87 @@ class RateLimit:
 
     The sliding window counter keeps two counters per key and weights the previous window by its overlap: O(1)
     memory and work per hit. The moving window it replaces kept one entry per request (up to the limit) and trimmed
-    them in a thread: 29 µs per hit against 5–7 µs (limits 5.8, in-memory storage).
+    them in a thread: 29 µs per hit against 5–7 µs (limits 5.8, in-memory storage). On `memory://` the same counter
+    is kept by `LocalWindows` (limits' in-memory storage starts an expiry task on every hit).
     """
 
     def __init__(self, settings: Settings) -> None:
         uri = settings.rate_limit_storage
-        storage = storage_from_string(uri if uri.startswith("async+") else f"async+{uri}")
-        self.limiter = SlidingWindowCounterRateLimiter(storage)
         self.item = limits.parse(settings.rate_limit)
+        self.local = LocalWindows(self.item) if uri.removeprefix("async+").startswith("memory://") else None
+        if self.local is None:
+            storage = storage_from_string(uri if uri.startswith("async+") else f"async+{uri}")
+            self.limiter = SlidingWindowCounterRateLimiter(storage)
+
+    async def _hit(self, key: str) -> float | None:
+        """None if the hit is within the limit, else the time the window next frees a request."""
+        if self.local is not None:
+            return self.local.hit(key, time.time())
+        if await self.limiter.hit(self.item, key):
+            return None
+        return (await self.limiter.get_window_stats(self.item, key)).reset_time
 
     async def check(self, key: str) -> None:
-        if not await self.limiter.hit(self.item, key):
-            stats = await self.limiter.get_window_stats(self.item, key)
-            retry_after = max(1, math.ceil(stats.reset_time - time.time()))
+        reset_time = await self._hit(key)
+        if reset_time is not None:
+            retry_after = max(1, math.ceil(reset_time - time.time()))
             raise RateLimited(
                 f"Rate limit {self.item} exceeded; retry in {retry_after} s",
                 f"请求过于频繁（限制 {self.item}），请 {retry_after} 秒后重试",
                 headers={"Retry-After": str(retry_after)},
             )
+
+
+class LocalWindows:
+    """limits' sliding window counter (SlidingWindowCounterRateLimiter over its async MemoryStorage, limits 5.8) for
+    one process, with the same arithmetic: a counter per key and window of `expiry` seconds, living twice the window
+    from its first hit; a hit is refused when floor(previous × its remaining share of the window + current) plus the
+    hit exceeds the limit; the reset time is as `get_window_stats` computes it. Expired counters are swept at most
+    once per window instead of by a task started on every hit.
+    """
+
+    def __init__(self, item: limits.RateLimitItem) -> None:
+        self.amount, self.expiry = item.amount, item.get_expiry()
+        self.counters: dict[tuple[str, int], tuple[int, float]] = {}  # (key, window) → (count, expires at)
+        self.swept = 0.0
+
+    def _count(self, key: tuple[str, int], now: float) -> int:
+        hit = self.counters.get(key)
+        if hit is None:
+            return 0
+        if hit[1] <= now:
+            del self.counters[key]
+            return 0
+        return hit[0]
+
+    def _window(self, key: str, now: float) -> tuple[int, float, tuple[str, int], int]:
+        """The previous window's count and remaining time, the current window's key and count (as limits keys them)."""
+        expiry = self.expiry
+        previous_key, current_key = (key, int((now - expiry) / expiry)), (key, int(now / expiry))
+        previous, current = self._count(previous_key, now), self._count(current_key, now)
+        previous_ttl = 0.0 if previous == 0 else (1 - (((now - expiry) / expiry) % 1)) * expiry
+        return previous, previous_ttl, current_key, current
+
+    def hit(self, key: str, now: float) -> float | None:
+        """Count one hit at `now`: None if allowed, else the reset time (`WindowStats.reset_time`)."""
+        if now - self.swept > self.expiry:
+            self.swept = now
+            self.counters = {k: v for k, v in self.counters.items() if v[1] > now}
+        previous, previous_ttl, current_key, current = self._window(key, now)
+        if math.floor(previous * previous_ttl / self.expiry + current) + 1 > self.amount:
+            return self._reset_time(previous, previous_ttl, current, now)
+        expires = self.counters[current_key][1] if current else now + 2 * self.expiry
+        self.counters[current_key] = (current + 1, expires)
+        return None
+
+    def _reset_time(self, previous: int, previous_ttl: float, current: int, now: float) -> float:
+        if not (previous or current):
+            return now
+        expiry = self.expiry
+        current_ttl = (1 - ((now / expiry) % 1)) * expiry + expiry
+        previous_reset_in = previous_ttl % (expiry / previous) if previous else math.inf
+        current_reset_in = current_ttl % expiry if current else math.inf
+        return now + min(previous_reset_in, current_reset_in)
 
 
 _bearer = HTTPBearer(auto_error=False, description="JWT from `python -m service.cli token` or the bureau's IdP")
@@ -101,35 +164,49 @@ def _unauthenticated(reason: str) -> Unauthenticated:
     )
 
 
+async def principal_for(state: Any, token: str | None, request_id: str | None) -> Principal:
+    """The caller named by a bearer token (None: no usable Authorization header), within its rate limit; `state`
+    is the app's. Shared by the `authenticate` dependency and the hot routes (api/hot.py)."""
+    if token is None:
+        raise _unauthenticated("missing")
+    verifier: Verifier = state.verifier
+    try:
+        if verifier.uses_network:
+            principal = await asyncio.to_thread(verifier.verify, token)
+        else:
+            principal = verifier.verify(token)
+    except TokenError as exc:
+        raise _unauthenticated(exc.reason) from None
+    await state.rate_limit.check(f"{principal.role}:{principal.subject}")
+    return principal.with_request(request_id)
+
+
 async def authenticate(
     request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
 ) -> Principal:
     """The caller named by a valid bearer token, within its rate limit."""
-    if credentials is None:
-        raise _unauthenticated("missing")
-    verifier: Verifier = request.app.state.verifier
-    try:
-        if verifier.uses_network:
-            principal = await asyncio.to_thread(verifier.verify, credentials.credentials)
-        else:
-            principal = verifier.verify(credentials.credentials)
-    except TokenError as exc:
-        raise _unauthenticated(exc.reason) from None
-    await request.app.state.rate_limit.check(f"{principal.role}:{principal.subject}")
-    return principal.with_request(getattr(request.state, "request_id", None))
+    token = None if credentials is None else credentials.credentials
+    return await principal_for(request.app.state, token, getattr(request.state, "request_id", None))
+
+
+def require_role(principal: Principal, roles: tuple[Role, ...]) -> Principal:
+    """The principal, if its role is one of `roles`; 403 otherwise."""
+    if principal.role not in roles:
+        raise Forbidden(
+            f"The {principal.role} role cannot do this",
+            f"{principal.role} 角色无权执行此操作",
+            code="role_not_allowed",
+        )
+    return principal
 
 
 def allow(*roles: Role) -> Any:
     """A dependency type admitting only the given roles (403 for the others)."""
 
     async def guard(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
-        if principal.role not in roles:
-            raise Forbidden(
-                f"The {principal.role} role cannot do this",
-                f"{principal.role} 角色无权执行此操作",
-                code="role_not_allowed",
-            )
-        return principal
+        return require_role(principal, roles)
+
+    guard.roles = roles  # type: ignore[attr-defined]  # for the hot routes, which check the same roles
 
     guard.__name__ = "allow_" + "_".join(roles)
     return Annotated[Principal, Depends(guard)]

@@ -136,7 +136,8 @@ async def _validation_handler(request: Request, exc: RequestValidationError) -> 
     )
 
 
-async def _domain_handler(request: Request, exc: DomainError) -> JSONResponse:
+async def domain_problem(request: Request, exc: DomainError) -> JSONResponse:
+    """The problem+json answer to a domain error (also used by the hot routes, api/hot.py)."""
     zh = wants_chinese(request)
     return problem_response(
         request,
@@ -199,7 +200,7 @@ async def _unexpected_handler(request: Request, exc: Exception) -> JSONResponse:
 def install(app: FastAPI) -> None:
     """Register the problem+json handlers on an app."""
     app.add_exception_handler(RequestValidationError, _validation_handler)  # type: ignore[arg-type]
-    app.add_exception_handler(DomainError, _domain_handler)  # type: ignore[arg-type]
+    app.add_exception_handler(DomainError, domain_problem)  # type: ignore[arg-type]
     app.add_exception_handler(StarletteHTTPException, _http_handler)  # type: ignore[arg-type]
     app.add_exception_handler(Exception, _unexpected_handler)
 

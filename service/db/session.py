@@ -10,6 +10,7 @@ from sqlalchemy import event
 from sqlalchemy.exc import DisconnectionError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
+from service.db.reads import fetch_mappings, fetch_pooled
 from service.settings import Settings
 
 
@@ -114,6 +115,15 @@ class Database:
             async_sessionmaker(engine, expire_on_commit=False, autoflush=False),
             async_sessionmaker(autocommit, expire_on_commit=False, autoflush=False),
         )
+
+    async def fetch(self, stmt: Any, params: dict[str, Any]) -> list[dict[str, Any]]:
+        """The rows of one prebuilt select as dicts, autocommit: straight from the pool on asyncpg (db.reads), else
+        through a read session."""
+        rows = await fetch_pooled(self.engine, stmt, params)
+        if rows is None:
+            async with self.read_sessionmaker() as session:
+                rows = await fetch_mappings(await session.connection(), stmt, params)
+        return rows
 
     async def dispose(self) -> None:
         await self.engine.dispose()

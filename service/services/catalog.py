@@ -6,6 +6,7 @@ import time
 from dataclasses import dataclass
 
 import sqlalchemy as sa
+from sqlalchemy.engine import URL
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.db.models.catalog import (
@@ -16,6 +17,7 @@ from service.db.models.catalog import (
     ServiceTypeRead,
     UnitRead,
 )
+from service.db.session import Database
 from service.errors import NotFound
 
 
@@ -34,17 +36,22 @@ class Catalog:
 
 CACHE_TTL_S = 60.0
 # The catalog is reference data that only migrations change; reading it once a minute per database (not once per
-# request) takes a query off every list and write. Keyed by database URL, so tests' databases never mix.
-_cache: dict[str, tuple[float, Catalog]] = {}
+# request) takes a query off every list and write. Keyed by database URL, so tests' databases never mix (the URL
+# object itself: rendering it as a string on every request cost more than the lookup).
+_cache: dict[URL, tuple[float, Catalog]] = {}
 
 
-async def load(session: AsyncSession) -> Catalog:
-    """All service types (cached per database for a minute)."""
-    key = str(session.get_bind().url)
+async def load(source: AsyncSession | Database) -> Catalog:
+    """All service types (cached per database for a minute); from a session, or from the database (hot routes)."""
+    key = source.engine.url if isinstance(source, Database) else source.get_bind().url
     hit = _cache.get(key)
     if hit is not None and time.monotonic() - hit[0] < CACHE_TTL_S:
         return hit[1]
-    rows = (await session.scalars(sa.select(ServiceType))).all()
+    if isinstance(source, Database):
+        async with source.read_sessionmaker() as session:
+            rows = (await session.scalars(sa.select(ServiceType))).all()
+    else:
+        rows = (await source.scalars(sa.select(ServiceType))).all()
     catalog = Catalog({t.code: _detached(t) for t in rows})
     _cache[key] = (time.monotonic(), catalog)
     return catalog

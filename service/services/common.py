@@ -14,6 +14,7 @@ import sqlalchemy as sa
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.db.reads import fetch_mappings
+from service.db.session import Database
 from service.errors import Conflict, ErrorCollector, FieldError, InvalidInput, NotFound, StaleVersion, VersionRequired
 
 
@@ -72,13 +73,25 @@ def paged(stmt: sa.Select[Any], id_column: Any, *, after: bool) -> sa.Select[Any
     return stmt.order_by(id_column).limit(sa.bindparam("page_size", type_=sa.Integer))
 
 
+# Where the hottest reads come from: a read session (FastAPI's routes), or the database itself, whose pool the hot
+# routes (api/hot.py) read from without a session (`Database.fetch`).
+Reads = AsyncSession | Database
+
+
+async def fetch_rows(source: Reads, stmt: sa.Select[Any], params: dict[str, Any]) -> list[dict[str, Any]]:
+    """The rows of a prebuilt select as dicts, through the driver where db.reads can (see `Reads`)."""
+    if isinstance(source, Database):
+        return await source.fetch(stmt, params)
+    return await fetch_mappings(await source.connection(), stmt, params)
+
+
 async def fetch_prebuilt_rows(
-    session: AsyncSession, stmt: sa.Select[Any], params: dict[str, Any], *, limit: int, after: int | None
+    source: Reads, stmt: sa.Select[Any], params: dict[str, Any], *, limit: int, after: int | None
 ) -> tuple[list[dict[str, Any]], str | None]:
-    """The rows of a statement built by `paged` as dicts (db.reads: on a read session, through the driver), and
-    the cursor of the next page: only the parameters change from one request to the next."""
+    """The rows of a statement built by `paged` as dicts (db.reads: through the driver), and the cursor of the next
+    page: only the parameters change from one request to the next."""
     params = params | {"page_size": limit + 1} | ({} if after is None else {"after": after})
-    rows = await fetch_mappings(await session.connection(), stmt, params)
+    rows = await fetch_rows(source, stmt, params)
     return _cut_page(rows, limit, itemgetter("id"))
 
 
@@ -161,12 +174,10 @@ async def get_row_or_404(
 
 
 async def get_mapping_or_404(
-    session: AsyncSession, model: type[Any], object_id: int, *, what_en: str, what_zh: str
+    source: Reads, model: type[Any], object_id: int, *, what_en: str, what_zh: str
 ) -> dict[str, Any]:
-    """Like get_row_or_404 for a read session's hottest reads: the row as a dict, through the driver (db.reads)."""
-    rows = await fetch_mappings(
-        await session.connection(), _by_id(model, core=True, for_update=False), {"object_id": object_id}
-    )
+    """Like get_row_or_404 for the hottest reads: the row as a dict, through the driver (db.reads)."""
+    rows = await fetch_rows(source, _by_id(model, core=True, for_update=False), {"object_id": object_id})
     if not rows:
         raise _not_found(object_id, what_en, what_zh)
     return rows[0]

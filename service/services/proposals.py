@@ -19,11 +19,12 @@ from service.db.models.needs import Need, NeedStatus
 from service.db.models.offers import Offer
 from service.db.models.pairings import Pairing
 from service.db.models.proposals import Answer, Proposal, ProposalRead, ProposalStatus, Side
+from service.db.reads import insert_in_transaction
 from service.errors import Conflict
 from service.services import audit, policy
 from service.services import rematch as rematch_service
 from service.services import webhooks as webhook_service
-from service.services.common import fetch_page, get_mapping_or_404, get_or_404
+from service.services.common import Reads, fetch_page, get_mapping_or_404, get_or_404, get_row_or_404
 from service.services.principals import Principal, Role
 
 
@@ -44,7 +45,7 @@ async def load(session: AsyncSession, *, actor: Principal, proposal_id: int, wri
     return p
 
 
-async def get(session: AsyncSession, *, actor: Principal, proposal_id: int) -> ProposalRead:
+async def get(session: Reads, *, actor: Principal, proposal_id: int) -> ProposalRead:
     row = await get_mapping_or_404(session, Proposal, proposal_id, what_en="proposal", what_zh="匹配建议")
     policy.authorize(
         actor, _ownership_of(row), write=False, what_en="proposal", what_zh="匹配建议", object_id=proposal_id
@@ -102,7 +103,7 @@ def _other(side: Side) -> str:
     return "organization" if side == Side.station else "station"
 
 
-def _must_be_open(p: Proposal) -> None:
+def _must_be_open(p: Proposal | sa.Row[Any]) -> None:
     if p.status != ProposalStatus.proposed:
         raise Conflict(
             f"The proposal is {p.status}",
@@ -112,7 +113,7 @@ def _must_be_open(p: Proposal) -> None:
         )
 
 
-async def _commit_units(session: AsyncSession, p: Proposal) -> None:
+async def _commit_units(session: AsyncSession, p: Proposal | sa.Row[Any]) -> None:
     """Consume the need's and the offer's units atomically, or refuse."""
     took_offer = await session.execute(
         sa.update(Offer)
@@ -136,7 +137,7 @@ async def _commit_units(session: AsyncSession, p: Proposal) -> None:
     need.status = NeedStatus.matched if need.committed >= need.quantity else NeedStatus.partially_matched
 
 
-async def _ensure_pairing(session: AsyncSession, p: Proposal, today: datetime) -> None:
+async def _ensure_pairing(session: AsyncSession, p: Proposal | sa.Row[Any], today: datetime) -> None:
     exists = await session.scalar(
         sa.select(Pairing.id).where(
             Pairing.organization_id == p.organization_id, Pairing.station_id == p.station_id, Pairing.ended_on.is_(None)
@@ -183,21 +184,48 @@ async def _announce(
 
 
 async def accept(session: AsyncSession, *, actor: Principal, proposal_id: int, side: Side | None) -> ProposalRead:
-    """One side says yes; when both have, the units are committed and the pair becomes (or stays) a pairing."""
-    p = await load(session, actor=actor, proposal_id=proposal_id, write=True)
+    """One side says yes; when both have, the units are committed and the pair becomes (or stays) a pairing.
+
+    The proposal is read and changed as a Core row, not an ORM instance (loading it through the ORM and flushing
+    it was about a quarter of an accept's CPU): locked with the first statement, then one UPDATE of the columns
+    that change, straight to the driver where db.reads can (the transaction is open by then).
+    """
+    p = await get_row_or_404(session, Proposal, proposal_id, what_en="proposal", what_zh="匹配建议", for_update=True)
+    policy.authorize(actor, ownership(p), write=True, what_en="proposal", what_zh="匹配建议", object_id=proposal_id)
     who = _side(actor, side)
     _must_be_open(p)
     before = ProposalRead.model_validate(p)
     now = utcnow()
-    setattr(p, f"{who}_answer", Answer.accepted)
-    if p.station_answer == Answer.accepted and p.organization_answer == Answer.accepted:
+    changes: dict[str, Any] = {f"{who}_answer": Answer.accepted}
+    answers = {"station_answer": p.station_answer, "organization_answer": p.organization_answer} | changes
+    if answers["station_answer"] == Answer.accepted and answers["organization_answer"] == Answer.accepted:
         await _commit_units(session, p)
-        p.status = ProposalStatus.accepted
+        changes["status"] = ProposalStatus.accepted
         await _ensure_pairing(session, p, now)
-    p.answered_at = now
-    if p.status == ProposalStatus.accepted:
-        return await _announce(session, actor, "accept", p, before, "proposal.accepted", EVERYONE)
-    return await _announce(session, actor, "accept", p, before, "proposal.answered", (_other(who),))
+        await session.flush()  # the need's status and the new pairing, before the events that announce them
+    changes |= {"answered_at": now, "version": p.version + 1}
+    await insert_in_transaction(session, _UPDATE, changes | {"proposal_id": p.id})
+    after = ProposalRead.model_validate(dict(p._mapping) | changes)
+    if after.status == ProposalStatus.accepted:
+        event, to = "proposal.accepted", EVERYONE
+    else:
+        event, to = "proposal.answered", (_other(who),)
+    await webhook_service.emit(session, event, after, to=to)
+    await audit.record(
+        session,
+        actor=actor,
+        action="accept",
+        object_type="proposal",
+        object_id=p.id,
+        region_code=p.region_code,
+        before=before,
+        after=after,
+    )
+    return after
+
+
+# One prebuilt UPDATE of a proposal by id; SET takes the columns given at execution (see audit._INSERT).
+_UPDATE = sa.update(Proposal.__table__).where(Proposal.__table__.c.id == sa.bindparam("proposal_id"))
 
 
 async def reject(

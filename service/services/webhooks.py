@@ -27,7 +27,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from service.db.base import utcnow
 from service.db.models.common import Page
-from service.db.models.proposals import Proposal
 from service.db.models.webhooks import (
     DeliveryRead,
     DeliveryStatus,
@@ -37,6 +36,7 @@ from service.db.models.webhooks import (
     WebhookRead,
     WebhookSubscription,
 )
+from service.db.reads import insert_in_transaction
 from service.db.session import Database
 from service.errors import ErrorCollector, NotFound
 from service.services import audit, policy
@@ -251,16 +251,32 @@ async def emit_many(session: AsyncSession, event: str, proposals: Sequence[Any],
     return len(rows)
 
 
-async def emit(session: AsyncSession, event: str, p: Proposal, *, to: tuple[str, ...]) -> int:
-    """Queue `event` about a proposal for its station's, its organization's and its region's subscribers."""
-    params: dict[str, Any] = {"event": event, "payload": _payload(event, p)}
+async def emit(session: AsyncSession, event: str, p: Any, *, to: tuple[str, ...]) -> None:
+    """Queue `event` about a proposal (a `Proposal`, or its `ProposalRead`) for its station's, its organization's and
+    its region's subscribers."""
+    now = utcnow()
+    params: dict[str, Any] = {
+        "event": event,
+        "payload": _payload(event, p),
+        "status": DeliveryStatus.pending,
+        "attempts": 0,
+        "created_at": now,
+        "next_attempt_at": now,
+    }
     if "station" in to:
         params["station_id"] = p.station_id
     if "organization" in to:
         params["organization_id"] = p.organization_id
     if "region" in to:
-        params["regions"] = list(policy.enclosing_regions(p.region_code))
-    return (await session.execute(_emit_statement(to), params)).rowcount
+        regions = policy.enclosing_regions(p.region_code)
+        params |= {f"region_{i}": regions[min(i, len(regions) - 1)] for i in range(_REGION_SLOTS)}
+    await insert_in_transaction(session, _emit_statement(to), params)
+
+
+# A region code lies in at most five scopes (province, city, county, township, itself: policy.enclosing_regions);
+# the IN list has that many parameters, the last code repeated to fill it, so the statement has no expanding
+# parameter and can go straight to the driver (db.reads) like the audit row.
+_REGION_SLOTS = 5
 
 
 @functools.cache
@@ -291,15 +307,20 @@ def _emit_statement(to: tuple[str, ...]) -> sa.Insert:
         who.append(
             sa.and_(
                 WebhookSubscription.owner_type == Owner.region,
-                WebhookSubscription.region_code.in_(sa.bindparam("regions", expanding=True)),
+                WebhookSubscription.region_code.in_([sa.bindparam(f"region_{i}") for i in range(_REGION_SLOTS)]),
             )
         )
-    subscribers = sa.select(
-        WebhookSubscription.id, sa.bindparam("event", type_=sa.String), sa.bindparam("payload", type_=sa.JSON)
-    ).where(WebhookSubscription.active.is_(True), sa.or_(*who))
     deliveries = WebhookDelivery.__table__
+    # The columns' Python-side defaults (status, attempts, the two timestamps) come as parameters too, so nothing is
+    # computed by SQLAlchemy at execution.
+    given = ("event_type", "payload", "status", "attempts", "created_at", "next_attempt_at")
+    params = {"event_type": "event", "payload": "payload"}
+    subscribers = sa.select(
+        WebhookSubscription.id,
+        *(sa.bindparam(params.get(name, name), type_=deliveries.c[name].type) for name in given),
+    ).where(WebhookSubscription.active.is_(True), sa.or_(*who))
     return sa.insert(deliveries).from_select(
-        [deliveries.c.subscription_id, deliveries.c.event_type, deliveries.c.payload], subscribers
+        [deliveries.c.subscription_id, *(deliveries.c[name] for name in given)], subscribers
     )
 
 
