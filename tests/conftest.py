@@ -157,10 +157,13 @@ async def anonymous(app: object) -> AsyncIterator[httpx.AsyncClient]:
 
 
 @pytest.fixture
-async def client(app: object, anonymous: httpx.AsyncClient) -> httpx.AsyncClient:
-    """The anonymous client carrying an admin token: for specs about behaviour, not about permissions."""
-    anonymous.headers["Authorization"] = f"Bearer {token(app, Role.admin)}"
-    return anonymous
+async def client(app: object) -> AsyncIterator[httpx.AsyncClient]:
+    """A client of its own carrying an admin token, for specs about behaviour, not about permissions (it used to be
+    the `anonymous` client with the token added, so a test using both sent the admin token from `anonymous` too)."""
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    headers = {"Authorization": f"Bearer {token(app, Role.admin)}"}
+    async with httpx.AsyncClient(transport=transport, base_url="http://jiedui.test", headers=headers) as http:
+        yield http
 
 
 def token(app: object, role: Role, scope: str | int | None = None, lifetime_s: int = 600) -> str:
