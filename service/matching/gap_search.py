@@ -7,7 +7,8 @@ a neighbourhood are drawn at random, the first uniformly, the others weighted by
 already drawn could move to them (and theirs back), since those are the agents between which re-packing can pay.
 
 * With two or more workers, two neighbourhoods on disjoint agents are solved at once in two threads (one CP-SAT
-  worker each; CP-SAT releases the GIL) and both answers are merged: they touch different jobs and agents.
+  worker each; CP-SAT releases the GIL) and both answers are merged: they touch different jobs and agents (only
+  the first may place the unassigned jobs).
 * A neighbourhood proven optimal is not drawn again until one of its agents changes (per-agent versions).
 * k starts at AGENTS_START; it grows by one when CP-SAT closes neighbourhoods within FAST_S (or the one drawn was
   already proven) and shrinks by one when it needs more than SLOW_S.
@@ -141,13 +142,15 @@ class _Search:
             return None
         return key
 
-    def solve(self, key: tuple[int, ...], seed: int) -> tuple[int, np.ndarray, np.ndarray | None]:
+    def solve(
+        self, key: tuple[int, ...], seed: int, unassigned: bool = True
+    ) -> tuple[int, np.ndarray, np.ndarray | None]:
         """Re-solve the jobs of agents `key` (and the unassigned ones) over those agents: (CP-SAT status, the jobs,
         their new agents or None).  Reads the incumbent only (runs in a worker thread)."""
         gap, agent = self.gap, self.agent
         rows = np.zeros(gap.m + 1, bool)
         rows[list(key)] = True
-        rows[gap.m] = True
+        rows[gap.m] = unassigned  # of two neighbourhoods solved at once, only the first takes the unassigned jobs
         jobs = np.flatnonzero(rows[agent])
         allow = rows[:, None] & gap.ok[:, jobs]
         # Leaving out an assigned job whose cost that way, plus the least every other job could cost, exceeds what the
@@ -199,7 +202,7 @@ class _Search:
         seeds = [int(s) for s in self.rng.integers(2**31, size=len(keys))]
         t0 = time.perf_counter()
         if pool is not None and len(keys) == 2:
-            results = list(pool.map(self.solve, keys, seeds))
+            results = list(pool.map(self.solve, keys, seeds, [True, False]))
         else:
             results = [self.solve(keys[0], seeds[0])]
         took = time.perf_counter() - t0
