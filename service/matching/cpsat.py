@@ -16,8 +16,8 @@ from service.matching.problem import Normalised
 # A CP-SAT call with at least GAP_SEARCH_MIN_S on a generalised assignment problem (every need unsplittable, no
 # fixed units, station limits or coverage, no stall window) spends GAP_PROVE_SHARE of its time on the full model
 # (which may prove optimality, and gives the bound), then improves that answer with `gap_search` (neighbourhoods
-# re-solved by CP-SAT) until the time limit or the bound; OR-Library gapd at 60 s: 0.92 % -> about 0.5 % from the
-# optimum (bench/RESULTS.md).  Up to GAP_MAX_CELLS needs x offers (the search works on dense matrices).
+# re-solved by CP-SAT) until the time limit or the bound; OR-Library gapd at 60 s: 0.92 % -> 0.58-0.66 % from the
+# optimum, gapc 0.17 % -> 0.00-0.13 % (bench/RESULTS.md).  Up to GAP_MAX_CELLS needs x offers (dense matrices).
 GAP_SEARCH_MIN_S = 5.0
 GAP_PROVE_SHARE = 0.25
 GAP_MAX_CELLS = 1_000_000
@@ -273,9 +273,7 @@ class _GapPlan:
     const: int  # objective = const - cost of the assignment
 
 
-def _gap_plan(
-    norm: Normalised, edges: np.ndarray, cap: np.ndarray | None, opened: dict[int, set[int]] | None, required: bool
-) -> _GapPlan | None:
+def _gap_plan(norm: Normalised, edges: np.ndarray, cap: np.ndarray | None, required: bool) -> _GapPlan | None:
     """The edges as a GAP for `gap_search`, or None if they have anything a GAP cannot express."""
     need, offer = norm.e_need[edges], norm.e_offer[edges]
     if norm.coverage_first or norm.splittable[need].any() or norm.fixed[edges].any() or len(edges) < 2:
@@ -361,7 +359,7 @@ def solve_cpsat(
         proven, spent = True, 0.0
     plan = None
     if stall is None and time_limit_s >= GAP_SEARCH_MIN_S:
-        plan = _gap_plan(norm, edges, cap, opened, required)
+        plan = _gap_plan(norm, edges, cap, required)
     t0 = time.perf_counter()
     solver = _solver(time_limit_s * GAP_PROVE_SHARE if plan is not None else time_limit_s, workers)
     mdl.model.maximize(mdl.value_expr())

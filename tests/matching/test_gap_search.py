@@ -102,7 +102,7 @@ def test_search_on_an_engine_component_reaches_the_brute_force_optimum(p) -> Non
     """The component as a GAP (values, usage, change penalties) and back: from the greedy answer to the optimum."""
     norm = normalise(p)
     edges = np.arange(norm.n_edges)
-    plan = cpsat._gap_plan(norm, edges, None, None, required=False)
+    plan = cpsat._gap_plan(norm, edges, None, required=False)
     assert plan is not None or len(np.unique(norm.e_offer)) < 2 or len(edges) < 2
     if plan is None:
         return
