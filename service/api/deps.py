@@ -10,13 +10,14 @@ from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
 import limits
-from fastapi import Depends, Header, Query, Request, Response
+from fastapi import Depends, Header, Path, Query, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 from limits.storage import storage_from_string
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from service.api.exports import EXPORT_MAX_ROWS
+from service.db.models.common import MAX_ID
 from service.db.session import Database
 from service.errors import RateLimited, Unauthenticated
 from service.services.common import etag, parse_if_match
@@ -256,6 +257,9 @@ RegionQuery = Annotated[
     str | None, Query(pattern=REGION_PATTERN, description="region code prefix, e.g. 420500 (a city) or 420502")
 ]
 RequiredRegion = Annotated[str, Query(pattern=REGION_PATTERN)]
+# An object's id in a path, or a filter by id: a number beyond 64 bits names no row (422, not a driver's overflow).
+ObjectId = Annotated[int, Path(le=MAX_ID)]
+IdFilter = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 
 
 async def expected_version(if_match: IfMatch = None) -> int:

@@ -34,6 +34,7 @@ from starlette.requests import Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api import deps, needs, problems, proposals
+from service.db.models.common import MAX_ID
 from service.db.models.needs import NeedStatus
 from service.errors import DomainError
 from service.services import needs as need_service
@@ -43,7 +44,7 @@ from service.services.principals import Role
 Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
 _REGION = re.compile(deps.REGION_PATTERN)
 _STATUSES = frozenset(NeedStatus)
-_MAX_ID_DIGITS = 18  # beyond int64 the database would refuse it; FastAPI's path answers those
+_MAX_ID_DIGITS = len(str(MAX_ID))  # larger ids go to FastAPI, whose path and query types refuse them (422)
 
 
 def _roles(annotated: Any) -> tuple[Role, ...]:
@@ -59,7 +60,11 @@ def _route(router: Any, path: str, method: str) -> APIRoute:
 
 
 def _digits(text: str) -> int | None:
-    return int(text) if text.isascii() and text.isdigit() and len(text) <= _MAX_ID_DIGITS else None
+    """An id the routes' types accept (up to MAX_ID), or None (FastAPI then answers)."""
+    if not (text.isascii() and text.isdigit() and len(text) <= _MAX_ID_DIGITS):
+        return None
+    value = int(text)
+    return value if value <= MAX_ID else None
 
 
 class _Delegate(Exception):

@@ -7,6 +7,8 @@ from fastapi import APIRouter, Response, status
 from service.api import exports
 from service.api.deps import (
     ExpectedVersion,
+    IdFilter,
+    ObjectId,
     Paging,
     ReadSession,
     ReadSessions,
@@ -44,7 +46,7 @@ async def list_needs(
     actor: StationSideReader,
     paging: Paging,
     region: RegionQuery = None,
-    station_id: int | None = None,
+    station_id: IdFilter = None,
     domain: str | None = None,
     service_type: str | None = None,
     status: NeedStatus | None = None,
@@ -65,7 +67,7 @@ async def list_needs(
 
 
 @router.get("/{need_id}", response_model=NeedRead, responses=problem_responses(404))
-async def get_need(need_id: int, session: ReadSession, actor: StationSideReader, response: Response) -> NeedRead:
+async def get_need(need_id: ObjectId, session: ReadSession, actor: StationSideReader, response: Response) -> NeedRead:
     need = await need_service.get(session, actor=actor, need_id=need_id)
     set_etag(response, need.version)
     return need
@@ -73,7 +75,7 @@ async def get_need(need_id: int, session: ReadSession, actor: StationSideReader,
 
 @router.patch("/{need_id}", response_model=NeedRead, responses=problem_responses(404, 409, 412, 422, 428))
 async def update_need(
-    need_id: int,
+    need_id: ObjectId,
     body: NeedUpdate,
     version: ExpectedVersion,
     session: Session,
@@ -91,7 +93,7 @@ async def update_need(
     responses=problem_responses(404, 409),
     summary="Cancel a need (it stays on record as cancelled)",
 )
-async def cancel_need(need_id: int, session: Session, actor: StationSideEditor, response: Response) -> NeedRead:
+async def cancel_need(need_id: ObjectId, session: Session, actor: StationSideEditor, response: Response) -> NeedRead:
     need = await need_service.cancel(session, actor=actor, need_id=need_id)
     set_etag(response, need.version)
     return need

@@ -7,6 +7,8 @@ from fastapi import APIRouter, Response, status
 from service.api import exports
 from service.api.deps import (
     ExpectedVersion,
+    IdFilter,
+    ObjectId,
     OrganizationSideEditor,
     OrganizationSideReader,
     Paging,
@@ -45,7 +47,7 @@ async def list_offers(
     actor: OrganizationSideReader,
     paging: Paging,
     region: RegionQuery = None,
-    organization_id: int | None = None,
+    organization_id: IdFilter = None,
     domain: str | None = None,
     service_type: str | None = None,
     status: OfferStatus | None = None,
@@ -66,7 +68,7 @@ async def list_offers(
 
 @router.get("/{offer_id}", response_model=OfferRead, responses=problem_responses(404))
 async def get_offer(
-    offer_id: int, session: ReadSession, actor: OrganizationSideReader, response: Response
+    offer_id: ObjectId, session: ReadSession, actor: OrganizationSideReader, response: Response
 ) -> OfferRead:
     offer = await offer_service.get(session, actor=actor, offer_id=offer_id)
     set_etag(response, offer.version)
@@ -75,7 +77,7 @@ async def get_offer(
 
 @router.patch("/{offer_id}", response_model=OfferRead, responses=problem_responses(404, 409, 412, 422, 428))
 async def update_offer(
-    offer_id: int,
+    offer_id: ObjectId,
     body: OfferUpdate,
     version: ExpectedVersion,
     session: Session,
@@ -94,7 +96,7 @@ async def update_offer(
     summary="Withdraw an offer (it stays on record as withdrawn)",
 )
 async def withdraw_offer(
-    offer_id: int, session: Session, actor: OrganizationSideEditor, response: Response
+    offer_id: ObjectId, session: Session, actor: OrganizationSideEditor, response: Response
 ) -> OfferRead:
     offer = await offer_service.withdraw(session, actor=actor, offer_id=offer_id)
     set_etag(response, offer.version)

@@ -8,6 +8,7 @@ from service.api import exports
 from service.api.deps import (
     BureauStaff,
     ExpectedVersion,
+    ObjectId,
     OrganizationSideEditor,
     OrganizationSideReader,
     Paging,
@@ -66,7 +67,7 @@ async def list_organizations(
 
 @router.get("/{organization_id}", response_model=OrganizationRead, responses=problem_responses(404))
 async def get_organization(
-    organization_id: int, session: ReadSession, actor: OrganizationSideReader, response: Response
+    organization_id: ObjectId, session: ReadSession, actor: OrganizationSideReader, response: Response
 ) -> OrganizationRead:
     org = await organization_service.get(session, actor=actor, organization_id=organization_id)
     set_etag(response, org.version)
@@ -80,7 +81,7 @@ async def get_organization(
     summary="Edit an organization (rating and home region: bureau staff only)",
 )
 async def update_organization(
-    organization_id: int,
+    organization_id: ObjectId,
     body: OrganizationUpdate,
     version: ExpectedVersion,
     session: Session,
@@ -100,7 +101,7 @@ async def update_organization(
     responses=problem_responses(404, 409),
     summary="Archive an organization (refused while it has live offers)",
 )
-async def archive_organization(organization_id: int, session: Session, actor: BureauStaff) -> None:
+async def archive_organization(organization_id: ObjectId, session: Session, actor: BureauStaff) -> None:
     await organization_service.archive(session, actor=actor, organization_id=organization_id)
 
 
@@ -112,7 +113,7 @@ async def archive_organization(organization_id: int, session: Session, actor: Bu
     summary="Submit a supply list (接单): all items or none",
 )
 async def submit_offer_list(
-    organization_id: int, body: OfferList, session: Session, settings: SettingsDep, actor: OrganizationSideEditor
+    organization_id: ObjectId, body: OfferList, session: Session, settings: SettingsDep, actor: OrganizationSideEditor
 ) -> list[OfferRead]:
     return await offer_service.submit_list(
         session, actor=actor, organization_id=organization_id, items=body.items, max_items=settings.batch_max_items
@@ -128,7 +129,7 @@ async def submit_offer_list(
     summary="Upload a filled supply-list template (.xlsx body): all rows or none",
 )
 async def import_offer_list(
-    organization_id: int, request: Request, session: Session, actor: OrganizationSideEditor
+    organization_id: ObjectId, request: Request, session: Session, actor: OrganizationSideEditor
 ) -> list[OfferRead]:
     catalog = await catalog_service.load(session)
     items = spreadsheets.parse_offers(await request.body(), set(catalog.types))
@@ -143,7 +144,7 @@ async def import_offer_list(
     responses=problem_responses(404),
     summary="An organization's live offers in the template's layout (re-importable)",
 )
-async def export_offer_list(organization_id: int, session: Session, actor: OrganizationSideReader) -> Response:
+async def export_offer_list(organization_id: ObjectId, session: Session, actor: OrganizationSideReader) -> Response:
     await organization_service.get(session, actor=actor, organization_id=organization_id)
     page = await offer_service.list_(
         session,
@@ -168,7 +169,7 @@ async def export_offer_list(organization_id: int, session: Session, actor: Organ
     summary="An organization's supply list",
 )
 async def list_organization_offers(
-    organization_id: int,
+    organization_id: ObjectId,
     session: ReadSession,
     actor: OrganizationSideReader,
     paging: Paging,

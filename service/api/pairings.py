@@ -8,7 +8,7 @@ from fastapi import APIRouter
 from pydantic import Field
 
 from service.api import exports
-from service.api.deps import Actor, BureauStaff, Paging, ReadSession, RegionQuery, Session
+from service.api.deps import Actor, BureauStaff, IdFilter, ObjectId, Paging, ReadSession, RegionQuery, Session
 from service.api.problems import problem_responses
 from service.db.models.common import Page, Strict
 from service.db.models.pairings import PairingRead
@@ -27,8 +27,8 @@ async def list_pairings(
     actor: Actor,
     paging: Paging,
     region: RegionQuery = None,
-    organization_id: int | None = None,
-    station_id: int | None = None,
+    organization_id: IdFilter = None,
+    station_id: IdFilter = None,
     active: bool | None = None,
 ) -> Page[PairingRead]:
     page = await pairing_service.list_(
@@ -48,6 +48,6 @@ async def list_pairings(
     "/{pairing_id}/end", response_model=PairingRead, responses=problem_responses(404, 409), summary="End a pairing"
 )
 async def end_pairing(
-    pairing_id: int, session: Session, actor: BureauStaff, body: PairingEnd | None = None
+    pairing_id: ObjectId, session: Session, actor: BureauStaff, body: PairingEnd | None = None
 ) -> PairingRead:
     return await pairing_service.end(session, actor=actor, pairing_id=pairing_id, on=(body or PairingEnd()).ended_on)

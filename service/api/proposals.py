@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter
 
 from service.api import exports
-from service.api.deps import Actor, BureauStaff, Paging, ReadSession, ReadSessions, Session, allow
+from service.api.deps import Actor, BureauStaff, IdFilter, ObjectId, Paging, ReadSession, ReadSessions, Session, allow
 from service.api.problems import problem_responses
 from service.db.models.common import Page
 from service.db.models.proposals import ProposalAnswer, ProposalRead, ProposalRejection, ProposalStatus
@@ -26,8 +26,8 @@ async def list_proposals(
     session: ReadSession,
     actor: Actor,
     paging: Paging,
-    run_id: int | None = None,
-    need_id: int | None = None,
+    run_id: IdFilter = None,
+    need_id: IdFilter = None,
     status: ProposalStatus | None = None,
 ) -> Page[ProposalRead]:
     page = await proposal_service.list_(
@@ -37,7 +37,7 @@ async def list_proposals(
 
 
 @router.get("/{proposal_id}", response_model=ProposalRead, responses=problem_responses(404))
-async def get_proposal(proposal_id: int, sessions: ReadSessions, actor: Actor) -> ProposalRead:
+async def get_proposal(proposal_id: ObjectId, sessions: ReadSessions, actor: Actor) -> ProposalRead:
     async with sessions() as session:
         return await proposal_service.get(session, actor=actor, proposal_id=proposal_id)
 
@@ -49,7 +49,7 @@ async def get_proposal(proposal_id: int, sessions: ReadSessions, actor: Actor) -
     summary="Accept for your side; accepted once both sides have (capacity permitting)",
 )
 async def accept_proposal(
-    proposal_id: int, session: Session, actor: Party, body: ProposalAnswer | None = None
+    proposal_id: ObjectId, session: Session, actor: Party, body: ProposalAnswer | None = None
 ) -> ProposalRead:
     return await proposal_service.accept(
         session, actor=actor, proposal_id=proposal_id, side=body.side if body else None
@@ -62,7 +62,9 @@ async def accept_proposal(
     responses=problem_responses(404, 409, 422),
     summary="Decline for your side, with a reason; that organization is not proposed for the need again",
 )
-async def reject_proposal(proposal_id: int, body: ProposalRejection, session: Session, actor: Party) -> ProposalRead:
+async def reject_proposal(
+    proposal_id: ObjectId, body: ProposalRejection, session: Session, actor: Party
+) -> ProposalRead:
     return await proposal_service.reject(
         session, actor=actor, proposal_id=proposal_id, side=body.side, reason=body.reason
     )
@@ -74,5 +76,5 @@ async def reject_proposal(proposal_id: int, body: ProposalRejection, session: Se
     responses=problem_responses(404, 409),
     summary="The bureau takes an open proposal back",
 )
-async def withdraw_proposal(proposal_id: int, session: Session, actor: BureauStaff) -> ProposalRead:
+async def withdraw_proposal(proposal_id: ObjectId, session: Session, actor: BureauStaff) -> ProposalRead:
     return await proposal_service.withdraw(session, actor=actor, proposal_id=proposal_id)

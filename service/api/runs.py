@@ -5,7 +5,7 @@ from __future__ import annotations
 from fastapi import APIRouter, Request, Response, status
 
 from service import jobs
-from service.api.deps import AuditReader, BureauStaff, DatabaseDep, Paging, RegionQuery, Session, SettingsDep
+from service.api.deps import AuditReader, BureauStaff, DatabaseDep, ObjectId, Paging, RegionQuery, Session, SettingsDep
 from service.api.problems import problem_responses
 from service.db.models.common import Page
 from service.db.models.runs import RunCreate, RunRead, RunStatus
@@ -62,5 +62,5 @@ async def list_runs(
     responses=problem_responses(404),
     summary="A run: status, solver figures, timings, counts, churn, unmatched needs and its proposals",
 )
-async def get_run(run_id: int, session: Session, actor: AuditReader) -> RunRead:
+async def get_run(run_id: ObjectId, session: Session, actor: AuditReader) -> RunRead:
     return await run_service.get(session, actor=actor, run_id=run_id)

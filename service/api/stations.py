@@ -8,6 +8,7 @@ from service.api import exports
 from service.api.deps import (
     BureauStaff,
     ExpectedVersion,
+    ObjectId,
     Paging,
     ReadSession,
     RegionQuery,
@@ -53,7 +54,7 @@ async def list_stations(
 
 @router.get("/{station_id}", response_model=StationRead, responses=problem_responses(404))
 async def get_station(
-    station_id: int, session: ReadSession, actor: StationSideReader, response: Response
+    station_id: ObjectId, session: ReadSession, actor: StationSideReader, response: Response
 ) -> StationRead:
     station = await station_service.get(session, actor=actor, station_id=station_id)
     set_etag(response, station.version)
@@ -62,7 +63,7 @@ async def get_station(
 
 @router.patch("/{station_id}", response_model=StationRead, responses=problem_responses(404, 412, 422, 428))
 async def update_station(
-    station_id: int,
+    station_id: ObjectId,
     body: StationUpdate,
     version: ExpectedVersion,
     session: Session,
@@ -82,7 +83,7 @@ async def update_station(
     responses=problem_responses(404, 409),
     summary="Archive a station (refused while it has live needs)",
 )
-async def archive_station(station_id: int, session: Session, actor: BureauStaff) -> None:
+async def archive_station(station_id: ObjectId, session: Session, actor: BureauStaff) -> None:
     await station_service.archive(session, actor=actor, station_id=station_id)
 
 
@@ -94,7 +95,7 @@ async def archive_station(station_id: int, session: Session, actor: BureauStaff)
     summary="Submit a need list (点单): all items or none",
 )
 async def submit_need_list(
-    station_id: int, body: NeedList, session: Session, settings: SettingsDep, actor: StationSideEditor
+    station_id: ObjectId, body: NeedList, session: Session, settings: SettingsDep, actor: StationSideEditor
 ) -> list[NeedRead]:
     return await need_service.submit_list(
         session, actor=actor, station_id=station_id, items=body.items, max_items=settings.batch_max_items
@@ -110,7 +111,7 @@ async def submit_need_list(
     summary="Upload a filled need-list template (.xlsx body): all rows or none",
 )
 async def import_need_list(
-    station_id: int, request: Request, session: Session, actor: StationSideEditor
+    station_id: ObjectId, request: Request, session: Session, actor: StationSideEditor
 ) -> list[NeedRead]:
     catalog = await catalog_service.load(session)
     items = spreadsheets.parse_needs(await request.body(), set(catalog.types))
@@ -125,7 +126,7 @@ async def import_need_list(
     responses=problem_responses(404),
     summary="A station's live needs in the template's layout (re-importable)",
 )
-async def export_need_list(station_id: int, session: Session, actor: StationSideReader) -> Response:
+async def export_need_list(station_id: ObjectId, session: Session, actor: StationSideReader) -> Response:
     await station_service.get(session, actor=actor, station_id=station_id)
     page = await need_service.list_(
         session,
@@ -150,7 +151,11 @@ async def export_need_list(station_id: int, session: Session, actor: StationSide
     summary="A station's need list",
 )
 async def list_station_needs(
-    station_id: int, session: ReadSession, actor: StationSideReader, paging: Paging, status: NeedStatus | None = None
+    station_id: ObjectId,
+    session: ReadSession,
+    actor: StationSideReader,
+    paging: Paging,
+    status: NeedStatus | None = None,
 ) -> Page[NeedRead]:
     await station_service.get(session, actor=actor, station_id=station_id)
     return await need_service.list_(

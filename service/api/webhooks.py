@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from fastapi import APIRouter, status
 
-from service.api.deps import Paging, Session, SettingsDep, allow
+from service.api.deps import ObjectId, Paging, Session, SettingsDep, allow
 from service.api.problems import problem_responses
 from service.db.models.common import Page
 from service.db.models.webhooks import DeliveryRead, WebhookCreate, WebhookRead
@@ -32,7 +32,7 @@ async def list_webhooks(session: Session, actor: Subscriber, paging: Paging) -> 
 
 
 @router.delete("/{webhook_id}", status_code=status.HTTP_204_NO_CONTENT, responses=problem_responses(404))
-async def unsubscribe(webhook_id: int, session: Session, actor: Subscriber) -> None:
+async def unsubscribe(webhook_id: ObjectId, session: Session, actor: Subscriber) -> None:
     await webhook_service.unsubscribe(session, actor=actor, webhook_id=webhook_id)
 
 
@@ -42,7 +42,9 @@ async def unsubscribe(webhook_id: int, session: Session, actor: Subscriber) -> N
     responses=problem_responses(404),
     summary="What was sent, when, and how it went",
 )
-async def list_deliveries(webhook_id: int, session: Session, actor: Subscriber, paging: Paging) -> Page[DeliveryRead]:
+async def list_deliveries(
+    webhook_id: ObjectId, session: Session, actor: Subscriber, paging: Paging
+) -> Page[DeliveryRead]:
     return await webhook_service.deliveries(
         session, actor=actor, webhook_id=webhook_id, limit=paging.limit, cursor=paging.cursor
     )

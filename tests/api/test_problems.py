@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import pytest
+
 from tests import factories as f
 
 
@@ -44,3 +46,29 @@ async def test_the_openapi_document_describes_problems_and_examples(client):
     assert {"412", "428", "422"} <= set(patch["responses"])
     assert "application/problem+json" in patch["responses"]["412"]["content"]
     assert spec["components"]["schemas"]["NeedItem"]["examples"][0]["service_type"] == "elderly_care.home_visit"
+
+
+BEYOND_64_BITS = str(2**63)  # no id column can hold it
+BEYOND_32_BITS = str(2**31)  # one more than a PostgreSQL INTEGER id
+
+
+@pytest.mark.parametrize("big", [BEYOND_32_BITS, BEYOND_64_BITS])
+async def test_ids_beyond_what_an_id_column_holds_are_a_422_naming_the_field_not_a_server_error(client, big):
+    station = await f.create_station(client)
+    for path, field in [
+        (f"/api/v1/proposals/{big}", "path:proposal_id"),
+        (f"/api/v1/needs/{big}", "path:need_id"),
+        (f"/api/v1/stations/{big}/needs", "path:station_id"),
+        (f"/api/v1/needs?station_id={big}", "query:station_id"),
+        (f"/api/v1/proposals?need_id={big}", "query:need_id"),
+    ]:
+        response = await client.get(path)
+        assert response.status_code == 422, path
+        assert response.headers["content-type"] == "application/problem+json"
+        assert [e["field"] for e in response.json()["errors"]] == [field], path
+    posted = await client.post("/api/v1/needs", json={**f.need(), "station_id": int(big)})
+    assert posted.status_code == 422
+    assert [e["field"] for e in posted.json()["errors"]] == ["station_id"]
+    # The largest id still names no row: 404, as any unknown id.
+    assert (await client.get(f"/api/v1/needs/{2**31 - 1}")).status_code == 404
+    assert (await client.get(f"/api/v1/stations/{station['id']}")).status_code == 200

@@ -10,7 +10,7 @@ from pydantic import Field as PydField
 from sqlmodel import Field, SQLModel
 
 from service.db.base import timestamp_column
-from service.db.models.common import Description, ServiceTypeCode, Strict, WindowDate
+from service.db.models.common import MAX_ID, Description, ServiceTypeCode, Strict, WindowDate
 
 
 class Activity(SQLModel, table=True):
@@ -60,7 +60,7 @@ class ActivityCreate(Strict):
         }
     )
 
-    proposal_id: int | None = PydField(default=None, ge=1)
+    proposal_id: int | None = PydField(default=None, ge=1, le=MAX_ID)
     service_type: ServiceTypeCode
     occurred_on: WindowDate
     units_delivered: int = PydField(ge=0, le=100_000)

@@ -19,6 +19,9 @@ RegionCode = Annotated[str, StringConstraints(strip_whitespace=True, pattern=r"^
 ServiceTypeCode = Annotated[str, StringConstraints(strip_whitespace=True, min_length=1, max_length=60)]
 Latitude = Annotated[float, Field(ge=-90, le=90)]
 Longitude = Annotated[float, Field(ge=-180, le=180)]
+# Row ids are INTEGER columns (32-bit on PostgreSQL): a larger number names no row, and the driver refuses to send
+# it (a 500 before this bound).  2.1 billion rows of one kind is decades of a national programme.
+MAX_ID = 2**31 - 1
 # Bounded so a typo cannot park a need in the year 20025.
 WindowDate = Annotated[date, Field(ge=date(2000, 1, 1), le=date(2100, 12, 31))]
 

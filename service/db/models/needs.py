@@ -11,7 +11,15 @@ from pydantic import Field as PydField
 from sqlmodel import Field, SQLModel
 
 from service.db.base import timestamp_column
-from service.db.models.common import Description, ServiceTypeCode, Strict, Title, WindowDate, window_end_after_start
+from service.db.models.common import (
+    MAX_ID,
+    Description,
+    ServiceTypeCode,
+    Strict,
+    Title,
+    WindowDate,
+    window_end_after_start,
+)
 
 
 class NeedStatus(StrEnum):
@@ -136,7 +144,7 @@ class NeedCreate(NeedItem):
         json_schema_extra={"examples": [{"station_id": 1, **NeedItem.model_config["json_schema_extra"]["examples"][0]}]}
     )
 
-    station_id: int = PydField(ge=1)
+    station_id: int = PydField(ge=1, le=MAX_ID)
 
 
 class NeedList(Strict):

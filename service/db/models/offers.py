@@ -13,6 +13,7 @@ from sqlmodel import Field, Relationship, SQLModel
 
 from service.db.base import timestamp_column
 from service.db.models.common import (
+    MAX_ID,
     Description,
     RegionCode,
     ServiceTypeCode,
@@ -129,7 +130,7 @@ class OfferCreate(OfferItem):
         }
     )
 
-    organization_id: int = PydField(ge=1)
+    organization_id: int = PydField(ge=1, le=MAX_ID)
 
 
 class OfferList(Strict):
