@@ -181,16 +181,22 @@ async def test_delivery_never_delays_the_request(app, client, anonymous):
     assert time.monotonic() - started < 5
 
 
-async def test_a_run_s_new_proposals_reach_region_subscribers_under_whose_region_they_fall(app, client, anonymous):
-    # 宜昌市 (420500, the city: every code under 4205) and 西陵区 (420502) follow the station's proposals; 伍家岗区
-    # (420503) does not hear of them; each subscription hears of each new proposal once.
-    app.state.settings.webhook_allow_private = True
-    _station, org = await city(client)
+async def _region_hooks(client) -> dict[str, int]:
+    """Subscriptions of 宜昌市 (420500), 西陵区 (420502) and 伍家岗区 (420503), by region code."""
     hooks = {}
     for region in ("420500", "420502", "420503"):
         made = await client.post("/api/v1/webhooks", json={"url": "http://127.0.0.1:9/hook", "region_code": region})
         assert made.status_code == 201, made.text
         hooks[region] = made.json()["id"]
+    return hooks
+
+
+async def test_a_run_s_new_proposals_reach_region_subscribers_under_whose_region_they_fall(app, client, anonymous):
+    # 宜昌市 (420500, the city: every code under 4205) and 西陵区 (420502) follow the station's proposals; 伍家岗区
+    # (420503) does not hear of them; each subscription hears of each new proposal once.
+    app.state.settings.webhook_allow_private = True
+    _station, org = await city(client)
+    hooks = await _region_hooks(client)
     org_hook = await anonymous.post(
         "/api/v1/webhooks", json={"url": "http://127.0.0.1:9/hook"}, headers=as_(app, Role.organization, org["id"])
     )
@@ -215,10 +221,7 @@ async def test_an_accepted_proposal_reaches_its_parties_and_the_regions_above_it
     # with a fixed list of five parameters: 宜昌市 and 西陵区 hear, 伍家岗区 does not, nobody twice
     app.state.settings.webhook_allow_private = True
     station, org = await city(client)
-    hooks = {}
-    for region in ("420500", "420502", "420503"):
-        made = await client.post("/api/v1/webhooks", json={"url": "http://127.0.0.1:9/hook", "region_code": region})
-        hooks[region] = made.json()["id"]
+    hooks = await _region_hooks(client)
     station_headers, org_headers = as_(app, Role.station, station["id"]), as_(app, Role.organization, org["id"])
     hooks["station"] = (
         await anonymous.post("/api/v1/webhooks", json={"url": "http://127.0.0.1:9/s"}, headers=station_headers)

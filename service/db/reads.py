@@ -50,6 +50,11 @@ def _compile(stmt: sa.Select[Any], dialect: sa.Dialect) -> _Compiled | None:
     if any(not compiled.binds[name].required for name in names):
         return None  # a value written into the statement (`column == 5`): SQLAlchemy fills those in
 
+    return _compiled(compiled, names, columns, dialect)
+
+
+def _compiled(compiled: Any, names: tuple[str, ...], columns: Any, dialect: sa.Dialect) -> _Compiled:
+    """What the driver path keeps of a compiled statement: its SQL, parameter order and value processors."""
     return _Compiled(
         sql=compiled.string,
         names=names,
@@ -169,13 +174,7 @@ def _compile_returning(stmt: sa.Insert, dialect: sa.Dialect, keys: tuple[str, ..
     columns = compiled._result_columns
     if not columns or any(isinstance(c.type, sa.types.NumericCommon) for c in columns):
         return None
-    return _Compiled(
-        sql=compiled.string,
-        names=names,
-        binds=tuple(compiled._bind_processors.get(name) for name in names),
-        keys=tuple(c.keyname for c in columns),
-        results=tuple(c.type._cached_result_processor(dialect, None) for c in columns),
-    )
+    return _compiled(compiled, names, columns, dialect)
 
 
 async def insert_returning(session: AsyncSession, stmt: sa.Insert, values: dict[str, Any]) -> dict[str, Any]:

@@ -168,19 +168,32 @@ async def _announce(
     transaction."""
     p.version += 1
     await session.flush()
-    await webhook_service.emit(session, event, p, to=to)
     after = ProposalRead.model_validate(p)
+    await _tell(session, actor, action, after, before, event, to)
+    return after
+
+
+async def _tell(
+    session: AsyncSession,
+    actor: Principal,
+    action: str,
+    after: ProposalRead,
+    before: ProposalRead,
+    event: str,
+    to: tuple[str, ...],
+) -> None:
+    """The subscribers' event and the audit record of a proposal's transition, in this transaction."""
+    await webhook_service.emit(session, event, after, to=to)
     await audit.record(
         session,
         actor=actor,
         action=action,
         object_type="proposal",
-        object_id=p.id,
-        region_code=p.region_code,
+        object_id=after.id,
+        region_code=after.region_code,
         before=before,
         after=after,
     )
-    return after
 
 
 async def accept(session: AsyncSession, *, actor: Principal, proposal_id: int, side: Side | None) -> ProposalRead:
@@ -207,20 +220,9 @@ async def accept(session: AsyncSession, *, actor: Principal, proposal_id: int, s
     await insert_in_transaction(session, _UPDATE, changes | {"proposal_id": p.id})
     after = ProposalRead.model_validate(dict(p._mapping) | changes)
     if after.status == ProposalStatus.accepted:
-        event, to = "proposal.accepted", EVERYONE
+        await _tell(session, actor, "accept", after, before, "proposal.accepted", EVERYONE)
     else:
-        event, to = "proposal.answered", (_other(who),)
-    await webhook_service.emit(session, event, after, to=to)
-    await audit.record(
-        session,
-        actor=actor,
-        action="accept",
-        object_type="proposal",
-        object_id=p.id,
-        region_code=p.region_code,
-        before=before,
-        after=after,
-    )
+        await _tell(session, actor, "accept", after, before, "proposal.answered", (_other(who),))
     return after
 
 
