@@ -56,14 +56,16 @@ class _State:
         ids, code = self._stations_numbered
         return org * len(ids) + code[need]
 
-    def take(self, pos: int, units: int) -> None:
-        """Record `units` on the edge at `pos`."""
-        i, j = int(self.e_need[pos]), int(self.e_offer[pos])
-        self.dem[i] -= units
-        self.cap[j] -= int(self.e_usage[pos]) * (units if self.norm.splittable[i] else 1)
-        if self.lim_arr[j] >= 0:
-            self.stations.setdefault(self.org[j], set()).add(self.station[i])
-        self.covered.add(self.station[i])
+    def take_all(self, units: np.ndarray) -> None:
+        """Record `units` on this state's positions at once (a feasible set: fixed or start units)."""
+        used = np.flatnonzero(units > 0)
+        if not used.size:
+            return
+        need, offer = self.e_need[used], self.e_offer[used]
+        served, spent = _use(self.norm, need, offer, self.e_usage[used], units[used])
+        self.dem = (np.asarray(self.dem, np.int64) - served).tolist()
+        self.cap = (np.asarray(self.cap, np.int64) - spent).tolist()
+        self.record(offer, need)
 
     def take_slack(self, units: np.ndarray, positions: np.ndarray, limits: np.ndarray) -> np.ndarray:
         """`run` at once for the positions no demand, capacity or station limit can stop: those whose need, offer and
@@ -180,9 +182,7 @@ def greedy(
     already serves outside `edges`."""
     st = _State(norm, edges, cap, opened)
     units = norm.fixed[edges] if start is None else np.maximum(norm.fixed[edges], start)
-    first = np.flatnonzero(units > 0)
-    for pos, amount in zip(first.tolist(), units[first].tolist(), strict=True):
-        st.take(pos, amount)
+    st.take_all(units)
     split = norm.splittable[st.e_need]
     big = 1 << 62
     if norm.has_incumbent:
@@ -211,10 +211,9 @@ def fill(
     (an answer made by rounding leaves some; province: +0.05 % by 7 edges)."""
     out = units.copy()
     used = np.flatnonzero(units > 0)
-    u_need, u_offer, u_usage = norm.e_need[edges[used]], norm.e_offer[edges[used]], norm.usage[edges[used]]
-    spend = np.where(norm.splittable[u_need], units[used] * u_usage, u_usage)
-    dem = norm.demand - np.bincount(u_need, weights=units[used], minlength=norm.n_needs).astype(np.int64)
-    cap = norm.capacity - np.bincount(u_offer, weights=spend, minlength=norm.n_offers).astype(np.int64)
+    u_need, u_offer = norm.e_need[edges[used]], norm.e_offer[edges[used]]
+    served, spent = _use(norm, u_need, u_offer, norm.usage[edges[used]], units[used])
+    dem, cap = norm.demand - served, norm.capacity - spent
     usage = norm.usage[edges]
     # The last pass looks only at edges of needs left short and offers with room (a few thousand of national's
     # 1.7 M): the state is built for them alone, in the same order, so the answer is the same.
@@ -237,6 +236,15 @@ def fill(
     _last_pass(norm, st, edges[pos], norm.splittable[st.e_need], part)
     out[pos] = part
     return out
+
+
+def _use(
+    norm: Normalised, need: np.ndarray, offer: np.ndarray, usage: np.ndarray, units: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """Units served per need and capacity spent per offer by `units` (> 0) on (need, offer) pairs of `usage`."""
+    spend = np.where(norm.splittable[need], units * usage, usage)
+    served = np.bincount(need, weights=units, minlength=norm.n_needs).astype(np.int64)
+    return served, np.bincount(offer, weights=spend, minlength=norm.n_offers).astype(np.int64)
 
 
 def _gain_and_density(
