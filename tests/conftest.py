@@ -151,18 +151,21 @@ async def app(backend: Backend) -> AsyncIterator[object]:
 @pytest.fixture
 async def anonymous(app: object) -> AsyncIterator[httpx.AsyncClient]:
     """An HTTP client talking to the app in-process over ASGI, with no token."""
-    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
-    async with httpx.AsyncClient(transport=transport, base_url="http://jiedui.test") as http:
+    async with _http(app) as http:
         yield http
+
+
+def _http(app: object, headers: dict[str, str] | None = None) -> httpx.AsyncClient:
+    """A client of the app in-process over ASGI."""
+    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
+    return httpx.AsyncClient(transport=transport, base_url="http://jiedui.test", headers=headers)
 
 
 @pytest.fixture
 async def client(app: object) -> AsyncIterator[httpx.AsyncClient]:
     """A client of its own carrying an admin token, for specs about behaviour, not about permissions (it used to be
     the `anonymous` client with the token added, so a test using both sent the admin token from `anonymous` too)."""
-    transport = httpx.ASGITransport(app=app)  # type: ignore[arg-type]
-    headers = {"Authorization": f"Bearer {token(app, Role.admin)}"}
-    async with httpx.AsyncClient(transport=transport, base_url="http://jiedui.test", headers=headers) as http:
+    async with _http(app, {"Authorization": f"Bearer {token(app, Role.admin)}"}) as http:
         yield http
 
 
