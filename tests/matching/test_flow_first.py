@@ -168,3 +168,31 @@ def test_the_dive_leaves_room_for_fixed_units_of_splittable_needs() -> None:
     norm = normalise(p)
     check_feasible(norm, s.edge_units)
     assert s.bound >= s.objective
+
+
+@pytest.mark.parametrize(("seed", "splittable_share"), [(8, 0.95), (9, 0.95), (11, 0.9)])
+def test_the_dive_keeps_the_relaxed_units_away_from_every_violation(seed: int, splittable_share: float, monkeypatch):
+    """Rounding touches only the unsplittable needs the relaxation split and needs near them (sharing an offer with
+    them, or with needs that do): farther away in the component the relaxed optimum is already an answer, and it
+    stays (the last fill may add units to it, never take any)."""
+    p = _regional(seed, splittable_share)
+    norm = normalise(p)
+    every = np.arange(norm.n_edges)
+    relaxed = solve_flow(norm, every, relaxation_scale(norm, every)).units
+    whole = ~norm.splittable[norm.e_need]
+    near = np.bincount(norm.e_need[whole & (relaxed > 0)], minlength=norm.n_needs) > 1  # split over offers
+    near[norm.e_need[whole & (relaxed > 0) & (relaxed != norm.demand[norm.e_need])]] = True  # served in part
+    assert near.any()
+    for _ in range(2):  # needs two offer-hops away from a violation
+        offers = np.zeros(norm.n_offers, bool)
+        offers[norm.e_offer[near[norm.e_need]]] = True
+        near[norm.e_need[offers[norm.e_offer]]] = True
+    away = ~near[norm.e_need]
+    assert away.sum() > norm.n_edges / 3
+
+    monkeypatch.setattr(solver, "CP_LOAD_S_PER_EDGE", 1.0)  # no CP-SAT search after the dive
+    s = solve(p, time_limit_s=5.0)
+    assert s.stats["components"] == 1 and s.stats.get("components_dive") == 1
+    check_feasible(norm, s.edge_units)
+    assert np.all(s.edge_units[away] >= relaxed[away])
+    assert np.array_equal(s.edge_units[away & whole], relaxed[away & whole])
