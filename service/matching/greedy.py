@@ -22,6 +22,9 @@ def edge_gain(norm: Normalised, edges: np.ndarray) -> np.ndarray:
     return np.where(split, per_unit, whole).astype(np.float64)
 
 
+_RUN_CHUNK = 16_384  # positions per chunk of a long pass (see `_State.run`)
+
+
 class _State:
     """Residual demand, capacity and organization-station bookkeeping during the greedy pass, as plain lists
     indexed by need and offer (the passes are sequential, so they run as tight Python loops over columns gathered
@@ -121,7 +124,29 @@ class _State:
         return ok
 
     def run(self, units: np.ndarray, positions: np.ndarray, limits: np.ndarray | int) -> None:
-        """Put as many units as allowed on each position in turn (at most `limits`, per position or for all)."""
+        """Put as many units as allowed on each position in turn (at most `limits`, per position or for all).
+
+        Most positions of a long pass are dead by their turn (a cold national pass takes 163k of 1.52 M: the rest
+        find their need served or their offer empty), so the pass runs in chunks, and before each chunk drops the
+        positions of needs served and offers emptied (for positions that use capacity) in earlier chunks, with
+        numpy: those the loop would skip one by one.  The same units as one loop over every position."""
+        lim = limits if isinstance(limits, np.ndarray) else np.full(len(positions), limits, np.int64)
+        if len(positions) <= 2 * _RUN_CHUNK:
+            self._loop(units, positions, lim, None)
+            return
+        served = np.asarray(self.dem, np.int64) <= 0
+        empty = np.asarray(self.cap, np.int64) <= 0
+        for lo in range(0, len(positions), _RUN_CHUNK):
+            pos, chunk_lim = positions[lo : lo + _RUN_CHUNK], lim[lo : lo + _RUN_CHUNK]
+            alive = ~served[self.e_need[pos]] & ~(empty[self.e_offer[pos]] & (self.e_usage[pos] > 0))
+            done = self._loop(units, pos[alive], chunk_lim[alive], ([], []))
+            served[done[0]] = True
+            empty[done[1]] = True
+
+    def _loop(
+        self, units: np.ndarray, positions: np.ndarray, limits: np.ndarray, done: tuple[list[int], list[int]] | None
+    ) -> tuple[list[int], list[int]] | None:
+        """`run`'s loop; `done`: lists to which it appends the needs it serves in full and the offers it empties."""
         took: list[int] = []
         amounts: list[int] = []
         dem, full, cap, stations, station, org = self.dem, self.full, self.cap, self.stations, self.station, self.org
@@ -134,7 +159,7 @@ class _State:
             self.e_usage[positions].tolist(),
             self.lim_arr[offer].tolist(),
             self.norm.splittable[need].tolist(),
-            limits.tolist() if isinstance(limits, np.ndarray) else [limits] * len(positions),
+            limits.tolist(),
         )
         for pos, i, j, u, g_lim, split, limit in zip(*cols, strict=True):
             d = dem[i]
@@ -162,11 +187,17 @@ class _State:
             dem[i] = d - x
             took.append(pos)
             amounts.append(x)
+            if done is not None:
+                if d == x:
+                    done[0].append(i)
+                if cap[j] <= 0:
+                    done[1].append(j)
             if g_lim >= 0:
                 stations.setdefault(org[j], set()).add(station[i])
             if covered is not None:
                 covered.add(station[i])
         units[np.asarray(took, np.int64)] += np.asarray(amounts, np.int64)  # each position at most once per pass
+        return done
 
 
 def greedy(

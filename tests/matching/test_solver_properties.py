@@ -10,6 +10,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from service.matching import Problem, solve
+from service.matching import greedy as greedy_module
 from service.matching.greedy import fill, greedy
 from service.matching.problem import normalise
 from tests.matching.reference import (
@@ -156,6 +157,20 @@ def test_the_greedy_baseline_follows_its_rule_edge_by_edge(p: Problem, data) -> 
         base = greedy(norm, np.arange(norm.n_edges))
         norm = normalise(replace(p, fixed=(base * data.draw(st.integers(0, 1))).tolist()))
     assert np.array_equal(greedy(norm, np.arange(norm.n_edges)), greedy_sequential(norm))
+
+
+@settings(SETTINGS, max_examples=300)
+@given(problems(splittable=None, usage=True, limits=True), st.data(), st.integers(1, 3))
+def test_a_long_pass_in_chunks_gives_the_rule_edge_by_edge(p: Problem, data, chunk: int) -> None:
+    """Passes longer than two chunks drop, between chunks, the positions of needs served and offers emptied: the
+    same units as the rule applied one edge at a time (chunks of 1-3 positions, so every problem is long)."""
+    norm = normalise(p)
+    if data.draw(st.booleans()):
+        base = greedy(norm, np.arange(norm.n_edges))
+        norm = normalise(replace(p, fixed=(base * data.draw(st.integers(0, 1))).tolist()))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(greedy_module, "_RUN_CHUNK", chunk)
+        assert np.array_equal(greedy(norm, np.arange(norm.n_edges)), greedy_sequential(norm))
 
 
 @SETTINGS
