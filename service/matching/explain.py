@@ -100,11 +100,14 @@ def _taken_by(ix: Indexed, cand: Candidates, units: np.ndarray, edges: np.ndarra
     # Only the offers of `edges` matter (a re-match explains a few needs anew): their allocations, sorted.
     alloc = alloc[member(cand.offer[alloc], cand.offer[edges])]
     pu_alloc = _per_unit(ix, cand, alloc)
-    order = np.lexsort((alloc, -pu_alloc, cand.offer[alloc]))
+    # Each offer's allocations by (-value per unit, need), the order names are picked in: an edge's first
+    # MAX_NAMED other needs are among its offer's first MAX_NAMED + 1 (one may be the edge's own need), and a need's
+    # names among its edges' (a need named by none of its edges is beaten at each by MAX_NAMED others).
+    order = np.lexsort((cand.need[alloc], -pu_alloc, cand.offer[alloc]))
     alloc, pu_alloc = alloc[order], pu_alloc[order]
     off = cand.offer[alloc]
     first = np.searchsorted(off, off, "left")
-    near = np.arange(len(alloc)) - first < MAX_NAMED * 2
+    near = np.arange(len(alloc)) - first <= MAX_NAMED
     top, pu_top = alloc[near], pu_alloc[near]
     parts = []
     for lo in range(0, len(edges), _CHUNK_EDGES):  # a need's top names are among its chunks' top names

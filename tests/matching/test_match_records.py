@@ -140,6 +140,16 @@ def test_capacity_taken_names_the_higher_value_needs() -> None:
     )
 
 
+def test_a_partly_served_need_names_three_others_even_when_it_ties_with_them() -> None:
+    # Five equal needs share 9 units: one is served in part, at the same value per unit as the four served whole.
+    # It names three of those (first by value, then in list order), never itself.
+    needs = [_need(f"n{k}", "s1", "elder_care", 2) for k in range(1, 6)]
+    result = _run(needs, [_offer("oa", "A", ("elder_care",), 9)])
+    (u,) = result.unmatched
+    others = [n.id for n in needs if n.id != u.need_id]
+    assert (u.reason, u.units_missing, u.taken_by) == ("capacity_taken", 1, tuple(others[:3]))
+
+
 def test_utilisation_is_reported_for_every_offer() -> None:
     offers = [_offer("oa", "A", ("elder_care",), 5), _offer("ob", "B", ("child_care",), 4)]
     result = _run([_need("n", "s1", "elder_care", 2)], offers)
