@@ -221,13 +221,14 @@ def greedy(
         inc = norm.incumbent[edges]
         cand = np.flatnonzero(inc > now)
         gain, density = _gain_and_density(norm, st, edges, split, cand)
-        pick = _by_density(cand[gain > 0], density[gain > 0])
+        pick, density = cand[gain > 0], density[gain > 0]
         limits = np.where(split[pick], inc[pick] - now[pick], big)
-        taken = st.take_slack(units, pick, limits)
-        st.run(units, pick[~taken], limits[~taken])
+        left = ~st.take_slack(units, pick, limits)  # order-free, so only the positions left need sorting
+        order = _density_order(pick[left], density[left])
+        st.run(units, pick[left][order], limits[left][order])
     if norm.coverage_first:
         every = np.arange(len(edges))
-        for pos in _by_density(every, _gain_and_density(norm, st, edges, split, every)[1]).tolist():
+        for pos in every[_density_order(every, _gain_and_density(norm, st, edges, split, every)[1])].tolist():
             if st.station[int(st.e_need[pos])] not in st.covered:
                 st.run(units, np.array([pos]), 1 if split[pos] else big)
     _last_pass(norm, st, edges, split, units)
@@ -287,9 +288,10 @@ def _gain_and_density(
     return gain, np.where(split[positions], gain, gain / norm.demand[st.e_need[positions]])
 
 
-def _by_density(positions: np.ndarray, density: np.ndarray) -> np.ndarray:
-    """Highest density first, ties by position: one total order, so each pass sorts only its own positions."""
-    return positions[np.lexsort((positions, -density))]
+def _density_order(positions: np.ndarray, density: np.ndarray) -> np.ndarray:
+    """The order putting `positions` highest density first, ties by position: one total order, so each pass sorts
+    only its own positions."""
+    return np.lexsort((positions, -density))
 
 
 def _last_pass(norm: Normalised, st: _State, edges: np.ndarray, split: np.ndarray, units: np.ndarray) -> None:
@@ -302,4 +304,5 @@ def _last_pass(norm: Normalised, st: _State, edges: np.ndarray, split: np.ndarra
     gain, density = _gain_and_density(norm, st, edges, split, rest)
     # Units beyond the incumbent gain value - penalty (splittable); unsplittable gains are whole-need gains.
     extra = np.where(split[rest], norm.value[edges[rest]] - (norm.penalty if norm.has_incumbent else 0), gain)
-    st.run(units, _by_density(rest[extra > 0], density[extra > 0]), 1 << 62)
+    gaining = rest[extra > 0]
+    st.run(units, gaining[_density_order(gaining, density[extra > 0])], 1 << 62)
