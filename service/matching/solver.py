@@ -476,8 +476,8 @@ class _Run:
     def dive_edges(self, edges: np.ndarray, norm: Normalised, opened: dict[int, set[int]] | None = None) -> None:
         """Round the relaxed answer (`units`) on `edges` (every active edge of their needs): place unsplittable needs
         whole (relaxed choice first), keep each limited organization's best stations, then re-solve the splittable
-        needs by exact flow; with the offer capacities of `norm` (the residual
-        capacities when units outside `edges` are held); `opened`: `opened_outside(edges)` if at hand."""
+        needs by exact flow.  Offer capacities are `norm`'s (the residual ones when units outside `edges` are held);
+        `opened`: `opened_outside(edges)` if at hand."""
         relaxed = self.units[edges]
         need, offer = norm.e_need[edges], norm.e_offer[edges]
         split = norm.splittable[need]
