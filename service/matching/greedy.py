@@ -36,10 +36,11 @@ class _State:
         edges: np.ndarray,
         cap: np.ndarray | None = None,
         opened: dict[int, set[int]] | None = None,
+        dem: np.ndarray | None = None,
     ) -> None:
         self.norm = norm
-        self.dem = norm.demand.tolist()
-        self.full = self.dem.copy()
+        self.full = norm.demand.tolist()
+        self.dem = self.full.copy() if dem is None else dem.tolist()
         self.cap = (norm.capacity if cap is None else cap).tolist()
         self.stations: dict[int, set[int]] = {g: set(s) for g, s in (opened or {}).items()}
         self.covered: set[int] = set()
@@ -96,13 +97,15 @@ class _State:
         return ok
 
     def record(self, offer: np.ndarray, need: np.ndarray) -> None:
-        """Note the stations served by units on (offer, need) pairs: per limited organization, and covered."""
+        """Note the stations served by units on (offer, need) pairs: per limited organization, and covered (only
+        coverage-first passes read that)."""
         limited = self.lim_arr[offer] >= 0
         if limited.any():
             ids = self._stations_numbered[0]
             for code in np.unique(self._pair_codes(self.norm.org[offer[limited]], need[limited])).tolist():
                 self.stations.setdefault(code // len(ids), set()).add(int(ids[code % len(ids)]))
-        self.covered.update(np.unique(self.norm.station[need]).tolist())
+        if self.norm.coverage_first:
+            self.covered.update(np.unique(self.norm.station[need]).tolist())
 
     def _orgs_ok(self, offer: np.ndarray, need: np.ndarray) -> np.ndarray:
         """Per position: its organization has no station limit, or may serve every station its positions and
@@ -139,13 +142,14 @@ class _State:
         for lo in range(0, len(positions), _RUN_CHUNK):
             pos, chunk_lim = positions[lo : lo + _RUN_CHUNK], lim[lo : lo + _RUN_CHUNK]
             alive = ~served[self.e_need[pos]] & ~(empty[self.e_offer[pos]] & (self.e_usage[pos] > 0))
-            done = self._loop(units, pos[alive], chunk_lim[alive], ([], []))
+            done: tuple[list[int], list[int]] = ([], [])
+            self._loop(units, pos[alive], chunk_lim[alive], done)
             served[done[0]] = True
             empty[done[1]] = True
 
     def _loop(
         self, units: np.ndarray, positions: np.ndarray, limits: np.ndarray, done: tuple[list[int], list[int]] | None
-    ) -> tuple[list[int], list[int]] | None:
+    ) -> None:
         """`run`'s loop; `done`: lists to which it appends the needs it serves in full and the offers it empties."""
         took: list[int] = []
         amounts: list[int] = []
@@ -197,7 +201,6 @@ class _State:
             if covered is not None:
                 covered.add(station[i])
         units[np.asarray(took, np.int64)] += np.asarray(amounts, np.int64)  # each position at most once per pass
-        return done
 
 
 def greedy(
@@ -254,8 +257,7 @@ def fill(
     )
     if not pos.size:
         return out
-    st = _State(norm, edges[pos], cap, opened)
-    st.dem = dem.tolist()
+    st = _State(norm, edges[pos], cap, opened, dem)
     here = np.zeros(norm.n_offers, bool)
     here[st.e_offer] = True
     near = st.lim_arr[u_offer] >= 0
