@@ -56,12 +56,11 @@ def offset(inst: GapInstance) -> int:
     return int(np.abs(inst.cost).max(axis=0).sum()) * 2 + 1
 
 
-def to_problem(inst: GapInstance, bonus: bool = True) -> Problem:
-    """Jobs become unsplittable needs (demand 1), agents offers, resource the per-edge usage; with `bonus` every
-    job carries a bonus that makes serving all jobs dominate (without it, the caller must require every job)."""
+def to_problem(inst: GapInstance) -> Problem:
+    """Jobs become unsplittable needs (demand 1), agents offers, resource the per-edge usage; every job carries a
+    bonus that makes serving all jobs dominate."""
     m, n = inst.cost.shape
-    big = offset(inst) if bonus else 0
-    value = big + (inst.cost if inst.sense == "max" else -inst.cost)
+    value = offset(inst) + (inst.cost if inst.sense == "max" else -inst.cost)
     return Problem(
         need_demand=np.ones(n, np.int64),
         need_splittable=np.zeros(n, bool),

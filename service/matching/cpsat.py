@@ -46,9 +46,8 @@ class _Model:
         edges: np.ndarray,
         cap: np.ndarray | None = None,
         opened: dict[int, set[int]] | None = None,
-        required: bool = False,
     ) -> None:
-        self.norm, self.edges, self.required = norm, edges, required
+        self.norm, self.edges = norm, edges
         self.cap = norm.capacity if cap is None else cap
         self.opened = opened or {}
         self.model = cp_model.CpModel()
@@ -87,10 +86,7 @@ class _Model:
         for i, pos in self._groups(self.need):
             xs = [self.x[p] for p in pos]
             if self.norm.splittable[i]:
-                total, dem = sum(xs), int(self.norm.demand[i])
-                self.model.add(total == dem if self.required else total <= dem)
-            elif self.required:
-                self.model.add_exactly_one(xs)
+                self.model.add(sum(xs) <= int(self.norm.demand[i]))
             elif len(xs) > 1:
                 self.model.add_at_most_one(xs)
 
@@ -273,7 +269,7 @@ class _GapPlan:
     const: int  # objective = const - cost of the assignment
 
 
-def _gap_plan(norm: Normalised, edges: np.ndarray, cap: np.ndarray | None, required: bool) -> _GapPlan | None:
+def _gap_plan(norm: Normalised, edges: np.ndarray, cap: np.ndarray | None) -> _GapPlan | None:
     """The edges as a GAP for `gap_search`, or None if they have anything a GAP cannot express."""
     need, offer = norm.e_need[edges], norm.e_offer[edges]
     if norm.coverage_first or norm.splittable[need].any() or norm.fixed[edges].any() or len(edges) < 2:
@@ -300,7 +296,7 @@ def _gap_plan(norm: Normalised, edges: np.ndarray, cap: np.ndarray | None, requi
     cost[row, col] = -value
     weight[row, col] = norm.usage[edges]
     capacity = (norm.capacity if cap is None else cap)[offers].astype(np.int64)
-    optional = np.full(n, not required)
+    optional = np.ones(n, bool)  # a need may stay unserved
     return _GapPlan(gap_search.Gap(cost, weight, pos >= 0, capacity, optional), pos, row, col, const)
 
 
@@ -331,17 +327,15 @@ def solve_cpsat(
     *,
     cap: np.ndarray | None = None,
     opened: dict[int, set[int]] | None = None,
-    required: bool = False,
     stall: tuple[float, float] | None = None,
 ) -> CpResult:
     """Maximise the objective over `edges` (every edge of their needs); coverage-first runs solve two phases.
 
     `cap` overrides offer capacities (residual capacity) and `opened` lists the stations each organization already
-    serves outside `edges` (they do not count again towards its limit). `required`: every need served in full
-    (the generalised assignment problem); then the hint may be partial and no solution may exist. `stall` = (window
+    serves outside `edges` (they do not count again towards its limit). `stall` = (window
     s, monotonic time of the caller's last improvement): stop the (second-phase) search once it has not improved on
     the hint within the window; `CpResult.last_gain` is the time of the last improvement."""
-    mdl = _Model(norm, edges, cap, opened, required)
+    mdl = _Model(norm, edges, cap, opened)
     mdl.hint(hint)
     if norm.coverage_first and mdl.w:
         phase1 = _solver(time_limit_s / 2, workers)
@@ -359,7 +353,7 @@ def solve_cpsat(
         proven, spent = True, 0.0
     plan = None
     if stall is None and time_limit_s >= GAP_SEARCH_MIN_S:
-        plan = _gap_plan(norm, edges, cap, required)
+        plan = _gap_plan(norm, edges, cap)
     t0 = time.perf_counter()
     solver = _solver(time_limit_s * GAP_PROVE_SHARE if plan is not None else time_limit_s, workers)
     mdl.model.maximize(mdl.value_expr())
