@@ -131,7 +131,7 @@ class HotRoutes:
         if region is not None and not _REGION.match(region):
             raise _Delegate
         station_id = None if station is None else _digits(station)
-        if station is not None and station_id is None:
+        if station is not None and not station_id:  # not an id, or 0 (the filter's ge=1)
             raise _Delegate
         if status is not None and status not in _STATUSES:
             raise _Delegate

@@ -68,6 +68,7 @@ async def test_reads_answer_as_fastapi_does_including_every_error(app, client, n
         ("/api/v1/needs?region=42x", coordinator),
         ("/api/v1/needs?region=", coordinator),
         ("/api/v1/needs?station_id=-1", coordinator),
+        ("/api/v1/needs?station_id=0", coordinator),
         ("/api/v1/needs?station_id=x", coordinator),
         ("/api/v1/needs?status=nope", coordinator),
         ("/api/v1/needs?format=csv", coordinator),
