@@ -6,6 +6,7 @@ import asyncio
 import math
 import time
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from typing import Annotated, Any, Literal
 
@@ -36,19 +37,26 @@ async def get_database(request: Request) -> Database:
     return request.app.state.db
 
 
-async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
-    """The request is the transaction: commit when the handler returns, roll back when it raises.
-
-    Used with scope="function", so the commit happens before the response is sent: a client never sees a 2xx for
-    a write that did not commit.
-    """
-    async with request.app.state.db.sessionmaker() as session:
+@asynccontextmanager
+async def transaction(db: Database) -> AsyncIterator[AsyncSession]:
+    """A session whose transaction commits when the block ends and rolls back when it raises."""
+    async with db.sessionmaker() as session:
         try:
             yield session
             await session.commit()
         except BaseException:
             await session.rollback()
             raise
+
+
+async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
+    """The request is the transaction: commit when the handler returns, roll back when it raises.
+
+    Used with scope="function", so the commit happens before the response is sent: a client never sees a 2xx for
+    a write that did not commit.
+    """
+    async with transaction(request.app.state.db) as session:
+        yield session
 
 
 async def get_read_session(request: Request) -> AsyncIterator[AsyncSession]:
@@ -154,7 +162,7 @@ class LocalWindows:
         return now + min(previous_reset_in, current_reset_in)
 
 
-_bearer = HTTPBearer(auto_error=False, description="JWT from `python -m service.cli token` or the bureau's IdP")
+bearer = HTTPBearer(auto_error=False, description="JWT from `python -m service.cli token` or the bureau's IdP")
 
 
 def _unauthenticated(reason: str) -> Unauthenticated:
@@ -183,7 +191,7 @@ async def principal_for(state: Any, token: str | None, request_id: str | None) -
 
 
 async def authenticate(
-    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)]
+    request: Request, credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)]
 ) -> Principal:
     """The caller named by a valid bearer token, within its rate limit."""
     token = None if credentials is None else credentials.credentials
@@ -207,7 +215,7 @@ def allow(*roles: Role) -> Any:
     async def guard(principal: Annotated[Principal, Depends(authenticate)]) -> Principal:
         return require_role(principal, roles)
 
-    guard.roles = roles  # type: ignore[attr-defined]  # for the hot routes, which check the same roles
+    guard.roles = roles  # type: ignore[attr-defined]  # for the hot routes, which read them off the route
 
     guard.__name__ = "allow_" + "_".join(roles)
     return Annotated[Principal, Depends(guard)]
@@ -237,17 +245,29 @@ class PageParams:
     format: str = "json"  # csv / xlsx: a download of up to EXPORT_MAX_ROWS rows instead of a page
 
 
+PAGE_LIMIT_MAX = 1000  # the largest `limit` a request may ask for (configuration caps the page further)
+CURSOR_MAX_LENGTH = 200
+
+
+def page_size(settings: Settings, limit: int | None) -> int:
+    """The rows of a page: the asked `limit`, or the default, within the configured maximum."""
+    return min(limit or settings.page_size_default, settings.page_size_max)
+
+
 # Dependencies are async on purpose: FastAPI runs sync ones in a thread pool, a hop per request.
 async def page_params(
     request: Request,
-    limit: Annotated[int | None, Query(ge=1, le=1000, description="page size (capped by configuration)")] = None,
-    cursor: Annotated[str | None, Query(max_length=200, description="next_cursor of the previous page")] = None,
+    limit: Annotated[
+        int | None, Query(ge=1, le=PAGE_LIMIT_MAX, description="page size (capped by configuration)")
+    ] = None,
+    cursor: Annotated[
+        str | None, Query(max_length=CURSOR_MAX_LENGTH, description="next_cursor of the previous page")
+    ] = None,
     format: Annotated[Literal["json", "csv", "xlsx"], Query(description="json page, or a csv/xlsx download")] = "json",
 ) -> PageParams:
-    settings: Settings = request.app.state.settings
     if format != "json":
         return PageParams(EXPORT_MAX_ROWS, cursor, format)
-    return PageParams(min(limit or settings.page_size_default, settings.page_size_max), cursor)
+    return PageParams(page_size(request.app.state.settings, limit), cursor)
 
 
 Paging = Annotated[PageParams, Depends(page_params)]
@@ -257,7 +277,8 @@ RegionQuery = Annotated[
     str | None, Query(pattern=REGION_PATTERN, description="region code prefix, e.g. 420500 (a city) or 420502")
 ]
 RequiredRegion = Annotated[str, Query(pattern=REGION_PATTERN)]
-# An object's id in a path, or a filter by id: a number beyond 64 bits names no row (422, not a driver's overflow).
+# An object's id in a path, or a filter by id: a number beyond an INTEGER id column (MAX_ID) names no row (422, not a
+# driver's overflow).
 ObjectId = Annotated[int, Path(le=MAX_ID)]
 IdFilter = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 

@@ -28,9 +28,8 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 from fastapi.routing import APIRoute
-from fastapi.security.utils import get_authorization_scheme_param
-from starlette.datastructures import QueryParams
-from starlette.requests import Request
+from starlette.datastructures import Headers, QueryParams
+from starlette.requests import HTTPConnection, Request
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.api import deps, needs, problems, proposals
@@ -39,6 +38,7 @@ from service.db.models.needs import NeedStatus
 from service.errors import DomainError
 from service.services import needs as need_service
 from service.services import proposals as proposal_service
+from service.services.common import etag
 from service.services.principals import Role
 
 Handler = Callable[[Scope, Receive, Send], Awaitable[None]]
@@ -47,9 +47,9 @@ _STATUSES = frozenset(NeedStatus)
 _MAX_ID_DIGITS = len(str(MAX_ID))  # larger ids go to FastAPI, whose path and query types refuse them (422)
 
 
-def _roles(annotated: Any) -> tuple[Role, ...]:
-    """The roles of an `allow(...)` dependency type, so the hot path admits exactly whom the route admits."""
-    return annotated.__metadata__[0].dependency.roles
+def _roles(route: APIRoute) -> tuple[Role, ...]:
+    """The roles of the route's `allow(...)` guard, so the hot path admits exactly whom the route admits."""
+    return next(d.call.roles for d in route.dependant.dependencies if hasattr(d.call, "roles"))
 
 
 def _route(router: Any, path: str, method: str) -> APIRoute:
@@ -80,9 +80,9 @@ class HotRoutes:
         self.create_need = _route(needs.router, "/api/v1/needs", "POST")
         self.get_proposal = _route(proposals.router, "/api/v1/proposals/{proposal_id}", "GET")
         self.accept = _route(proposals.router, "/api/v1/proposals/{proposal_id}/accept", "POST")
-        self.readers = _roles(deps.StationSideReader)
-        self.editors = _roles(deps.StationSideEditor)
-        self.parties = _roles(proposals.Party)
+        self.readers = _roles(self.list_needs)
+        self.editors = _roles(self.create_need)
+        self.parties = _roles(self.accept)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         handler = self._handler(scope) if scope["type"] == "http" else None
@@ -135,10 +135,10 @@ class HotRoutes:
             raise _Delegate
         if status is not None and status not in _STATUSES:
             raise _Delegate
-        if format_ not in (None, "json") or (cursor is not None and len(cursor) > 200):
+        if format_ not in (None, "json") or (cursor is not None and len(cursor) > deps.CURSOR_MAX_LENGTH):
             raise _Delegate
         limit = None if limit_text is None else _digits(limit_text)
-        if limit_text is not None and (limit is None or not 1 <= limit <= 1000):
+        if limit_text is not None and (limit is None or not 1 <= limit <= deps.PAGE_LIMIT_MAX):
             raise _Delegate
         filters = {
             "region": region,
@@ -147,7 +147,7 @@ class HotRoutes:
             "service_type": query.get("service_type"),
             "status": status,
         }
-        return filters, min(limit or settings.page_size_default, settings.page_size_max), cursor
+        return filters, deps.page_size(settings, limit), cursor
 
     async def _get_proposal(self, scope: Scope, receive: Receive, send: Send) -> None:
         proposal_id = int(scope["path"][len("/api/v1/proposals/") :])
@@ -168,17 +168,16 @@ class HotRoutes:
 
         async def run(state: Any) -> tuple[bytes, list[tuple[bytes, bytes]], int]:
             actor = deps.require_role(await self._principal(scope, state), self.editors)
-            async with _transaction(state) as session:
+            async with deps.transaction(state.db) as session:
                 need = await need_service.create(session, actor=actor, data=data)
-                await session.commit()
-            headers = [(b"etag", f'"{need.version}"'.encode()), (b"location", f"/api/v1/needs/{need.id}".encode())]
+            headers = [(b"etag", etag(need.version).encode()), (b"location", f"/api/v1/needs/{need.id}".encode())]
             return self.create_need.response_field.serialize_json(need), headers, 201
 
         await self._answer(scope, receive, send, self.create_need, run)
 
     def _need_create(self, scope: Scope, body: bytes) -> Any:
         """The validated body, or None when FastAPI must answer (not JSON by its content type, invalid)."""
-        content_type = _header(scope, b"content-type")
+        content_type = Headers(scope=scope).get("content-type")
         if not body or content_type is None or content_type.split(";")[0].strip().lower() != "application/json":
             return None
         try:
@@ -197,9 +196,8 @@ class HotRoutes:
 
         async def run(state: Any) -> tuple[bytes, list[tuple[bytes, bytes]], int]:
             actor = deps.require_role(await self._principal(scope, state), self.parties)
-            async with _transaction(state) as session:
+            async with deps.transaction(state.db) as session:
                 read = await proposal_service.accept(session, actor=actor, proposal_id=proposal_id, side=None)
-                await session.commit()
             return self.accept.response_field.serialize_json(read), [], 200
 
         await self._answer(scope, receive, send, self.accept, run)
@@ -207,12 +205,10 @@ class HotRoutes:
     # --- shared -----------------------------------------------------------------------------------------------------
 
     async def _principal(self, scope: Scope, state: Any) -> Any:
-        """As `deps.authenticate` with HTTPBearer(auto_error=False) in front of it."""
-        authorization = _header(scope, b"authorization")
-        scheme, credentials = get_authorization_scheme_param(authorization)
-        usable = authorization and scheme and credentials and scheme.lower() == "bearer"
+        """As `deps.authenticate`: the route's bearer scheme, then the caller it names."""
+        credentials = await deps.bearer(HTTPConnection(scope))
         request_id = scope.get("state", {}).get("request_id")
-        return await deps.principal_for(state, credentials if usable else None, request_id)
+        return await deps.principal_for(state, None if credentials is None else credentials.credentials, request_id)
 
     async def _answer(
         self,
@@ -232,14 +228,6 @@ class HotRoutes:
         headers = [(b"content-length", str(len(body)).encode()), (b"content-type", b"application/json"), *extra]
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
-
-
-def _header(scope: Scope, name: bytes) -> str | None:
-    """The first value of a header, as Starlette's `Headers.get` reads it."""
-    for key, value in scope["headers"]:
-        if key == name:
-            return value.decode("latin-1")
-    return None
 
 
 async def _read_body(receive: Receive) -> bytes:
@@ -266,20 +254,3 @@ def _replay(body: bytes, receive: Receive) -> Receive:
         return {"type": "http.request", "body": body, "more_body": False}
 
     return replay
-
-
-class _transaction:
-    """The request is the transaction, as `deps.get_session`: rolled back on any error (the caller commits)."""
-
-    def __init__(self, state: Any) -> None:
-        self.session = state.db.sessionmaker()
-
-    async def __aenter__(self) -> Any:
-        return await self.session.__aenter__()
-
-    async def __aexit__(self, kind: Any, exc: Any, tb: Any) -> None:
-        try:
-            if kind is not None:
-                await self.session.rollback()
-        finally:
-            await self.session.__aexit__(kind, exc, tb)

@@ -20,13 +20,6 @@ from tests.conftest import token
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-async def nobody(app) -> httpx.AsyncClient:
-    """A client with no default headers (the `anonymous` fixture carries the admin token once `client` is used)."""
-    async with httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://jiedui.test") as http:
-        yield http
-
-
 def _answer(response: httpx.Response) -> tuple[int, list[tuple[str, str]], bytes]:
     headers = [(k, v) for k, v in response.headers.multi_items() if k != "x-request-id"]
     return response.status_code, headers, response.content
@@ -42,7 +35,7 @@ async def _both(app, http: httpx.AsyncClient, method: str, url: str, **kw) -> tu
     return answers[0], answers[1]
 
 
-async def test_reads_answer_as_fastapi_does_including_every_error(app, client, nobody):
+async def test_reads_answer_as_fastapi_does_including_every_error(app, client, anonymous):
     c = await city(client)
     proposals = (await run(client))["proposals"]
     xiling, volunteers = c["xiling"]["id"], c["volunteers"]["id"]
@@ -93,25 +86,25 @@ async def test_reads_answer_as_fastapi_does_including_every_error(app, client, n
         (f"/api/v1/proposals/{proposals[0]['id']}", expired),
     ]
     for url, headers in cases:
-        hot, plain = await _both(app, nobody, "GET", url, headers=headers)
+        hot, plain = await _both(app, anonymous, "GET", url, headers=headers)
         assert hot == plain, url
-    statuses = {(await nobody.get(url, headers=headers)).status_code for url, headers in cases}
+    statuses = {(await anonymous.get(url, headers=headers)).status_code for url, headers in cases}
     assert statuses == {200, 401, 403, 404, 422}
 
 
-async def test_a_need_posted_on_the_hot_path_is_stored_and_answered_as_fastapi_would(app, client, nobody):
+async def test_a_need_posted_on_the_hot_path_is_stored_and_answered_as_fastapi_would(app, client, anonymous):
     xiling = (await f.create_station(client))["id"]
     station = as_(app, Role.station, xiling)
     body = f.need(station_id=xiling)
     app.state.settings.hot_routes = True
-    hot = await nobody.post("/api/v1/needs", json=body, headers={**station, "X-Request-ID": "hot-1"})
+    hot = await anonymous.post("/api/v1/needs", json=body, headers={**station, "X-Request-ID": "hot-1"})
     assert hot.status_code == 201, hot.text
     need = hot.json()
     assert hot.headers["location"] == f"/api/v1/needs/{need['id']}" and hot.headers["etag"] == '"1"'
     app.state.settings.hot_routes = False
     stored = await client.get(f"/api/v1/needs/{need['id']}")
     assert stored.content == hot.content
-    plain = await nobody.post("/api/v1/needs", json=body, headers=station)
+    plain = await anonymous.post("/api/v1/needs", json=body, headers=station)
     assert plain.status_code == 201
     assert [k for k, _ in _answer(plain)[1]] == [k for k, _ in _answer(hot)[1]]
     same = {"id", "created_at", "updated_at"}
@@ -126,7 +119,7 @@ async def test_a_need_posted_on_the_hot_path_is_stored_and_answered_as_fastapi_w
     }
 
 
-async def test_need_posting_errors_answer_as_fastapi_does(app, client, nobody):
+async def test_need_posting_errors_answer_as_fastapi_does(app, client, anonymous):
     xiling = (await f.create_station(client))["id"]
     xueyuan = (await f.create_station(client, name="西陵区学院街道社工站", region_code="420502002"))["id"]
     station = as_(app, Role.station, xiling)
@@ -145,25 +138,25 @@ async def test_need_posting_errors_answer_as_fastapi_does(app, client, nobody):
         {"content": b"", "headers": station},
     ]
     for kw in cases:
-        hot, plain = await _both(app, nobody, "POST", "/api/v1/needs", **kw)
+        hot, plain = await _both(app, anonymous, "POST", "/api/v1/needs", **kw)
         assert hot == plain, kw
         assert hot[0] >= 400, kw
     assert (await client.get("/api/v1/needs")).json()["items"] == []
 
 
-async def test_an_accept_on_the_hot_path_is_stored_and_answered_as_fastapi_would(app, client, nobody):
+async def test_an_accept_on_the_hot_path_is_stored_and_answered_as_fastapi_would(app, client, anonymous):
     c = await city(client)
     proposals = (await run(client))["proposals"]
     clinic = next(p for p in proposals if p["need_id"] == c["clinic"]["id"])
     station = as_(app, Role.station, clinic["station_id"])
     hospital = as_(app, Role.organization, clinic["organization_id"])
     app.state.settings.hot_routes = True
-    first = await nobody.post(f"/api/v1/proposals/{clinic['id']}/accept", headers=station)
+    first = await anonymous.post(f"/api/v1/proposals/{clinic['id']}/accept", headers=station)
     assert first.status_code == 200 and first.json()["station_answer"] == "accepted"
     app.state.settings.hot_routes = False
     assert (await client.get(f"/api/v1/proposals/{clinic['id']}")).content == first.content
     app.state.settings.hot_routes = True
-    both = await nobody.post(f"/api/v1/proposals/{clinic['id']}/accept", headers=hospital)
+    both = await anonymous.post(f"/api/v1/proposals/{clinic['id']}/accept", headers=hospital)
     assert both.json()["status"] == "accepted"
     app.state.settings.hot_routes = False
     assert (await client.get(f"/api/v1/proposals/{clinic['id']}")).content == both.content
@@ -183,21 +176,21 @@ async def test_an_accept_on_the_hot_path_is_stored_and_answered_as_fastapi_would
     ]
     for proposal_id, headers, body in cases:
         url = f"/api/v1/proposals/{proposal_id}/accept"
-        hot, plain = await _both(app, nobody, "POST", url, headers=dict(headers), json=body)
+        hot, plain = await _both(app, anonymous, "POST", url, headers=dict(headers), json=body)
         assert hot == plain, (proposal_id, body)
         assert hot[0] >= 400
 
 
-async def test_hot_requests_carry_their_route_in_metrics_and_request_ids(app, client, nobody):
+async def test_hot_requests_carry_their_route_in_metrics_and_request_ids(app, client, anonymous):
     xiling = (await f.create_station(client))["id"]
     station = as_(app, Role.station, xiling)
     app.state.settings.hot_routes = True
-    posted = await nobody.post("/api/v1/needs", json=f.need(station_id=xiling), headers=station)
-    listed = await nobody.get("/api/v1/needs", headers={**station, "X-Request-ID": "trace-me"})
-    missing = await nobody.get("/api/v1/proposals/77", headers=station)
+    posted = await anonymous.post("/api/v1/needs", json=f.need(station_id=xiling), headers=station)
+    listed = await anonymous.get("/api/v1/needs", headers={**station, "X-Request-ID": "trace-me"})
+    missing = await anonymous.get("/api/v1/proposals/77", headers=station)
     assert listed.headers["x-request-id"] == "trace-me"
     assert re.fullmatch(r"[0-9a-f]{32}", posted.headers["x-request-id"])
-    metrics = (await nobody.get("/metrics")).text
+    metrics = (await anonymous.get("/metrics")).text
     for method, route, status in (("POST", "/api/v1/needs", 201), ("GET", "/api/v1/needs", 200)):
         assert f'method="{method}",route="{route}",status="{status}"' in metrics
     assert missing.status_code == 404
