@@ -210,8 +210,8 @@ async def accept(session: AsyncSession, *, actor: Principal, proposal_id: int, s
     before = ProposalRead.model_validate(p)
     now = utcnow()
     changes: dict[str, Any] = {f"{who}_answer": Answer.accepted}
-    answers = {"station_answer": p.station_answer, "organization_answer": p.organization_answer} | changes
-    if answers["station_answer"] == Answer.accepted and answers["organization_answer"] == Answer.accepted:
+    both = getattr(p, f"{_other(who)}_answer") == Answer.accepted  # the other side said yes before
+    if both:
         await _commit_units(session, p)
         changes["status"] = ProposalStatus.accepted
         await _ensure_pairing(session, p, now)
@@ -219,10 +219,8 @@ async def accept(session: AsyncSession, *, actor: Principal, proposal_id: int, s
     changes |= {"answered_at": now, "version": p.version + 1}
     await insert_in_transaction(session, _UPDATE, changes | {"proposal_id": p.id})
     after = ProposalRead.model_validate(dict(p._mapping) | changes)
-    if after.status == ProposalStatus.accepted:
-        await _tell(session, actor, "accept", after, before, "proposal.accepted", EVERYONE)
-    else:
-        await _tell(session, actor, "accept", after, before, "proposal.answered", (_other(who),))
+    event, to = ("proposal.accepted", EVERYONE) if both else ("proposal.answered", (_other(who),))
+    await _tell(session, actor, "accept", after, before, event, to)
     return after
 
 
