@@ -112,7 +112,8 @@ def _check_types(errors: ErrorCollector, catalog: catalog_service.Catalog, items
 
 
 def _new_need(station_id: int, item: NeedItem) -> dict[str, Any]:
-    """The column values of a new need, the model's defaults included (the timestamps are the columns' own)."""
+    """The column values of a new need, the model's defaults included (the timestamps: the columns' own defaults in a
+    batch, given by the caller for one need, which goes straight to the driver)."""
     values = item.model_dump(exclude={"service_type", "station_id"})
     return {"station_id": station_id, "service_type_code": item.service_type, **values, **_need_defaults()}
 
@@ -132,7 +133,6 @@ def _need_defaults() -> dict[str, Any]:
 # New needs go in as one Core INSERT … RETURNING (rows back in the order given): the unit of work's flush of ORM
 # instances cost several times the statement on every need posted, and nothing here needs the instances.
 _INSERT = sa.insert(Need.__table__).returning(*Need.__table__.c, sort_by_parameter_order=True)
-_INSERT_ONE = sa.insert(Need.__table__).returning(*Need.__table__.c)  # the timestamps given, so nothing is computed
 
 
 async def _insert(
@@ -148,7 +148,7 @@ async def _insert(
     if len(items) == 1:  # one need (the API's busiest write): one row back, straight from the driver (db.reads)
         now = utcnow()
         values = _new_need(station_id, items[0]) | {"created_at": now, "updated_at": now}
-        reads = [_view(await insert_returning(session, _INSERT_ONE, values), catalog)]
+        reads = [_view(await insert_returning(session, _INSERT, values), catalog)]
     else:
         rows = await session.execute(_INSERT, [_new_need(station_id, item) for item in items])
         reads = [row_to_read(row, catalog) for row in rows]

@@ -127,7 +127,7 @@ async def test_a_failed_pooled_read_drops_its_connection_and_the_pool_stays_usab
 
 async def test_a_need_inserted_through_the_driver_comes_back_as_through_sqlalchemy(backend, app) -> None:
     from service.db.models.needs import NeedItem
-    from service.services.needs import _INSERT_ONE, _new_need
+    from service.services.needs import _INSERT, _new_need
 
     db = await _seeded(backend)
     item = NeedItem(
@@ -142,15 +142,15 @@ async def test_a_need_inserted_through_the_driver_comes_back_as_through_sqlalche
     try:
         async with db.sessionmaker() as session, session.begin():
             await session.execute(sa.select(1))  # the transaction is open on the server: the driver's path
-            direct = await reads.insert_returning(session, _INSERT_ONE, values)
+            direct = await reads.insert_returning(session, _INSERT, values)
         async with db.sessionmaker() as session, session.begin():
-            through = await reads.insert_returning(session, _INSERT_ONE, values)  # first statement: SQLAlchemy's
+            through = await reads.insert_returning(session, _INSERT, values)  # first statement: SQLAlchemy's
         assert through["id"] == direct["id"] + 1
         assert _typed([direct | {"id": 0}]) == _typed([through | {"id": 0}])
         async with db.read_sessionmaker() as session:
             stored = (await session.execute(sa.select(Need.__table__).where(Need.id == direct["id"]))).mappings().one()
         assert _typed([dict(stored)]) == _typed([direct])
         if backend.is_postgres:
-            assert reads._compile_returning(_INSERT_ONE, db.engine.dialect, tuple(values))
+            assert reads._compile_returning(_INSERT, db.engine.dialect, tuple(values))
     finally:
         await db.dispose()
