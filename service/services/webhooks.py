@@ -256,7 +256,7 @@ async def emit(session: AsyncSession, event: str, p: Any, *, to: tuple[str, ...]
     its region's subscribers."""
     now = utcnow()
     params: dict[str, Any] = {
-        "event": event,
+        "event_type": event,
         "payload": _payload(event, p),
         "status": DeliveryStatus.pending,
         "attempts": 0,
@@ -314,10 +314,8 @@ def _emit_statement(to: tuple[str, ...]) -> sa.Insert:
     # The columns' Python-side defaults (status, attempts, the two timestamps) come as parameters too, so nothing is
     # computed by SQLAlchemy at execution.
     given = ("event_type", "payload", "status", "attempts", "created_at", "next_attempt_at")
-    params = {"event_type": "event", "payload": "payload"}
     subscribers = sa.select(
-        WebhookSubscription.id,
-        *(sa.bindparam(params.get(name, name), type_=deliveries.c[name].type) for name in given),
+        WebhookSubscription.id, *(sa.bindparam(name, type_=deliveries.c[name].type) for name in given)
     ).where(WebhookSubscription.active.is_(True), sa.or_(*who))
     return sa.insert(deliveries).from_select(
         [deliveries.c.subscription_id, *(deliveries.c[name] for name in given)], subscribers
