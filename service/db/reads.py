@@ -27,12 +27,39 @@ class _Compiled:
     sql: str
     names: tuple[str, ...]  # bind parameter names, in positional order
     binds: tuple[Processor, ...]
-    keys: tuple[str, ...]  # result column keys, in order
-    results: tuple[Processor, ...]
-    written: tuple[Any, ...] = ()  # per parameter: a value written into the statement, or _GIVEN
+    written: tuple[Any, ...]  # per parameter: a value written into the statement, or _GIVEN
+    keys: tuple[str, ...]  # result column keys, in order (none for a write without RETURNING)
+    pairs: tuple[tuple[str, Processor], ...]  # (key, result processor) per result column
+
+    def args(self, values: dict[str, Any]) -> list[Any]:
+        """The driver's positional arguments: each parameter's value (given, or written into the statement) through
+        its bind processor."""
+        given = (values[name] if w is _GIVEN else w for name, w in zip(self.names, self.written, strict=True))
+        return [value if bind is None else bind(value) for value, bind in zip(given, self.binds, strict=True)]
+
+    def row(self, record: Any) -> dict[str, Any]:
+        """A returned record as a dict keyed like `row._mapping`, through the result processors."""
+        return {key: v if result is None else result(v) for (key, result), v in zip(self.pairs, record, strict=True)}
 
 
 _GIVEN = object()  # the parameter's value comes with each execution
+
+
+def _compiled(compiled: Any, dialect: sa.Dialect, written: tuple[Any, ...] | None = None) -> _Compiled | None:
+    """What the driver path keeps of a compiled statement: its SQL, parameter order, written values and value
+    processors; None when a result column's type needs the server's description of it (numerics)."""
+    columns = compiled._result_columns
+    if any(isinstance(c.type, sa.types.NumericCommon) for c in columns):
+        return None
+    names = tuple(compiled.positiontup)
+    return _Compiled(
+        sql=compiled.string,
+        names=names,
+        binds=tuple(compiled._bind_processors.get(name) for name in names),
+        written=(_GIVEN,) * len(names) if written is None else written,
+        keys=tuple(c.keyname for c in columns),
+        pairs=tuple((c.keyname, c.type._cached_result_processor(dialect, None)) for c in columns),
+    )
 
 
 @functools.cache
@@ -43,25 +70,9 @@ def _compile(stmt: sa.Select[Any], dialect: sa.Dialect) -> _Compiled | None:
     compiled = stmt.compile(dialect=dialect)
     if compiled.literal_execute_params or compiled.post_compile_params or compiled.positiontup is None:
         return None
-    columns = compiled._result_columns
-    if any(isinstance(c.type, sa.types.NumericCommon) for c in columns):
-        return None
-    names = tuple(compiled.positiontup)
-    if any(not compiled.binds[name].required for name in names):
+    if any(not compiled.binds[name].required for name in compiled.positiontup):
         return None  # a value written into the statement (`column == 5`): SQLAlchemy fills those in
-
-    return _compiled(compiled, names, columns, dialect)
-
-
-def _compiled(compiled: Any, names: tuple[str, ...], columns: Any, dialect: sa.Dialect) -> _Compiled:
-    """What the driver path keeps of a compiled statement: its SQL, parameter order and value processors."""
-    return _Compiled(
-        sql=compiled.string,
-        names=names,
-        binds=tuple(compiled._bind_processors.get(name) for name in names),
-        keys=tuple(c.keyname for c in columns),
-        results=tuple(c.type._cached_result_processor(dialect, None) for c in columns),
-    )
+    return _compiled(compiled, dialect)
 
 
 async def fetch_mappings(connection: AsyncConnection, stmt: sa.Select[Any], params: dict[str, Any]) -> list[dict]:
@@ -70,18 +81,13 @@ async def fetch_mappings(connection: AsyncConnection, stmt: sa.Select[Any], para
     raw = await connection.get_raw_connection()
     if c is None or not raw.dbapi_connection.autocommit:
         return [dict(row._mapping) for row in await connection.execute(stmt, params)]
-    args = [params[name] if bind is None else bind(params[name]) for name, bind in zip(c.names, c.binds, strict=True)]
     try:
-        records = await raw.driver_connection.fetch(c.sql, *args)
+        records = await raw.driver_connection.fetch(c.sql, *c.args(params))
     except BaseException:
         # SQLAlchemy would have judged whether the connection survived; without it, never hand it out again.
         await connection.invalidate()
         raise
-    pairs = tuple(zip(c.keys, c.results, strict=True))
-    return [
-        {key: value if result is None else result(value) for (key, result), value in zip(pairs, record, strict=True)}
-        for record in records
-    ]
+    return [c.row(record) for record in records]
 
 
 async def fetch_pooled(engine: AsyncEngine, stmt: sa.Select[Any], params: dict[str, Any]) -> list[dict] | None:
@@ -99,7 +105,7 @@ async def fetch_pooled(engine: AsyncEngine, stmt: sa.Select[Any], params: dict[s
     c = _compile(stmt, engine.dialect)
     if c is None:
         return None
-    args = [params[name] if bind is None else bind(params[name]) for name, bind in zip(c.names, c.binds, strict=True)]
+    args = c.args(params)
     pooled = await engine.raw_connection()
     try:
         records = await pooled.driver_connection.fetch(c.sql, *args)
@@ -108,33 +114,38 @@ async def fetch_pooled(engine: AsyncEngine, stmt: sa.Select[Any], params: dict[s
         raise
     finally:
         await greenlet_spawn(pooled.close)
-    pairs = tuple(zip(c.keys, c.results, strict=True))
-    return [
-        {key: value if result is None else result(value) for (key, result), value in zip(pairs, record, strict=True)}
-        for record in records
-    ]
+    return [c.row(record) for record in records]
 
 
 @functools.cache
-def _compile_insert(stmt: sa.Insert | sa.Update, dialect: sa.Dialect, keys: tuple[str, ...]) -> _Compiled | None:
-    """An INSERT of one row with these columns (or an UPDATE setting them); None if SQLAlchemy would add anything at
-    execution (Python-side defaults of the columns left out, RETURNING, expanding parameters)."""
+def _compile_write(stmt: sa.Insert | sa.Update, dialect: sa.Dialect, keys: tuple[str, ...]) -> _Compiled | None:
+    """An INSERT of one row with these columns (or an UPDATE setting them), with its RETURNING if it has one; None
+    if SQLAlchemy would add anything at execution (Python-side defaults of the columns left out, expanding
+    parameters, values computed at each execution, returned numerics)."""
     compiled = stmt.compile(dialect=dialect, column_keys=list(keys))
     if (
         compiled.insert_prefetch
         or compiled.update_prefetch
-        or compiled.returning
         or compiled.post_compile_params
         or compiled.positiontup is None
     ):
         return None
-    names = tuple(compiled.positiontup)
-    binds = tuple(compiled._bind_processors.get(name) for name in names)
+    binds = [compiled.binds[name] for name in compiled.positiontup]
     # values written into the statement (`owner_type == "station"`) are parameters too; SQLAlchemy fills them in
-    if any(compiled.binds[name].callable is not None for name in names):
+    if any(bind.callable is not None for bind in binds):
         return None  # a value computed at each execution
-    written = tuple(_GIVEN if compiled.binds[name].required else compiled.binds[name].value for name in names)
-    return _Compiled(sql=compiled.string, names=names, binds=binds, keys=(), results=(), written=written)
+    return _compiled(compiled, dialect, tuple(_GIVEN if bind.required else bind.value for bind in binds))
+
+
+async def _write(
+    session: AsyncSession, stmt: sa.Insert | sa.Update, values: dict[str, Any]
+) -> tuple[AsyncConnection, Any, _Compiled | None]:
+    """The session's connection, its driver connection, and the compiled write when the row can go straight to the
+    driver (asyncpg, the transaction open on the server; else None)."""
+    connection = await session.connection()
+    c = _compile_write(stmt, connection.dialect, tuple(values)) if connection.dialect.driver == "asyncpg" else None
+    driver = (await connection.get_raw_connection()).driver_connection
+    return connection, driver, c if c is not None and driver.is_in_transaction() else None
 
 
 async def insert_in_transaction(session: AsyncSession, stmt: sa.Insert | sa.Update, values: dict[str, Any]) -> None:
@@ -146,52 +157,26 @@ async def insert_in_transaction(session: AsyncSession, stmt: sa.Insert | sa.Upda
     here never autoflush, so nothing is skipped; before the transaction is open, SQLAlchemy executes it. A database
     error surfaces as asyncpg's exception rather than SQLAlchemy's wrapper of it (nothing here catches either: a 500).
     """
-    connection = await session.connection()
-    c = _compile_insert(stmt, connection.dialect, tuple(values)) if connection.dialect.driver == "asyncpg" else None
-    raw = await connection.get_raw_connection()
-    if c is None or not raw.driver_connection.is_in_transaction():
+    connection, driver, c = await _write(session, stmt, values)
+    if c is None or c.keys:
         await session.execute(stmt, values)
         return
-    given = (values[name] if written is _GIVEN else written for name, written in zip(c.names, c.written, strict=True))
-    args = [value if bind is None else bind(value) for value, bind in zip(given, c.binds, strict=True)]
     try:
-        await raw.driver_connection.execute(c.sql, *args)
+        await driver.execute(c.sql, *c.args(values))
     except BaseException:
         await connection.invalidate()  # as in fetch_mappings; the session's rollback then ends the transaction
         raise
 
 
-@functools.cache
-def _compile_returning(stmt: sa.Insert, dialect: sa.Dialect, keys: tuple[str, ...]) -> _Compiled | None:
-    """An INSERT … RETURNING of one row with these columns; None where `_compile_insert` would refuse it but for
-    its RETURNING, or where a returned column's type needs the server's description (`_compile`)."""
-    compiled = stmt.compile(dialect=dialect, column_keys=list(keys))
-    if compiled.insert_prefetch or compiled.post_compile_params or compiled.positiontup is None:
-        return None
-    names = tuple(compiled.positiontup)
-    if any(not compiled.binds[name].required for name in names):
-        return None
-    columns = compiled._result_columns
-    if not columns or any(isinstance(c.type, sa.types.NumericCommon) for c in columns):
-        return None
-    return _compiled(compiled, names, columns, dialect)
-
-
 async def insert_returning(session: AsyncSession, stmt: sa.Insert, values: dict[str, Any]) -> dict[str, Any]:
     """A prebuilt INSERT … RETURNING of one row in the session's open transaction: the returned row as a dict keyed
     like `row._mapping`. Straight to the driver under the same conditions as `insert_in_transaction`."""
-    connection = await session.connection()
-    c = _compile_returning(stmt, connection.dialect, tuple(values)) if connection.dialect.driver == "asyncpg" else None
-    raw = await connection.get_raw_connection()
-    if c is None or not raw.driver_connection.is_in_transaction():
+    connection, driver, c = await _write(session, stmt, values)
+    if c is None or not c.keys:
         return dict((await session.execute(stmt, values)).mappings().one())
-    args = [values[name] if bind is None else bind(values[name]) for name, bind in zip(c.names, c.binds, strict=True)]
     try:
-        record = await raw.driver_connection.fetchrow(c.sql, *args)
+        record = await driver.fetchrow(c.sql, *c.args(values))
     except BaseException:
         await connection.invalidate()  # as in insert_in_transaction
         raise
-    return {
-        key: value if result is None else result(value)
-        for key, result, value in zip(c.keys, c.results, record, strict=True)
-    }
+    return c.row(record)

@@ -151,6 +151,6 @@ async def test_a_need_inserted_through_the_driver_comes_back_as_through_sqlalche
             stored = (await session.execute(sa.select(Need.__table__).where(Need.id == direct["id"]))).mappings().one()
         assert _typed([dict(stored)]) == _typed([direct])
         if backend.is_postgres:
-            assert reads._compile_returning(_INSERT, db.engine.dialect, tuple(values))
+            assert reads._compile_write(_INSERT, db.engine.dialect, tuple(values)).keys
     finally:
         await db.dispose()
