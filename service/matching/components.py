@@ -13,6 +13,9 @@ from service.matching.problem import Normalised
 
 _M1 = np.uint64(0xBF58476D1CE4E5B9)
 _M2 = np.uint64(0x94D049BB133111EB)
+_SECOND = np.uint64(0x5BD1E9955BD1E995)
+# Version of the hashes above: stored component states of another version are not compared (`solver`).
+HASH_VERSION = 2
 
 
 @dataclass
@@ -161,9 +164,8 @@ def _metis_needs(norm: Normalised, edges: np.ndarray, k: int, seed: int) -> np.n
     return np.asarray(res.vertex_part, np.int64)[:n]
 
 
-def _mix(x: np.ndarray) -> np.ndarray:
-    """splitmix64 finaliser, vectorised on uint64 (wrapping arithmetic is intended)."""
-    x = x.astype(np.uint64, copy=True)
+def _mix_into(x: np.ndarray) -> np.ndarray:
+    """splitmix64 finaliser, vectorised, in place on a uint64 array (wrapping arithmetic is intended)."""
     with np.errstate(over="ignore"):
         x ^= x >> np.uint64(30)
         x *= _M1
@@ -174,12 +176,21 @@ def _mix(x: np.ndarray) -> np.ndarray:
 
 
 def _combine(*fields: np.ndarray, seed: int) -> np.ndarray:
-    """Hash several int64 columns into one uint64 column."""
+    """Hash several integer columns into one uint64 column: h = mix(h ^ field), field by field, from `seed`.
+
+    One finaliser per field, in place: the chain is as good a mix as hashing each field first (a bijection of the
+    previous state xored with the next field) at half the passes and no temporaries (national: 0.5 -> 0.1 s)."""
     h = np.full(len(fields[0]), seed, dtype=np.uint64)
-    with np.errstate(over="ignore"):
-        for i, f in enumerate(fields):
-            h = _mix(h ^ _mix(f.astype(np.int64).view(np.uint64) + np.uint64(i + 1)))
+    for f in fields:
+        h ^= f.view(np.uint64) if f.dtype == np.int64 else f.astype(np.int64).view(np.uint64)
+        _mix_into(h)
     return h
+
+
+def _second(h: np.ndarray) -> np.ndarray:
+    """The second fingerprint column of hashes `h`: another bijective mix of each, so sums over a component are
+    independent of the first column's unless the per-item hashes themselves collide (2**-64 per changed item)."""
+    return _mix_into(h ^ _SECOND)
 
 
 def _sum_by(values: np.ndarray, labels: np.ndarray, count: int) -> np.ndarray:
@@ -224,14 +235,21 @@ class EdgeHashes:
     offer_key: np.ndarray
 
 
-_SEEDS = (0x1234567, 0x7654321)
+_SEED = 0x1234567
 
 
-def _edge_hashes(norm: Normalised, act: np.ndarray, col: int) -> np.ndarray:
-    """One fingerprint column's hash of the edges `act`: identity (need and offer keys), value, usage, fixed units."""
-    seed = _SEEDS[col]
-    ident = _combine(norm.need_key[norm.e_need[act]], norm.offer_key[norm.e_offer[act]], seed=seed)
-    return _combine(ident.view(np.int64), norm.value[act], norm.usage[act], norm.fixed[act], seed=seed)
+def _edge_hashes(norm: Normalised, act: np.ndarray) -> np.ndarray:
+    """Both fingerprint columns' hash of the edges `act`, (len(act), 2): identity (need and offer keys), value,
+    usage, fixed units."""
+    h = _combine(
+        norm.need_key[norm.e_need[act]],
+        norm.offer_key[norm.e_offer[act]],
+        norm.value[act],
+        norm.usage[act],
+        norm.fixed[act],
+        seed=_SEED,
+    )
+    return np.stack([h, _second(h)], axis=1)
 
 
 def _rehash(norm: Normalised, act: np.ndarray, prev: EdgeHashes | None) -> np.ndarray | None:
@@ -250,8 +268,7 @@ def _rehash(norm: Normalised, act: np.ndarray, prev: EdgeHashes | None) -> np.nd
         | offer_moved[norm.e_offer[act]]
     )
     out = prev.hashes.copy()
-    for col in range(2):
-        out[diff, col] = _edge_hashes(norm, act[diff], col)
+    out[diff] = _edge_hashes(norm, act[diff])
     return out
 
 
@@ -267,30 +284,25 @@ def fingerprints_and_items(
     lim = norm.org_limit[norm.org] if len(norm.org_limit) else np.full(norm.n_offers, -1, np.int64)
     edge_h = _rehash(norm, act, prev)
     if edge_h is None:
-        edge_h = np.stack([_edge_hashes(norm, act, 0), _edge_hashes(norm, act, 1)], axis=1)
-    need_h = offer_h = np.zeros(0, np.uint64)
-    for col, seed in enumerate(_SEEDS):
-        e = np.ascontiguousarray(edge_h[:, col])
-        nd = _combine(
-            norm.need_key,
-            norm.demand,
-            norm.splittable.astype(np.int64),
-            norm.station,
-            np.full(norm.n_needs, norm.penalty * 2 + norm.coverage_first),
-            seed=seed + 1,
-        )
-        of = _combine(norm.offer_key, norm.capacity, norm.org, lim, seed=seed + 2)
-        if col == 0:
-            with np.errstate(over="ignore"):
-                need_h = nd + _sum_by(e, norm.e_need[act], norm.n_needs)
-            offer_h = of
-            out[:, 0] = _sum_by(need_h, comps.need_comp, comps.count) + _sum_by(of, comps.offer_comp, comps.count)
-        else:
-            out[:, col] = (
-                _sum_by(e, edge_comp, comps.count)
-                + _sum_by(nd, comps.need_comp, comps.count)
-                + _sum_by(of, comps.offer_comp, comps.count)
-            )
+        edge_h = _edge_hashes(norm, act)
+    nd = _combine(
+        norm.need_key,
+        norm.demand,
+        norm.splittable,
+        norm.station,
+        np.full(norm.n_needs, norm.penalty * 2 + norm.coverage_first),
+        seed=_SEED + 1,
+    )
+    of = _combine(norm.offer_key, norm.capacity, norm.org, lim, seed=_SEED + 2)
+    with np.errstate(over="ignore"):
+        need_h = nd + _sum_by(np.ascontiguousarray(edge_h[:, 0]), norm.e_need[act], norm.n_needs)
+    out[:, 0] = _sum_by(need_h, comps.need_comp, comps.count) + _sum_by(of, comps.offer_comp, comps.count)
+    out[:, 1] = (
+        _sum_by(np.ascontiguousarray(edge_h[:, 1]), edge_comp, comps.count)
+        + _sum_by(_second(nd), comps.need_comp, comps.count)
+        + _sum_by(_second(of), comps.offer_comp, comps.count)
+    )
+    offer_h = of
     hashes = EdgeHashes(act, edge_h, norm.value, norm.usage, norm.fixed, norm.need_key, norm.offer_key)
     return out, need_h, offer_h, hashes
 
@@ -305,8 +317,7 @@ def item_hashes(norm: Normalised, need_h: np.ndarray, offer_h: np.ndarray) -> It
 def _edge_units_hash(norm: Normalised, units: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Edges carrying units and a hash of each one's identity (need and offer keys) and units."""
     nz = np.flatnonzero(units > 0)
-    ident = _combine(norm.need_key[norm.e_need[nz]], norm.offer_key[norm.e_offer[nz]], seed=0x55AA)
-    return nz, _combine(ident.view(np.int64), units[nz], seed=0x99)
+    return nz, _combine(norm.need_key[norm.e_need[nz]], norm.offer_key[norm.e_offer[nz]], units[nz], seed=0x55AA)
 
 
 def units_hash(norm: Normalised, comps: Components, units: np.ndarray) -> np.ndarray:

@@ -92,12 +92,14 @@ class Solution:
 def component_state(solution: Solution) -> dict[str, Any] | None:
     """What a later re-solve needs, as JSON-ready data (a service stores it with the run, so a re-solve in another
     process can reuse untouched components and re-solve large touched ones locally): the per-component rows, the
-    whole answer's status, objective and bound, and the per-need and per-offer hashes (`ItemHashes`, base64)."""
+    whole answer's status, objective and bound, and the per-need and per-offer hashes (`ItemHashes`, base64), with the
+    version of those hashes."""
     t = solution.table
     if t is None:
         return None
     rows = np.flatnonzero(t.method != "empty")
     state: dict[str, Any] = {
+        "hashes": cc.HASH_VERSION,
         "fingerprint": [f"{int(a):016x}{int(b):016x}" for a, b in t.fingerprint[rows].tolist()],
         "units_hash": [f"{int(h):016x}" for h in t.units_hash[rows].tolist()],
         "status": t.status[rows].astype(str).tolist(),
@@ -166,6 +168,8 @@ def solution_from_state(state: dict[str, Any]) -> Solution:
 
 
 def _solution_from_state(state: dict[str, Any]) -> Solution:
+    if state.get("hashes") != cc.HASH_VERSION:  # hashed differently (stored by an earlier release): nothing compares
+        return Solution("feasible", 0, 0, np.zeros(0, np.int64), None)
     keys = ("fingerprint", "units_hash", "status", "bound", "penalty_paid")
     if (
         len({len(state[k]) for k in keys}) != 1

@@ -179,6 +179,19 @@ def test_a_stored_state_lets_another_process_re_solve_locally_with_the_same_answ
     assert (there.status, there.objective, there.bound) == (here.status, here.objective, here.bound)
 
 
+def test_a_state_hashed_by_another_release_reuses_nothing_and_still_re_solves() -> None:
+    p = _problem(11)
+    first = solve(p, time_limit_s=1.0)
+    same = _again(p, first.edge_units)
+    current = json.loads(json.dumps(component_state(first)))
+    assert solve(same, time_limit_s=1.0, previous=solution_from_state(current)).stats.get("components_reused", 0) > 0
+    unversioned = {k: v for k, v in current.items() if k != "hashes"}
+    for older in (unversioned, {**current, "hashes": current["hashes"] - 1}):
+        again = solve(same, time_limit_s=1.0, previous=solution_from_state(older))
+        assert "components_reused" not in again.stats and "local_free_edges" not in again.stats
+        assert again.objective >= first.objective  # the incumbent still holds the answer in place
+
+
 @pytest.mark.parametrize(
     "spoil",
     [
