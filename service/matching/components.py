@@ -55,6 +55,19 @@ def link_groups(labels: np.ndarray, mask: np.ndarray, offset: int) -> tuple[np.n
     return idx + offset, idx[first][inv] + offset
 
 
+def grouped(labels: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
+    """Positions of `labels` (0..count-1) grouped by label, in position order within each group, and where each
+    group starts: order[start[k]:start[k + 1]] are label k's positions.
+
+    Up to 2**16 labels the stable sort runs on uint16, for which numpy uses a radix sort (national, 1.7 M edges in
+    320 components: 0.21-0.24 -> 0.04-0.05 s), and the starts come from counts instead of a search."""
+    keys = labels.astype(np.uint16) if count <= 1 << 16 else labels
+    order = np.argsort(keys, kind="stable")
+    start = np.zeros(count + 1, np.int64)
+    np.cumsum(np.bincount(labels, minlength=count), out=start[1:])
+    return order, start
+
+
 def label(norm: Normalised, link_limits: bool = True) -> Components:
     """Label components over needs and offers, linking (if `link_limits`) offers of station-limited organizations
     and, for coverage-first runs, needs of the same station (their constraints span those nodes)."""
@@ -76,9 +89,7 @@ def label(norm: Normalised, link_limits: bool = True) -> Components:
     count, labels = connected_components(graph, directed=False)
     need_comp, offer_comp = labels[:n].astype(np.int64), labels[n:].astype(np.int64)
     act_idx = np.flatnonzero(active)
-    edge_comp = need_comp[norm.e_need[act_idx]]
-    order = np.argsort(edge_comp, kind="stable")
-    start = np.searchsorted(edge_comp[order], np.arange(count + 1))
+    order, start = grouped(need_comp[norm.e_need[act_idx]], int(count))
     unlinked = not link_limits and not norm.coverage_first
     edges = (norm.e_need, norm.e_offer) if unlinked else None
     return Components(int(count), need_comp, offer_comp, active, act_idx[order], start, edges)
@@ -139,9 +150,7 @@ def partition(norm: Normalised, comps: Components, max_edges: int | None, seed: 
         comp_of_part.append(np.full(k, c))
         count += k
     act = comps.edge_order
-    edge_part = need_part[norm.e_need[act]]
-    order = np.argsort(edge_part, kind="stable")
-    start = np.searchsorted(edge_part[order], np.arange(count + 1))
+    order, start = grouped(need_part[norm.e_need[act]], count)
     return Parts(count, need_part, np.concatenate(comp_of_part), act[order], start)
 
 

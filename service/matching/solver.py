@@ -589,7 +589,7 @@ class _Run:
         overused offer, and the needs sharing an offer with those, are solved again as one flow, everything else held
         (capacity left by the held units): exact on that strip along the cuts, and within every capacity."""
         parts = self.parts.need_part[norm.e_need[edges]]
-        order = np.argsort(parts, kind="stable")
+        order = cc.grouped(parts, self.parts.count)[0]
         units = np.zeros(len(edges), np.int64)
         for pos in self._part_batches(parts, order):
             if not self._flow_into(norm, edges, pos, units):
