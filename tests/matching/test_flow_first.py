@@ -196,3 +196,19 @@ def test_the_dive_keeps_the_relaxed_units_away_from_every_violation(seed: int, s
     check_feasible(norm, s.edge_units)
     assert np.all(s.edge_units[away] >= relaxed[away])
     assert np.array_equal(s.edge_units[away & whole], relaxed[away & whole])
+
+
+@pytest.mark.parametrize("seed", [4, 12])
+def test_the_dive_flow_piece_by_piece_is_the_optimum_of_one_flow_over_all_its_edges(seed: int, monkeypatch) -> None:
+    """The dive's splittable needs are solved per connected piece of their edges (pieces share no need and no
+    offer), several small pieces to a graph: the same objective as one graph of every edge, within capacities."""
+    p = _regional(seed, splittable_share=1.0)
+    norm = normalise(p)
+    rng = np.random.default_rng(seed)
+    edges = np.flatnonzero(rng.random(norm.n_edges) < 0.1)  # 70-80 pieces of up to 29-50 edges
+    monkeypatch.setattr(solver, "FLOW_BATCH_EDGES", 40)  # several pieces to a graph
+    pieces, one_graph = np.zeros(norm.n_edges, np.int64), np.zeros(norm.n_edges, np.int64)
+    pieces[edges] = solver._Run(norm, 5.0, 1).flow_in_pieces(norm, edges)
+    one_graph[edges] = solve_flow(norm, edges, 1).units
+    check_feasible(norm, pieces)
+    assert edge_objective(norm, pieces).sum() == edge_objective(norm, one_graph).sum()
