@@ -5,6 +5,7 @@ from __future__ import annotations
 import functools
 import hashlib
 import itertools
+import operator
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
@@ -221,7 +222,9 @@ def index_records(
 def _same_records(a: Sequence, b: Sequence) -> bool:
     """Whether two record lists hold equal records in the same order (identity first: unchanged records are usually
     the very same objects)."""
-    return len(a) == len(b) and all(x is y or x == y for x, y in zip(a, b, strict=True))
+    if len(a) != len(b):
+        return False
+    return all(map(operator.is_, a, b)) or all(x is y or x == y for x, y in zip(a, b, strict=True))
 
 
 def reindex_needs(
@@ -237,7 +240,9 @@ def reindex_needs(
     type or domain no record had before; any offer, organization or station changed)."""
     if len(needs) != len(prev.needs):
         return None
-    changed = [k for k, (a, b) in enumerate(zip(needs, prev.needs, strict=True)) if a is not b and a != b]
+    # Identity first, in C (most records are the very objects indexed before); only the others are compared.
+    maybe = itertools.compress(range(len(needs)), map(operator.is_not, needs, prev.needs))
+    changed = [k for k in maybe if needs[k] != prev.needs[k]]
     if any(needs[k].id != prev.needs[k].id for k in changed):
         return None
     if not (_same_records(offers, prev.offers) and _same_records(orgs, prev.orgs)):

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gc
+import operator
 import time
 from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
@@ -119,7 +120,7 @@ def _settings(
 def _untouched(allocations: list[Allocation], kept: np.ndarray) -> bool:
     """Whether a result's allocations are still those it was built with (a caller may drop or edit them and pass the
     result as `previous`: then they, not the kept per-edge units, are the incumbent)."""
-    return len(allocations) == len(kept) and all(a is b for a, b in zip(allocations, kept.tolist(), strict=True))
+    return len(allocations) == len(kept) and all(map(operator.is_, allocations, kept.tolist()))
 
 
 def _at(values: np.ndarray, edge_map: np.ndarray) -> np.ndarray:

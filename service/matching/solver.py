@@ -923,7 +923,8 @@ def _moved_needs(norm: Normalised, prev: cc.ItemHashes) -> tuple[np.ndarray | No
     moved = cc.need_units_hash(norm, norm.incumbent) != prev_h
     if np.any(moved & found & prev.need_fixed[pos]):
         return None, None  # the bound needs the previous fixed units to stand: only the whole-answer check applies
-    gone = ~np.isin(prev.need_key, norm.need_key)
+    gone = np.ones(len(prev.need_key), bool)  # previous needs no key of this run found (O(n): no second search)
+    gone[pos[found]] = False
     if np.any(prev.need_served[gone] > 0):
         # A need that held units left (cancelled, fulfilled): the capacity it frees is on offers this run cannot
         # name, and the bound would owe its units too; only the whole-answer check applies (it fails: a full solve).
