@@ -128,6 +128,25 @@ def _taken_by(ix: Indexed, cand: Candidates, units: np.ndarray, edges: np.ndarra
     return {key: tuple(v) for key, v in out.items()}
 
 
+def offer_tops(ix: Indexed, cand: Candidates, units: np.ndarray, offers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per offer, the needs (-1: none) and values per unit (-inf: none) of its first MAX_NAMED + 1 allocations by
+    (-value per unit, need), as (offers, MAX_NAMED + 1) arrays, for the offers the mask `offers` marks (the others
+    read as none): all that an unmatched need's names read of an offer (`_taken_by`), so a re-match re-explains only
+    the needs of offers where these differ."""
+    alloc = np.flatnonzero((units > 0) & offers[cand.offer])
+    pu = _per_unit(ix, cand, alloc)
+    order = np.lexsort((cand.need[alloc], -pu, cand.offer[alloc]))
+    alloc, pu = alloc[order], pu[order]
+    off = cand.offer[alloc]
+    rank = np.arange(len(alloc)) - np.searchsorted(off, off, "left")
+    top = rank <= MAX_NAMED
+    needs = np.full((len(ix.offers), MAX_NAMED + 1), -1, np.int64)
+    values = np.full((len(ix.offers), MAX_NAMED + 1), -np.inf)
+    needs[off[top], rank[top]] = cand.need[alloc[top]]
+    values[off[top], rank[top]] = pu[top]
+    return needs, values
+
+
 def unmatched(
     ix: Indexed,
     cand: Candidates,

@@ -309,15 +309,21 @@ def _explain_again(ix: Indexed, cand: Candidates, norm: Normalised, sol: Solutio
     prev_alloc_edges = np.flatnonzero(prev.units > 0)
     allocs[same] = prev.allocations[np.searchsorted(prev_alloc_edges, old[same])]
     allocs[~same] = explain.objects(explain.allocations(ix, cand, units, gain, idx[~same]))
-    # Unmatched needs: anew for the changed needs and those with a candidate offer (or an offer of the same
-    # organization: station limits) whose allocations changed.
-    moved = np.zeros(len(ix.offers), bool)
-    moved[cand.offer[(units != was) | (changed[cand.need] & (units > 0))]] = True
-    moved[prev.cand.offer[changed[prev.cand.need] & (prev.units > 0)]] = True
+    # Unmatched needs: an explanation reads the need's candidates and units, the first allocations of its candidate
+    # offers (the names: `explain.offer_tops`) and the station counts of their organizations (station limits); anew
+    # for the needs where any of these changed (national, 1 % of needs grown: 4,081 of 112,716 unmatched needs instead
+    # of the 13,099 whose candidate offers saw any allocation change; province 459 of 1,766 instead of 594).
+    touched = np.zeros(len(ix.offers), bool)  # offers with any allocation changed: only theirs can differ
+    touched[cand.offer[(units != was) | (changed[cand.need] & (units > 0))]] = True
+    touched[prev.cand.offer[changed[prev.cand.need] & (prev.units > 0)]] = True
+    now_needs, now_values = explain.offer_tops(ix, cand, units, touched)
+    was_needs, was_values = explain.offer_tops(ix, prev.cand, prev.units, touched)
+    moved = (now_needs != was_needs).any(axis=1) | (now_values != was_values).any(axis=1)
     org_stations = explain.org_station_counts(ix, cand, idx)
     if len(ix.orgs):
         moved |= ((org_stations != prev.org_stations) & (ix.org_limit >= 0))[ix.offer_org]
-    dirty = changed.copy()
+    served = np.bincount(cand.need, weights=units, minlength=len(ix.needs))
+    dirty = changed | (served != np.bincount(prev.cand.need, weights=prev.units, minlength=len(ix.needs)))
     dirty[cand.need[moved[cand.offer]]] = True
     keep = ~dirty[prev.unmatched_need]
     fresh, fresh_need = explain.unmatched(ix, cand, units, dirty, org_stations)
