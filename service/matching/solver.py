@@ -653,14 +653,15 @@ class _Run:
         edges = self.edges_of(np.flatnonzero(hit))
         self._dive_around(edges, self.neighbourhood(bad_needs, over, over_cap))
         self.method[hit] = "dive"
-        self.units[edges] = fill(norm, edges, self.units[edges], opened=self.opened_outside(edges))
+        opened = self.opened_outside(edges)  # the units outside `edges` stay as they are from here on
+        self.units[edges] = fill(norm, edges, self.units[edges], opened=opened)
         self.timings["dive"] = time.perf_counter() - t0
         self.dive_objective = int(edge_objective(norm, self.units).sum())
         bound = int(np.minimum(self.relax_bound, self.cp_bound).sum())
         if bound - int(edge_objective(norm, self.units).sum()) <= self.gap_tolerance * max(abs(bound), 1):
             return
         t1 = time.perf_counter()
-        base = greedy(norm, edges, opened=self.opened_outside(edges))  # guard: never worse than the greedy baseline
+        base = greedy(norm, edges, opened=opened)  # guard: never worse than the greedy baseline
         if not self._better(edges, self.units[edges], base):
             self.units[edges] = base
         self.timings["greedy"] += time.perf_counter() - t1
