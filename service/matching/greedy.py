@@ -23,6 +23,49 @@ def edge_gain(norm: Normalised, edges: np.ndarray) -> np.ndarray:
 
 
 _RUN_CHUNK = 16_384  # positions per chunk of a long pass (see `_State.run`)
+_SLOTS_MAX_CELLS = 4_000_000  # organizations x station slots above which a long pass runs one position at a time
+
+
+class _Slots:
+    """The stations each limited organization serves, as numpy rows (organization x up to its limit, or more when
+    it came in with more), for a pass run in rounds: one round admits many positions at once, at most one per
+    organization."""
+
+    def __init__(self, rows: np.ndarray, count: np.ndarray, limit: np.ndarray) -> None:
+        self.rows, self.count, self.start, self.limit = rows, count, count.copy(), limit
+
+    @classmethod
+    def of(cls, stations: dict[int, set[int]], org_limit: np.ndarray) -> _Slots | None:
+        """The rows for these stations, or None when they would exceed _SLOTS_MAX_CELLS (an organization allowed
+        hundreds of stations): the pass then runs one position at a time."""
+        width = max([int(org_limit.max(initial=0)), *(len(v) for v in stations.values()), 1])
+        if len(org_limit) * width > _SLOTS_MAX_CELLS:
+            return None
+        rows = np.zeros((len(org_limit), width), np.int64)
+        count = np.zeros(len(org_limit), np.int64)
+        for g, seen in stations.items():
+            rows[g, : len(seen)] = sorted(seen)
+            count[g] = len(seen)
+        return cls(rows, count, org_limit)
+
+    def admit(self, limited: np.ndarray, org: np.ndarray, station: np.ndarray, take: np.ndarray) -> np.ndarray:
+        """Per position (distinct organizations): whether its organization may serve the station (no limit, serves it
+        already, or has room); notes the station where the position takes units (`take`) and may."""
+        g = org[limited]
+        have = self.count[g]
+        known = ((self.rows[g] == station[limited][:, None]) & (np.arange(self.rows.shape[1]) < have[:, None])).any(1)
+        room = known | (have < self.limit[g])
+        out = np.ones(len(org), bool)
+        out[limited] = room
+        new = room & ~known & take[limited]
+        self.rows[g[new], have[new]] = station[limited][new]
+        self.count[g[new]] += 1
+        return out
+
+    def write_back(self, stations: dict[int, set[int]]) -> None:
+        """Add the stations noted during the pass to `stations` (organization -> stations)."""
+        for g in np.flatnonzero(self.count > self.start).tolist():
+            stations.setdefault(g, set()).update(self.rows[g, : self.count[g]].tolist())
 
 
 class _State:
@@ -132,20 +175,72 @@ class _State:
         Most positions of a long pass are dead by their turn (a cold national pass takes 163k of 1.52 M: the rest
         find their need served or their offer empty), so the pass runs in chunks, and before each chunk drops the
         positions of needs served and offers emptied (for positions that use capacity) in earlier chunks, with
-        numpy: those the loop would skip one by one.  The same units as one loop over every position."""
+        numpy: those the loop would skip one by one.  Outside coverage-first passes a chunk then runs in rounds
+        (`_rounds`).  The same units as one loop over every position."""
         lim = limits if isinstance(limits, np.ndarray) else np.full(len(positions), limits, np.int64)
         if len(positions) <= 2 * _RUN_CHUNK:
             self._loop(units, positions, lim, None)
             return
-        served = np.asarray(self.dem, np.int64) <= 0
-        empty = np.asarray(self.cap, np.int64) <= 0
+        dem, cap = np.asarray(self.dem, np.int64), np.asarray(self.cap, np.int64)
+        # Rounds (not in a coverage pass: it reads the stations covered so far, one position at a time).
+        slots = None if self.norm.coverage_first else _Slots.of(self.stations, self.norm.org_limit)
         for lo in range(0, len(positions), _RUN_CHUNK):
             pos, chunk_lim = positions[lo : lo + _RUN_CHUNK], lim[lo : lo + _RUN_CHUNK]
-            alive = ~served[self.e_need[pos]] & ~(empty[self.e_offer[pos]] & (self.e_usage[pos] > 0))
+            alive = (dem[self.e_need[pos]] > 0) & ~((cap[self.e_offer[pos]] <= 0) & (self.e_usage[pos] > 0))
+            if slots is not None:
+                self._rounds(units, pos[alive], chunk_lim[alive], dem, cap, slots)
+                continue
             done: tuple[list[int], list[int]] = ([], [])
             self._loop(units, pos[alive], chunk_lim[alive], done)
-            served[done[0]] = True
-            empty[done[1]] = True
+            dem[done[0]] = 0
+            cap[done[1]] = 0
+        if slots is not None:
+            self.dem, self.cap = dem.tolist(), cap.tolist()
+            slots.write_back(self.stations)
+
+    def _rounds(
+        self,
+        units: np.ndarray,
+        positions: np.ndarray,
+        limits: np.ndarray,
+        dem: np.ndarray,
+        cap: np.ndarray,
+        slots: _Slots,
+    ) -> None:
+        """`_loop` over `positions` in rounds, on numpy demand and capacity: each round takes at once every position
+        that comes first, among those left, for its need, its offer and (if limited) its organization.  No earlier
+        position left shares any of them, so the state it reads is the one the loop would give it (national: 782
+        rounds for the 215k positions of a cold pass, instead of one Python step each)."""
+        e_need, e_offer, e_usage = self.e_need[positions], self.e_offer[positions], self.e_usage[positions]
+        split, g_lim = self.norm.splittable[e_need], self.lim_arr[e_offer]
+        org = self.norm.org[e_offer]
+        full = self.norm.demand
+        rest = np.arange(len(positions))
+        took: list[np.ndarray] = []
+        amounts: list[np.ndarray] = []
+        while rest.size:
+            need, offer = e_need[rest], e_offer[rest]
+            ready = _first(need) & _first(offer)
+            limited = g_lim[rest] >= 0
+            if limited.any():
+                ready &= ~limited | _first(np.where(limited, org[rest], -1 - np.arange(rest.size)))
+            k = rest[ready]
+            i, j, u, lim = e_need[k], e_offer[k], e_usage[k], limits[k]
+            d, c = dem[i], cap[j]
+            per = np.where(u <= 0, d, c // np.maximum(u, 1))
+            x = np.where(split[k], np.minimum(np.minimum(per, lim), d), d)
+            ok = np.where(split[k], x > 0, (d == full[i]) & (c >= u) & (lim >= d) & (d > 0))
+            if limited[ready].any():
+                ok &= slots.admit(g_lim[k] >= 0, org[k], self.norm.station[i], ok)
+            k, i, j, x = k[ok], i[ok], j[ok], x[ok]
+            cap[j] -= np.where(split[k], u[ok] * x, u[ok])  # one position per offer in a round
+            dem[i] -= x
+            took.append(positions[k])
+            amounts.append(x)
+            rest = rest[~ready]
+            rest = rest[(dem[e_need[rest]] > 0) & ~((cap[e_offer[rest]] <= 0) & (e_usage[rest] > 0))]
+        if took:
+            units[np.concatenate(took)] += np.concatenate(amounts)  # each position at most once per pass
 
     def _loop(
         self, units: np.ndarray, positions: np.ndarray, limits: np.ndarray, done: tuple[list[int], list[int]] | None
@@ -201,6 +296,14 @@ class _State:
             if covered is not None:
                 covered.add(station[i])
         units[np.asarray(took, np.int64)] += np.asarray(amounts, np.int64)  # each position at most once per pass
+
+
+def _first(keys: np.ndarray) -> np.ndarray:
+    """Whether each position is the first of its key (positions in order)."""
+    out = np.zeros(len(keys), bool)
+    if keys.size:
+        out[np.unique(keys, return_index=True)[1]] = True
+    return out
 
 
 def greedy(

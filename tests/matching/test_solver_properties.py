@@ -203,3 +203,44 @@ def test_the_greedy_takes_station_ids_as_large_as_int64() -> None:
     norm = normalise(p)
     assert greedy(norm, np.arange(norm.n_edges)).tolist() == greedy_sequential(norm).tolist() == [2, 0, 2]
     check_feasible(norm, solve(p, time_limit_s=5.0).edge_units)
+
+
+def _crowded(seed: int) -> Problem:
+    """40 needs of 10 stations on 12 offers of 4 organizations (station limits 0-3 or none), about 150 edges: long
+    greedy passes in which many positions share a need, an offer or an organization."""
+    rng = np.random.default_rng(seed)
+    n, m = 40, 12
+    pairs = np.unique(np.stack([rng.integers(0, n, 200), rng.integers(0, m, 200)], axis=1), axis=0)
+    split = rng.random(n) < 0.6
+    k = len(pairs)
+    kw: dict = {}
+    if seed % 2:
+        kw = {"incumbent": rng.integers(0, 3, k), "change_penalty": int(rng.integers(0, 4))}
+    return Problem(
+        need_demand=rng.integers(1, 7, n),
+        need_splittable=split,
+        offer_capacity=rng.integers(0, 15, m),
+        edge_need=pairs[:, 0],
+        edge_offer=pairs[:, 1],
+        edge_value=rng.integers(-2, 30, k),
+        edge_usage=np.where(split[pairs[:, 0]], rng.integers(0, 3, k), rng.integers(0, 9, k)),
+        need_station=rng.integers(0, 10, n),
+        offer_org=rng.integers(0, 4, m),
+        org_max_stations=rng.integers(-1, 4, 4),
+        **kw,
+    )
+
+
+@pytest.mark.parametrize("rounds", [True, False])
+@pytest.mark.parametrize("chunk", [5, 16])
+@pytest.mark.parametrize("seed", range(150))
+def test_a_long_greedy_pass_in_rounds_takes_what_the_edge_by_edge_rule_takes(seed: int, chunk: int, rounds: bool):
+    """Chunks of a long pass run in rounds (each position first for its need, offer and limited organization among
+    those left goes at once), or one position at a time when the organizations' station rows would be too large:
+    the same units as one edge at a time, with limits, incumbents and usage."""
+    norm = normalise(_crowded(seed))
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(greedy_module, "_RUN_CHUNK", chunk)
+        if not rounds:
+            mp.setattr(greedy_module, "_SLOTS_MAX_CELLS", 0)
+        assert np.array_equal(greedy(norm, np.arange(norm.n_edges)), greedy_sequential(norm))
