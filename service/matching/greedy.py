@@ -70,8 +70,8 @@ class _Slots:
 
 class _State:
     """Residual demand, capacity and organization-station bookkeeping during the greedy pass, as plain lists
-    indexed by need and offer (the passes are sequential, so they run as tight Python loops over columns gathered
-    with numpy for the positions of each pass)."""
+    indexed by need and offer (short passes run as tight Python loops over columns gathered with numpy for their
+    positions; long ones in chunks, mostly in rounds: `run`)."""
 
     def __init__(
         self,
@@ -209,8 +209,8 @@ class _State:
     ) -> None:
         """`_loop` over `positions` in rounds, on numpy demand and capacity: each round takes at once every position
         that comes first, among those left, for its need, its offer and (if limited) its organization.  No earlier
-        position left shares any of them, so the state it reads is the one the loop would give it (national: 782
-        rounds for the 215k positions of a cold pass, instead of one Python step each)."""
+        position left shares any of them, so the state it reads is the one the loop would give it (national: at most
+        782 rounds for the 215k positions of a cold pass, instead of one Python step each)."""
         e_need, e_offer, e_usage = self.e_need[positions], self.e_offer[positions], self.e_usage[positions]
         split, g_lim = self.norm.splittable[e_need], self.lim_arr[e_offer]
         org = self.norm.org[e_offer]
