@@ -311,9 +311,8 @@ def fingerprints_and_items(
         + _sum_by(_second(nd), comps.need_comp, comps.count)
         + _sum_by(_second(of), comps.offer_comp, comps.count)
     )
-    offer_h = of
     hashes = EdgeHashes(act, edge_h, norm.value, norm.usage, norm.fixed, norm.need_key, norm.offer_key)
-    return out, need_h, offer_h, hashes
+    return out, need_h, of, hashes
 
 
 def item_hashes(norm: Normalised, need_h: np.ndarray, offer_h: np.ndarray) -> ItemHashes:

@@ -95,20 +95,14 @@ def _top_named(i: np.ndarray, k: np.ndarray, p: np.ndarray, n_needs: int) -> tup
 
 def _taken_by(ix: Indexed, cand: Candidates, units: np.ndarray, edges: np.ndarray) -> dict[int, tuple[Id, ...]]:
     """Per need of `edges` (candidate edges of short needs): up to MAX_NAMED other needs holding those offers'
-    capacity at a value per unit at least the edge's (among each offer's 2 * MAX_NAMED best allocations)."""
+    capacity at a value per unit at least the edge's (among each offer's first MAX_NAMED + 1: `_firsts`)."""
     alloc = np.flatnonzero(units > 0)
     # Only the offers of `edges` matter (a re-match explains a few needs anew): their allocations, sorted.
     alloc = alloc[member(cand.offer[alloc], cand.offer[edges])]
-    pu_alloc = _per_unit(ix, cand, alloc)
-    # Each offer's allocations by (-value per unit, need), the order names are picked in: an edge's first
-    # MAX_NAMED other needs are among its offer's first MAX_NAMED + 1 (one may be the edge's own need), and a need's
-    # names among its edges' (a need named by none of its edges is beaten at each by MAX_NAMED others).
-    order = np.lexsort((cand.need[alloc], -pu_alloc, cand.offer[alloc]))
-    alloc, pu_alloc = alloc[order], pu_alloc[order]
-    off = cand.offer[alloc]
-    first = np.searchsorted(off, off, "left")
-    near = np.arange(len(alloc)) - first <= MAX_NAMED
-    top, pu_top = alloc[near], pu_alloc[near]
+    # An edge's first MAX_NAMED other needs are among its offer's first MAX_NAMED + 1 allocations (one may be the
+    # edge's own need), and a need's names among its edges' (a need named by none of its edges is beaten at each by
+    # MAX_NAMED others).
+    top, pu_top, _ = _firsts(ix, cand, alloc)
     parts = []
     for lo in range(0, len(edges), _CHUNK_EDGES):  # a need's top names are among its chunks' top names
         chunk = edges[lo : lo + _CHUNK_EDGES]
@@ -133,18 +127,25 @@ def offer_tops(ix: Indexed, cand: Candidates, units: np.ndarray, offers: np.ndar
     (-value per unit, need), as (offers, MAX_NAMED + 1) arrays, for the offers the mask `offers` marks (the others
     read as none): all that an unmatched need's names read of an offer (`_taken_by`), so a re-match re-explains only
     the needs of offers where these differ."""
-    alloc = np.flatnonzero((units > 0) & offers[cand.offer])
+    top, pu, rank = _firsts(ix, cand, np.flatnonzero((units > 0) & offers[cand.offer]))
+    off = cand.offer[top]
+    needs = np.full((len(ix.offers), MAX_NAMED + 1), -1, np.int64)
+    values = np.full((len(ix.offers), MAX_NAMED + 1), -np.inf)
+    needs[off, rank] = cand.need[top]
+    values[off, rank] = pu
+    return needs, values
+
+
+def _firsts(ix: Indexed, cand: Candidates, alloc: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Of the allocations `alloc` (edges), each offer's first MAX_NAMED + 1 by (-value per unit, need), the order
+    names are picked in: those edges grouped by offer, their values per unit and their ranks within the offer."""
     pu = _per_unit(ix, cand, alloc)
     order = np.lexsort((cand.need[alloc], -pu, cand.offer[alloc]))
     alloc, pu = alloc[order], pu[order]
     off = cand.offer[alloc]
     rank = np.arange(len(alloc)) - np.searchsorted(off, off, "left")
     top = rank <= MAX_NAMED
-    needs = np.full((len(ix.offers), MAX_NAMED + 1), -1, np.int64)
-    values = np.full((len(ix.offers), MAX_NAMED + 1), -np.inf)
-    needs[off[top], rank[top]] = cand.need[alloc[top]]
-    values[off[top], rank[top]] = pu[top]
-    return needs, values
+    return alloc[top], pu[top], rank[top]
 
 
 def unmatched(
