@@ -55,6 +55,14 @@ def link_groups(labels: np.ndarray, mask: np.ndarray, offset: int) -> tuple[np.n
     return idx + offset, idx[first][inv] + offset
 
 
+def connected(rows: np.ndarray, cols: np.ndarray, size: int) -> tuple[int, np.ndarray]:
+    """Connected components of the undirected graph on `size` nodes with links rows[k]-cols[k]: how many, and each
+    node's label."""
+    graph = coo_matrix((np.ones(len(rows), np.int8), (rows, cols)), shape=(size, size)).tocsr()
+    count, labels = connected_components(graph, directed=False)
+    return int(count), labels
+
+
 def grouped(labels: np.ndarray, count: int) -> tuple[np.ndarray, np.ndarray]:
     """Positions of `labels` (0..count-1) grouped by label, in position order within each group, and where each
     group starts: order[start[k]:start[k + 1]] are label k's positions.
@@ -85,14 +93,13 @@ def label(norm: Normalised, link_limits: bool = True) -> Components:
         cols.append(b)
     r = np.concatenate(rows)
     c = np.concatenate(cols)
-    graph = coo_matrix((np.ones(len(r), np.int8), (r, c)), shape=(n + m, n + m)).tocsr()
-    count, labels = connected_components(graph, directed=False)
+    count, labels = connected(r, c, n + m)
     need_comp, offer_comp = labels[:n].astype(np.int64), labels[n:].astype(np.int64)
     act_idx = np.flatnonzero(active)
-    order, start = grouped(need_comp[norm.e_need[act_idx]], int(count))
+    order, start = grouped(need_comp[norm.e_need[act_idx]], count)
     unlinked = not link_limits and not norm.coverage_first
     edges = (norm.e_need, norm.e_offer) if unlinked else None
-    return Components(int(count), need_comp, offer_comp, active, act_idx[order], start, edges)
+    return Components(count, need_comp, offer_comp, active, act_idx[order], start, edges)
 
 
 def same_components(prev: Components | None, norm: Normalised, link_limits: bool) -> Components | None:

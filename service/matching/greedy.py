@@ -186,7 +186,7 @@ class _State:
         slots = None if self.norm.coverage_first else _Slots.of(self.stations, self.norm.org_limit)
         for lo in range(0, len(positions), _RUN_CHUNK):
             pos, chunk_lim = positions[lo : lo + _RUN_CHUNK], lim[lo : lo + _RUN_CHUNK]
-            alive = (dem[self.e_need[pos]] > 0) & ~((cap[self.e_offer[pos]] <= 0) & (self.e_usage[pos] > 0))
+            alive = _alive(dem, cap, self.e_need[pos], self.e_offer[pos], self.e_usage[pos])
             if slots is not None:
                 self._rounds(units, pos[alive], chunk_lim[alive], dem, cap, slots)
                 continue
@@ -238,7 +238,7 @@ class _State:
             took.append(positions[k])
             amounts.append(x)
             rest = rest[~ready]
-            rest = rest[(dem[e_need[rest]] > 0) & ~((cap[e_offer[rest]] <= 0) & (e_usage[rest] > 0))]
+            rest = rest[_alive(dem, cap, e_need[rest], e_offer[rest], e_usage[rest])]
         if took:
             units[np.concatenate(took)] += np.concatenate(amounts)  # each position at most once per pass
 
@@ -296,6 +296,12 @@ class _State:
             if covered is not None:
                 covered.add(station[i])
         units[np.asarray(took, np.int64)] += np.asarray(amounts, np.int64)  # each position at most once per pass
+
+
+def _alive(dem: np.ndarray, cap: np.ndarray, need: np.ndarray, offer: np.ndarray, usage: np.ndarray) -> np.ndarray:
+    """Which positions (their need, offer and usage) can still take units: the need is not served, and the offer
+    is not empty unless the position uses no capacity (demand and capacity only shrink: dead stays dead)."""
+    return (dem[need] > 0) & ~((cap[offer] <= 0) & (usage > 0))
 
 
 def _first(keys: np.ndarray) -> np.ndarray:
