@@ -300,15 +300,28 @@ def _gap_plan(norm: Normalised, edges: np.ndarray, cap: np.ndarray | None) -> _G
     return _GapPlan(gap_search.Gap(cost, weight, pos >= 0, capacity, optional), pos, row, col, const)
 
 
+def _gap_start(plan: _GapPlan, units: np.ndarray) -> np.ndarray:
+    """The units of a solution over the plan's edges as a GAP assignment (agent m: unassigned)."""
+    chosen = np.flatnonzero(units > 0)
+    start = np.full(plan.gap.n, plan.gap.m, np.int64)
+    start[plan.col[chosen]] = plan.row[chosen]
+    return start
+
+
+def _gap_feasible(plan: _GapPlan, norm: Normalised, edges: np.ndarray, units: np.ndarray) -> bool:
+    """Whether `units` are a solution the plan can express: each need served whole by one offer, capacities kept."""
+    chosen = np.flatnonzero(units > 0)
+    whole = bool((units[chosen] == norm.demand[norm.e_need[edges[chosen]]]).all())
+    once = len(np.unique(plan.col[chosen])) == len(chosen)
+    return whole and once and plan.gap.feasible(_gap_start(plan, units))
+
+
 def _gap_improve(
     plan: _GapPlan, norm: Normalised, edges: np.ndarray, units: np.ndarray, bound: int | None, seconds: float, **kw: int
 ) -> np.ndarray:
     """`gap_search` from the units of a solution for `seconds` (or until it reaches `bound`); units of an answer at
     least as good."""
-    gap = plan.gap
-    chosen = np.flatnonzero(units > 0)
-    start = np.full(gap.n, gap.m, np.int64)
-    start[plan.col[chosen]] = plan.row[chosen]
+    gap, start = plan.gap, _gap_start(plan, units)
     target = None if bound is None else plan.const - bound
     agent, _ = gap_search.search(gap, start, time.perf_counter() + seconds, seed=GAP_SEED, target=target, **kw)
     out = np.zeros(len(edges), np.int64)
@@ -360,10 +373,14 @@ def solve_cpsat(
     baseline = float(_hint_objective(norm, edges, hint)) if stall is not None else 0.0
     status, last = _run(solver, mdl.model, baseline, stall)
     spent += solver.wall_time
-    if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+    if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
+        name = "optimal" if status == cp_model.OPTIMAL and proven else "feasible"
+        units, bound = mdl.units(solver), _bound(solver, status)
+    elif status == cp_model.UNKNOWN and plan is not None and _gap_feasible(plan, norm, edges, hint):
+        # The full model found nothing in its share (a large component): the search still improves the hint.
+        name, units, bound = "feasible", hint, None
+    else:
         return CpResult(None, _STATUS.get(status, "unknown"), _bound(solver, status), spent, last)
-    name = "optimal" if status == cp_model.OPTIMAL and proven else "feasible"
-    units, bound = mdl.units(solver), _bound(solver, status)
     if plan is not None and name != "optimal":
         t1 = time.perf_counter()
         found = _gap_improve(plan, norm, edges, units, bound, time_limit_s - (t1 - t0), workers=workers)

@@ -13,7 +13,7 @@ from hypothesis import strategies as st
 from ortools.sat.python import cp_model
 
 from bench.orlib import GAP_DIR, load
-from service.matching import cpsat
+from service.matching import Problem, cpsat
 from service.matching.gap_search import Gap, search
 from service.matching.greedy import greedy
 from service.matching.problem import normalise
@@ -136,3 +136,55 @@ def test_search_reaches_the_proven_optimum_of_orlib_problems(file: str, index: i
     agent, _ = search(gap, start, time.perf_counter() + 30.0, workers=2, seed=0, target=target)
     assert gap.feasible(agent)
     assert gap.total(agent) == target
+
+
+def test_a_component_too_large_for_the_full_models_share_still_gets_the_search_from_the_hint() -> None:
+    """30 offers x 400 needs, every pair a candidate: CP-SAT finds nothing in 10 ms, and the search improves the
+    engine's greedy answer in the rest of the time instead of returning no answer."""
+    rng = np.random.default_rng(3)
+    m, n = 30, 400
+    usage = rng.integers(1, 100, m * n)
+    p = Problem(
+        need_demand=np.ones(n, np.int64),
+        need_splittable=np.zeros(n, bool),
+        offer_capacity=np.full(m, int(usage.sum() / m / m * 0.8)),
+        edge_need=np.repeat(np.arange(n), m),
+        edge_offer=np.tile(np.arange(m), n),
+        edge_value=rng.integers(1, 50, m * n),
+        edge_usage=usage,
+    )
+    norm = normalise(p)
+    edges = np.arange(norm.n_edges)
+    hint = greedy(norm, edges)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(cpsat, "GAP_SEARCH_MIN_S", 0.0)
+        mp.setattr(cpsat, "GAP_PROVE_SHARE", 0.0)  # the full model gets CP-SAT's floor, 10 ms
+        res = cpsat.solve_cpsat(norm, edges, hint, 1.0, 2)
+    assert res.units is not None and res.status == "feasible"
+    check_feasible(norm, res.units)
+    assert objective(norm, res.units) > objective(norm, hint)
+
+
+def test_a_hint_the_plan_cannot_express_is_not_searched_from() -> None:
+    """Every need on the first offer overloads it: the search (which refuses infeasible starts) is not started from
+    it, and whatever comes back is feasible."""
+    rng = np.random.default_rng(4)
+    m, n = 30, 400
+    p = Problem(
+        need_demand=np.ones(n, np.int64),
+        need_splittable=np.zeros(n, bool),
+        offer_capacity=np.full(m, 500),
+        edge_need=np.repeat(np.arange(n), m),
+        edge_offer=np.tile(np.arange(m), n),
+        edge_value=rng.integers(1, 50, m * n),
+        edge_usage=rng.integers(1, 100, m * n),
+    )
+    norm = normalise(p)
+    edges = np.arange(norm.n_edges)
+    overloaded = (norm.e_offer[edges] == 0).astype(np.int64)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(cpsat, "GAP_SEARCH_MIN_S", 0.0)
+        mp.setattr(cpsat, "GAP_PROVE_SHARE", 0.0)
+        res = cpsat.solve_cpsat(norm, edges, overloaded, 1.0, 2)
+    if res.units is not None:  # CP-SAT may still find an answer of its own in 10 ms on a fast machine
+        check_feasible(norm, res.units)
