@@ -6,7 +6,7 @@ from collections.abc import Mapping
 
 import numpy as np
 
-from service.matching.candidates import Candidates, Indexed, join, member
+from service.matching.candidates import Candidates, Indexed, member
 from service.matching.records import Allocation, Churn, Id, OfferUsage, ScoreComponents, Unmatched
 
 FILTER_ORDER = ("no_offer_of_type", "no_active_offer", "none_in_range", "none_in_window", "all_rejected")
@@ -80,46 +80,58 @@ _CHUNK_EDGES = 200_000  # bounds the memory of the edge x top-allocation join
 
 
 def _top_named(i: np.ndarray, k: np.ndarray, p: np.ndarray, n_needs: int) -> tuple[np.ndarray, ...]:
-    """Per need i, its first MAX_NAMED distinct other needs k by (-p, k), as sorted (i, k, p) arrays."""
+    """Per need i, its first MAX_NAMED distinct other needs k by (-p, k), as (i, k, p) arrays sorted by i then rank."""
+    if not i.size:
+        return i, k, p
     code = i * max(n_needs, 1) + k
-    order = np.argsort(code, kind="stable")
+    order = np.argsort(code)
     code = code[order]
-    starts = np.flatnonzero(np.r_[True, code[1:] != code[:-1]]) if code.size else np.zeros(0, np.int64)
-    best = np.maximum.reduceat(p[order], starts) if code.size else p[:0]  # each (i, k) once, at its highest p
-    i, k = code[starts] // max(n_needs, 1), code[starts] % max(n_needs, 1)
-    order = np.lexsort((k, -best, i))
-    i, k, p = i[order], k[order], best[order]
-    pick = np.arange(len(i)) - np.searchsorted(i, i, "left") < MAX_NAMED
-    return i[pick], k[pick], p[pick]
+    starts = np.flatnonzero(np.r_[True, code[1:] != code[:-1]])
+    best = np.maximum.reduceat(p[order], starts)  # each (i, k) once, at its highest p
+    i, k = code[starts] // max(n_needs, 1), code[starts] % max(n_needs, 1)  # by i, then k
+    # MAX_NAMED rounds each take every need's best pair left (smallest k on ties: the first); a sort by (-p, k)
+    # of every pair cost five times as much (national: 3 M pairs).
+    first = np.r_[True, i[1:] != i[:-1]]
+    group, group_start = np.cumsum(first) - 1, np.flatnonzero(first)
+    left = best.astype(np.float64)
+    picks = []
+    for _ in range(MAX_NAMED):
+        top = np.maximum.reduceat(left, group_start)
+        at = np.flatnonzero((left == top[group]) & (left > -np.inf))
+        at = at[np.r_[True, group[at][1:] != group[at][:-1]]] if at.size else at
+        left[at] = -np.inf
+        picks.append(at)
+    at = np.concatenate(picks)
+    at = at[np.argsort(group[at], kind="stable")]  # by need, each need's picks in round order
+    return i[at], k[at], best[at]
 
 
 def _taken_by(ix: Indexed, cand: Candidates, units: np.ndarray, edges: np.ndarray) -> dict[int, tuple[Id, ...]]:
     """Per need of `edges` (candidate edges of short needs): up to MAX_NAMED other needs holding those offers'
     capacity at a value per unit at least the edge's (among each offer's first MAX_NAMED + 1: `_firsts`)."""
-    alloc = np.flatnonzero(units > 0)
-    # Only the offers of `edges` matter (a re-match explains a few needs anew): their allocations, sorted.
-    alloc = alloc[member(cand.offer[alloc], cand.offer[edges])]
+    # Only the offers of `edges` matter (a re-match explains a few needs anew).
+    mine = np.zeros(len(ix.offers), bool)
+    mine[cand.offer[edges]] = True
     # An edge's first MAX_NAMED other needs are among its offer's first MAX_NAMED + 1 allocations (one may be the
     # edge's own need), and a need's names among its edges' (a need named by none of its edges is beaten at each by
     # MAX_NAMED others).
-    top, pu_top, _ = _firsts(ix, cand, alloc)
+    top_need, top_value = offer_tops(ix, cand, units, mine)
     parts = []
     for lo in range(0, len(edges), _CHUNK_EDGES):  # a need's top names are among its chunks' top names
         chunk = edges[lo : lo + _CHUNK_EDGES]
-        a, b = join(cand.offer[chunk], cand.offer[top])
-        mine, other, pu_other = chunk[a], top[b], pu_top[b]
-        keep = (cand.need[other] != cand.need[mine]) & (pu_other >= _per_unit(ix, cand, chunk)[a])
-        parts.append(_top_named(cand.need[mine[keep]], cand.need[other[keep]], pu_other[keep], len(ix.needs)))
+        own, other, value = cand.need[chunk], top_need[cand.offer[chunk]], top_value[cand.offer[chunk]]
+        row, col = np.nonzero((other >= 0) & (other != own[:, None]) & (value >= _per_unit(ix, cand, chunk)[:, None]))
+        parts.append(_top_named(own[row], other[row, col], value[row, col], len(ix.needs)))
     if not parts:
         return {}
     if len(parts) == 1:
         i, k, _ = parts[0]
     else:
         i, k, _ = _top_named(*(np.concatenate(c) for c in zip(*parts, strict=True)), len(ix.needs))
-    out: dict[int, list[Id]] = {}
-    for a_, b_ in zip(i.tolist(), k.tolist(), strict=True):
-        out.setdefault(a_, []).append(ix.needs[b_].id)
-    return {key: tuple(v) for key, v in out.items()}
+    needs = ix.needs
+    names = [needs[b].id for b in k.tolist()]
+    cuts = np.flatnonzero(np.r_[True, i[1:] != i[:-1], True]).tolist() if i.size else [0]
+    return {a: tuple(names[s:e]) for a, s, e in zip(i[cuts[:-1]].tolist(), cuts[:-1], cuts[1:], strict=True)}
 
 
 def offer_tops(ix: Indexed, cand: Candidates, units: np.ndarray, offers: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -1,4 +1,5 @@
-"""Fast helpers agree with the numpy functions they replace; CP-SAT bounds are only read with a solution."""
+"""Fast helpers agree with the numpy functions (or plain Python) they replace; CP-SAT bounds are only read with a
+solution."""
 
 from __future__ import annotations
 
@@ -10,6 +11,7 @@ from ortools.sat.python import cp_model
 from service.matching import cpsat
 from service.matching.candidates import member, sorted_unique
 from service.matching.components import grouped
+from service.matching.explain import MAX_NAMED, _top_named
 
 ints = st.lists(st.integers(-50, 50), max_size=60)
 
@@ -40,3 +42,22 @@ def test_cpsat_bound_is_not_read_without_a_solution() -> None:
 
     assert cpsat._bound(Stopped(), cp_model.UNKNOWN) is None
     assert cpsat._bound(Stopped(), cp_model.FEASIBLE) == 0
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.tuples(st.integers(0, 4), st.integers(0, 7), st.sampled_from([0.5, 1.0, 1.0, 2.5, 7.0])), max_size=60)
+)
+def test_names_are_each_needs_first_distinct_others_by_value_then_index(pairs: list[tuple[int, int, float]]) -> None:
+    """What `_taken_by` names per short need: distinct other needs at their best value per unit, highest first, ties
+    by index, MAX_NAMED at most; needs in order."""
+    best: dict[tuple[int, int], float] = {}
+    for i, k, p in pairs:
+        best[i, k] = max(best.get((i, k), p), p)
+    want = []
+    for i in sorted({i for i, _ in best}):
+        mine = sorted(((-p, k) for (j, k), p in best.items() if j == i))[:MAX_NAMED]
+        want += [(i, k, -q) for q, k in mine]
+    arr = np.array(pairs, np.float64).reshape(-1, 3)
+    i, k, p = _top_named(arr[:, 0].astype(np.int64), arr[:, 1].astype(np.int64), arr[:, 2], 8)
+    assert list(zip(i.tolist(), k.tolist(), p.tolist(), strict=True)) == want
