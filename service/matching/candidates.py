@@ -40,7 +40,7 @@ def stable_keys(values: Iterable[Id]) -> np.ndarray:
 
 def _ids(records: Sequence, kind: str) -> dict[Id, int]:
     """Index of each record id; duplicates are a data error."""
-    index = {r.id: k for k, r in enumerate(records)}
+    index = dict(zip(map(operator.attrgetter("id"), records), range(len(records)), strict=True))
     if len(index) != len(records):
         raise ValueError(f"duplicate {kind} ids")
     return index
@@ -52,6 +52,15 @@ def _lookup(index: dict[Id, int], key: Id, what: str) -> int:
         return index[key]
     except KeyError:
         raise ValueError(f"unknown {what} id {key!r}") from None
+
+
+def _lookup_all(index: dict[Id, int], keys: Iterable[Id], what: str) -> np.ndarray:
+    """Indices of many referenced ids (`_lookup` of each, in one pass)."""
+    keys = list(keys)
+    try:
+        return np.fromiter(map(index.__getitem__, keys), np.int64, len(keys))
+    except KeyError as e:
+        raise ValueError(f"unknown {what} id {e.args[0]!r}") from None
 
 
 @functools.lru_cache(maxsize=1 << 16)
@@ -130,7 +139,7 @@ def _need_arrays(
         if n.quantity <= 0:
             raise ValueError(f"need {n.id!r}: quantity must be > 0")
     return {
-        "need_station": np.array([_lookup(station_index, n.station_id, "station") for n in needs], np.int64),
+        "need_station": _lookup_all(station_index, map(operator.attrgetter("station_id"), needs), "station"),
         "need_type": np.array([types.setdefault(n.service_type, len(types)) for n in needs], np.int64),
         "need_qty": np.array([n.quantity for n in needs], np.int64),
         "need_prio": np.array([n.priority for n in needs], np.float64),
@@ -173,7 +182,7 @@ def index_records(
     org_dom = [(g, domains.setdefault(d, len(domains))) for g, o in enumerate(orgs) for d in o.domains]
     oa = [(k, *_region_int(a, "offer", o.id)) for k, o in enumerate(offers) for a in o.area]
     org_active = np.array([o.active for o in orgs], bool)
-    offer_org = np.array([_lookup(org_index, o.organization_id, "organization") for o in offers], np.int64)
+    offer_org = _lookup_all(org_index, map(operator.attrgetter("organization_id"), offers), "organization")
     nd = max(len(domains), 1)
     # Snapshots, not the caller's lists: a later run compares its records with these (`reindex_needs`), and a list
     # edited in place between runs would otherwise compare equal to itself.
@@ -293,8 +302,10 @@ def join(left: np.ndarray, right: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """All index pairs (i, j) with left[i] == right[j] (a vectorised many-to-many join)."""
     order = np.argsort(right, kind="stable")
     sk = right[order]
-    lo = np.searchsorted(sk, left, "left")
-    cnt = np.searchsorted(sk, left, "right") - lo
+    # Binary searches for each distinct key, in order (needs share keys; random probes of a long array miss cache).
+    keys, inverse = np.unique(left, return_inverse=True)
+    lo_k = np.searchsorted(sk, keys, "left")
+    lo, cnt = lo_k[inverse], (np.searchsorted(sk, keys, "right") - lo_k)[inverse]
     total = int(cnt.sum())
     li = np.repeat(np.arange(len(left)), cnt)
     within = np.arange(total) - np.repeat(np.cumsum(cnt) - cnt, cnt)
@@ -474,10 +485,15 @@ def _score(
         ],
         np.int64,
     )
-    continuity = member(org * max(len(ix.stations), 1) + st, pair_codes).astype(np.float64)
+    # Looked up only for edges of organizations with a pairing (national: 5 k pairings, 1.7 M edges).
+    paired = np.zeros(max(len(ix.orgs), 1), bool)
+    paired[pair_codes // max(len(ix.stations), 1)] = True
+    at = np.flatnonzero(paired[org])
+    continuity = np.zeros(len(need))
+    continuity[at] = member(org[at] * max(len(ix.stations), 1) + st[at], pair_codes)
     priority = np.clip((ix.need_prio[need] - 1) / 4, 0, 1)
     columns = (type_score, expertise, distance, rating, feedback, continuity, priority)
-    comps = np.stack(columns, axis=1)
+    comps = np.array(columns).T  # edges x components, column-major: each column written whole, not interleaved
     wv = (w.service_type, w.expertise, w.distance, w.rating, w.feedback, w.continuity, w.priority)
     # Summed component by component in a fixed order, not `comps @ wv`: a matrix product's rounding depends on how
     # many rows it gets, and an edge must score the same whether its need is scored alone (`update_candidates`) or

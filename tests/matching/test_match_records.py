@@ -223,8 +223,12 @@ def test_a_stored_component_state_lets_another_process_reuse_untouched_component
 
 
 def test_unknown_references_are_value_errors() -> None:
-    with pytest.raises(ValueError, match="station"):
-        _run([_need("n", "nowhere", "elder_care", 1)], [])
+    with pytest.raises(ValueError, match="unknown station id 'nowhere'"):
+        _run([_need("n1", "s1", "elder_care", 1), _need("n2", "nowhere", "elder_care", 1)], [])
+    with pytest.raises(ValueError, match="unknown organization id 'Z'"):
+        _run([], [_offer("oa", "A", ("elder_care",), 1), _offer("oz", "Z", ("elder_care",), 1)])
+    with pytest.raises(ValueError, match="duplicate need ids"):
+        _run([_need("n1", "s1", "elder_care", 1), _need("n1", "s2", "elder_care", 1)], [])
     with pytest.raises(ValueError, match="region code"):
         _run([], [_offer("oa", "A", ("elder_care",), 1, area=("4201060",))])
 
