@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Mapping
 
 import numpy as np
@@ -218,6 +219,8 @@ def utilisation(ix: Indexed, used: np.ndarray, at: np.ndarray | None = None) -> 
 
 def churn(previous: Mapping[tuple[Id, Id], int], current: Mapping[tuple[Id, Id], int]) -> Churn:
     """Allocations added, removed and changed since the previous run."""
+    if not previous:  # a first run: every allocation is added ((need, offer) + (units,), built in C)
+        return Churn(tuple(map(operator.add, current.keys(), zip(current.values()))), (), ())
     added = tuple((a, b, u) for (a, b), u in current.items() if (a, b) not in previous)
     removed = tuple((a, b, u) for (a, b), u in previous.items() if (a, b) not in current)
     changed = tuple(

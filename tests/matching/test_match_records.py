@@ -193,7 +193,10 @@ def test_resolve_keeps_untouched_components_and_reports_churn() -> None:
     offers = [_offer("oa", "A", ("elder_care",), 6), _offer("ob", "B", ("child_care",), 6, area=("420111",))]
     needs = [_need("e1", "s1", "elder_care", 3), _need("e2", "s2", "elder_care", 3), _need("c1", "s3", "child_care", 4)]
     first = _run(needs, offers)
-    assert first.churn.added and not first.churn.removed
+    # A first run adds every allocation, in the allocations' order, and removes or changes nothing.
+    added = tuple((a.need_id, a.offer_id, a.units) for a in first.allocations)
+    assert (first.churn.added, first.churn.removed, first.churn.changed) == (added, (), ())
+    assert len(added) == 3
     same = _run(needs, offers, previous=first)
     assert _units(same) == _units(first)
     assert (same.churn.added, same.churn.removed, same.churn.changed) == ((), (), ())
