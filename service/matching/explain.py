@@ -77,7 +77,7 @@ def org_station_counts(ix: Indexed, cand: Candidates, alloc: np.ndarray) -> np.n
     return np.bincount(pairs // n_st, minlength=len(ix.orgs))
 
 
-_CHUNK_EDGES = 200_000  # bounds the memory of the edge x top-allocation join
+_CHUNK_EDGES = 200_000  # bounds the memory of the per-edge gather of its offer's first allocations
 
 
 def _top_named(i: np.ndarray, k: np.ndarray, p: np.ndarray, n_needs: int) -> tuple[np.ndarray, ...]:
