@@ -40,7 +40,7 @@ def stable_keys(values: Iterable[Id]) -> np.ndarray:
 
 def _ids(records: Sequence, kind: str) -> dict[Id, int]:
     """Index of each record id; duplicates are a data error."""
-    index = dict(zip(map(operator.attrgetter("id"), records), range(len(records)), strict=True))
+    index = {r.id: k for k, r in enumerate(records)}
     if len(index) != len(records):
         raise ValueError(f"duplicate {kind} ids")
     return index
