@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import base64
 import binascii
-import itertools
 import os
 import time
 from collections.abc import Iterator
@@ -533,13 +532,12 @@ class _Run:
             g = norm.org[offer]
             check = np.flatnonzero(split & (lim[g] >= 0))
             station, n_st, ids = _stations(norm)
-            # `allowed` also lists organizations with no edge here (national: most of them).
-            here = [a for a in np.unique(g[check]).tolist() if a in allowed]
-            sizes = [len(allowed[a]) for a in here]
-            a_ = np.repeat(np.array(here, np.int64), sizes)
-            b_ = np.fromiter(itertools.chain.from_iterable(allowed[a] for a in here), np.int64, sum(sizes))
+            here = set(np.unique(g[check]).tolist())  # `allowed` also lists organizations with no edge here
+            pairs = [(a, b) for a, seen in allowed.items() if a in here for b in seen]
+            a_ = np.array([a for a, _ in pairs], np.int64)
+            b_ = np.array([b for _, b in pairs], np.int64)
             codes = a_ * n_st + (b_ if ids is None else np.searchsorted(ids, b_))
-            ok[check] = member(g[check] * n_st + station[need[check]], codes)
+            ok[check] = np.isin(g[check] * n_st + station[need[check]], codes)
         elif len(lim):
             ok &= lim[norm.org[offer]] < 0
         sp = np.flatnonzero(ok)
