@@ -34,8 +34,6 @@ from service.matching.records import (
 )
 from service.matching.solver import Solution, edge_objective, offer_use, solve
 
-_PAIR, _UNITS = operator.attrgetter("need_id", "offer_id"), operator.attrgetter("units")  # of an Allocation
-
 
 @contextmanager
 def _collector_paused() -> Iterator[None]:
@@ -275,7 +273,7 @@ def _explain(
     gain = edge_objective(norm, units)
     used = offer_use(norm, np.arange(norm.n_edges), units)
     allocs = explain.allocations(ix, cand, units, gain)
-    current = dict(zip(map(_PAIR, allocs), map(_UNITS, allocs), strict=True))
+    current = {(a.need_id, a.offer_id): a.units for a in allocs}
     org_stations = explain.org_station_counts(ix, cand, np.flatnonzero(units > 0))
     unmatched, rows = explain.unmatched(ix, cand, units, stations=org_stations)
     result = MatchResult(
