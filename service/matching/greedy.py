@@ -402,7 +402,23 @@ def _gain_and_density(
 def _density_order(positions: np.ndarray, density: np.ndarray) -> np.ndarray:
     """The order putting `positions` highest density first, ties by position: one total order, so each pass sorts
     only its own positions."""
+    key = _radix_key(density)
+    if key is not None and bool(np.all(positions[1:] > positions[:-1])):
+        # Positions ascending: a stable sort of the density alone keeps ties in position order, and numpy sorts
+        # 16-bit keys by radix (national's 1.5 M positions: 0.03 s against 0.23 s for the two-key lexsort).
+        return np.argsort(key, kind="stable")
     return np.lexsort((positions, -density))
+
+
+def _radix_key(density: np.ndarray) -> np.ndarray | None:
+    """`density` as an ascending 16-bit key (highest density first), if it is integral and spans fewer than 2**16
+    values: without an incumbent every density is a value per unit (national: 86 to 726); else None."""
+    if not density.size:
+        return None
+    hi, lo = density.max(), density.min()
+    if not (hi - lo < 2**16 and np.array_equal(density, np.floor(density))):
+        return None
+    return (hi - density).astype(np.uint16)
 
 
 def _last_pass(norm: Normalised, st: _State, edges: np.ndarray, split: np.ndarray, units: np.ndarray) -> None:

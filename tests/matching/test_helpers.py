@@ -12,6 +12,7 @@ from service.matching import cpsat
 from service.matching.candidates import member, sorted_unique
 from service.matching.components import grouped
 from service.matching.explain import MAX_NAMED, _top_named
+from service.matching.greedy import _density_order
 
 ints = st.lists(st.integers(-50, 50), max_size=60)
 
@@ -33,6 +34,23 @@ def test_grouped_is_the_stable_sort_by_label_with_group_starts(labels: list[int]
     order, start = grouped(lab, count)
     assert np.array_equal(order, np.argsort(lab, kind="stable"))
     assert np.array_equal(start, np.searchsorted(lab[order], np.arange(count + 1)))
+
+
+@settings(max_examples=300, deadline=None)
+@given(
+    st.lists(st.integers(-3, 3), max_size=80),
+    st.sampled_from([1.0, 0.5, 1 / 3, 40_000.0]),
+    st.sampled_from(["ascending", "shuffled"]),
+)
+def test_density_order_is_highest_density_first_then_position(levels: list[int], step: float, layout: str) -> None:
+    # whole densities within 2**16 of each other take the radix path; halves, thirds, a span of 240,000 and
+    # positions out of order take the two-key sort: every path gives the same order
+    density = np.array(levels, np.float64) * step
+    positions = np.arange(len(levels), dtype=np.int64) * 3
+    if layout == "shuffled":
+        positions = np.random.default_rng(len(levels)).permutation(positions)
+    expected = sorted(range(len(levels)), key=lambda k: (-density[k], positions[k]))
+    assert _density_order(positions, density).tolist() == expected
 
 
 def test_cpsat_bound_is_not_read_without_a_solution() -> None:
