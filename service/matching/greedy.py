@@ -184,9 +184,11 @@ class _State:
         dem, cap = np.asarray(self.dem, np.int64), np.asarray(self.cap, np.int64)
         # Rounds (not in a coverage pass: it reads the stations covered so far, one position at a time).
         slots = None if self.norm.coverage_first else _Slots.of(self.stations, self.norm.org_limit)
+        need, offer, usage = self.e_need[positions], self.e_offer[positions], self.e_usage[positions]
         for lo in range(0, len(positions), _RUN_CHUNK):
             pos, chunk_lim = positions[lo : lo + _RUN_CHUNK], lim[lo : lo + _RUN_CHUNK]
-            alive = _alive(dem, cap, self.e_need[pos], self.e_offer[pos], self.e_usage[pos])
+            chunk = slice(lo, lo + _RUN_CHUNK)
+            alive = _alive(dem, cap, need[chunk], offer[chunk], usage[chunk])
             if slots is not None:
                 self._rounds(units, pos[alive], chunk_lim[alive], dem, cap, slots)
                 continue
