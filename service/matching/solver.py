@@ -371,6 +371,14 @@ class _Run:
         s = self.comps.edge_start
         return np.concatenate([self.comps.edge_order[s[c] : s[c + 1]] for c in comp_ids.tolist()] or [np.zeros(0, int)])
 
+    def sorted_edges_of(self, comp_ids: np.ndarray) -> np.ndarray:
+        """Active edges of several components (ids or a mask), in edge order: the repair's and the re-solve's passes
+        over them gather every edge column, which runs several times faster on ascending indices than on
+        `edges_of`'s component order (national: 4 ms against 30 ms per column of 1.7 M edges)."""
+        mask = np.zeros(self.comps.count, bool)
+        mask[comp_ids] = True
+        return np.flatnonzero(self.comps.active & mask[self.comps.need_comp[self.norm.e_need]])
+
     def run_flow(self, comp_ids: np.ndarray) -> np.ndarray:
         """Solve components by flow; return those whose relaxed optimum is not a valid answer."""
         if not self.linked:
@@ -645,7 +653,7 @@ class _Run:
         hit[comps.need_comp[bad_needs]] = True
         hit[comps.offer_comp[np.flatnonzero(np.isin(norm.org, over))]] = True
         hit[comps.offer_comp[over_cap]] = True
-        edges = self.edges_of(np.flatnonzero(hit))
+        edges = self.sorted_edges_of(hit)
         self._dive_around(edges, self.neighbourhood(bad_needs, over, over_cap))
         self.method[hit] = "dive"
         opened = self.opened_outside(edges)  # the units outside `edges` stay as they are from here on
@@ -1072,7 +1080,7 @@ def _local_resolve(
     # Never worse than greedy: the greedy answer of the components re-solved in part (as the cold run's guard; the
     # greedy keeps incumbent units first, so on a re-solve it is close: with the fill before it, it won 1 of 20
     # province re-solves).  A greedy pass over the freed edges alone never beat the local answer, so there is none.
-    whole, guard = run.edges_of(todo), 0
+    whole, guard = run.sorted_edges_of(todo), 0
     opened = run.opened_outside(whole)
     run.units[whole] = fill(norm, whole, run.units[whole], opened=opened)  # slack the held answer left
     base = greedy(norm, whole, opened=opened)
