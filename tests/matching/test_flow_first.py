@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -210,5 +212,30 @@ def test_the_dive_flow_piece_by_piece_is_the_optimum_of_one_flow_over_all_its_ed
     pieces, one_graph = np.zeros(norm.n_edges, np.int64), np.zeros(norm.n_edges, np.int64)
     pieces[edges] = solver._Run(norm, 5.0, 1).flow_in_pieces(norm, edges)
     one_graph[edges] = solve_flow(norm, edges, 1).units
+    check_feasible(norm, pieces)
+    assert edge_objective(norm, pieces).sum() == edge_objective(norm, one_graph).sum()
+
+
+def test_the_dive_flow_leaves_out_offers_with_no_capacity_left(monkeypatch) -> None:
+    """Offers the dive has filled (no residual capacity) carry nothing: their edges never reach OR-Tools, and the
+    answer is still the optimum of one graph over every edge."""
+    p = _regional(4, splittable_share=1.0)
+    norm = normalise(p)
+    rng = np.random.default_rng(4)
+    full = rng.random(norm.n_offers) < 0.3
+    norm = replace(norm, capacity=np.where(full, 0, norm.capacity))
+    edges = np.flatnonzero(rng.random(norm.n_edges) < 0.2)
+    sent: list[np.ndarray] = []
+
+    def spy(n, e, scale=1):
+        sent.append(e)
+        return solve_flow(n, e, scale)
+
+    monkeypatch.setattr(solver, "solve_flow", spy)
+    pieces, one_graph = np.zeros(norm.n_edges, np.int64), np.zeros(norm.n_edges, np.int64)
+    pieces[edges] = solver._Run(norm, 5.0, 1).flow_in_pieces(norm, edges)
+    one_graph[edges] = solve_flow(norm, edges, 1).units
+    assert full[norm.e_offer[edges]].any()
+    assert not full[norm.e_offer[np.concatenate(sent)]].any()
     check_feasible(norm, pieces)
     assert edge_objective(norm, pieces).sum() == edge_objective(norm, one_graph).sum()
