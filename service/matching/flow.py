@@ -37,11 +37,13 @@ class FlowResult:
 MAX_EXACT_SCALE = 2520
 
 
-def relaxation_scale(norm: Normalised, edges: np.ndarray) -> int:
-    """Smallest scale making every unsplittable edge's value per unit integral (capped at MAX_EXACT_SCALE)."""
-    whole = edges[~norm.splittable[norm.e_need[edges]]]
-    dem = norm.demand[norm.e_need[whole]]
-    dens = np.unique(dem // np.gcd(np.abs(norm.value[whole]), dem))
+def relaxation_scale(norm: Normalised, edges: np.ndarray, need: np.ndarray | None = None) -> int:
+    """Smallest scale making every unsplittable edge's value per unit integral (capped at MAX_EXACT_SCALE); `need`:
+    the edges' needs, if at hand."""
+    need = norm.e_need[edges] if need is None else need
+    whole = ~norm.splittable[need]
+    dem = norm.demand[need[whole]]
+    dens = np.unique(dem // np.gcd(np.abs(norm.value[edges[whole]]), dem))
     scale = 1
     for d in dens.tolist():
         scale = math.lcm(scale, d)
@@ -50,12 +52,14 @@ def relaxation_scale(norm: Normalised, edges: np.ndarray) -> int:
     return scale
 
 
-def per_unit_value(norm: Normalised, edges: np.ndarray, scale: int) -> np.ndarray:
-    """Value per unit times `scale` (an unsplittable need's value is spread over its demand)."""
+def per_unit_value(norm: Normalised, edges: np.ndarray, scale: int, need: np.ndarray | None = None) -> np.ndarray:
+    """Value per unit times `scale` (an unsplittable need's value is spread over its demand); `need`: the edges'
+    needs, if at hand."""
+    need = norm.e_need[edges] if need is None else need
     out = norm.value[edges] * scale
-    whole = np.flatnonzero(~norm.splittable[norm.e_need[edges]])
+    whole = np.flatnonzero(~norm.splittable[need])
     # Ceiling division keeps the relaxation an upper bound when the scale is not a multiple of the demand.
-    out[whole] = -((-out[whole]) // norm.demand[norm.e_need[edges[whole]]])
+    out[whole] = -((-out[whole]) // norm.demand[need[whole]])
     return out
 
 
@@ -81,9 +85,11 @@ def _compact(values: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     return np.flatnonzero(mark), rank[values]
 
 
-def solve_flow(norm: Normalised, edges: np.ndarray, scale: int = 1) -> FlowResult | None:
-    """Optimal units on `edges` (one or several whole components); None if OR-Tools rejects the ranges."""
+def solve_flow(norm: Normalised, edges: np.ndarray, scale: int | None = 1) -> FlowResult | None:
+    """Optimal units on `edges` (one or several whole components); None if OR-Tools rejects the ranges.  `scale`
+    None: `relaxation_scale` of the edges (the relaxation of their unsplittable needs, exact where it can be)."""
     e_need, e_offer = norm.e_need[edges], norm.e_offer[edges]
+    scale = relaxation_scale(norm, edges, e_need) if scale is None else scale
     # Local node numbers: the sorted unique needs and offers, and each edge's position among them.
     needs, ln = _compact(e_need, norm.n_needs)
     offers, lo = _compact(e_offer, norm.n_offers)
@@ -98,7 +104,7 @@ def solve_flow(norm: Normalised, edges: np.ndarray, scale: int = 1) -> FlowResul
         res_cap = np.maximum(norm.capacity[offers] - used, 0)
     else:
         res_dem, res_cap = norm.demand[needs], norm.capacity[offers]
-    unit = per_unit_value(norm, edges, scale)
+    unit = per_unit_value(norm, edges, scale, e_need)
     pen = norm.penalty * scale if norm.has_incumbent else 0
     if np.abs(unit).max(initial=0) + pen > _MAX_SCALED_COST // (len(needs) + len(offers) + 2):
         return None

@@ -15,7 +15,7 @@ import numpy as np
 from service.matching import components as cc
 from service.matching.candidates import member, sorted_unique
 from service.matching.cpsat import CpResult, solve_cpsat
-from service.matching.flow import FlowResult, relaxation_scale, solve_flow
+from service.matching.flow import FlowResult, solve_flow
 from service.matching.greedy import fill, greedy
 from service.matching.problem import Normalised, Problem, normalise
 
@@ -349,21 +349,25 @@ class _Run:
         integral, so the floors add up to a bound)."""
         norm, comps = self.norm, self.comps
         edges = np.concatenate([self.parts.edges_of(p) for p in part_ids.tolist()])
-        res = solve_flow(norm, edges, relaxation_scale(norm, edges))
+        res = solve_flow(norm, edges, None)
         if res is None:
             return False
         self.timings["ortools_flow"] += res.ortools_s
-        edge_comp = comps.need_comp[norm.e_need[edges]]
+        # `edges` lists the parts one after another: per-part sums and each edge's component need no gather.
+        sizes = self.parts.sizes()[part_ids]
+        comp = self.parts.comp_of_part[part_ids]
         gain = np.zeros(comps.count, np.int64)
-        np.add.at(gain, edge_comp, res.scaled_gain)
+        np.add.at(gain, comp, np.add.reduceat(res.scaled_gain, np.cumsum(sizes) - sizes))
         acc += np.floor_divide(gain, res.scale)
-        split = norm.splittable[norm.e_need[edges]]
-        whole = norm.demand[norm.e_need[edges]]
-        inexact = ~split & (((res.units > 0) & (res.units != whole)) | ((norm.value[edges] * res.scale) % whole != 0))
-        self.status[np.unique(edge_comp[inexact])] = "feasible"
+        need = norm.e_need[edges]
+        whole = norm.demand[need]
+        inexact = ~norm.splittable[need] & (
+            ((res.units > 0) & (res.units != whole)) | ((norm.value[edges] * res.scale) % whole != 0)
+        )
+        self.status[np.repeat(comp, sizes)[inexact]] = "feasible"
         self.units[edges] = res.units
         self.relaxed[edges] = res.units
-        self.method[np.unique(edge_comp)] = "flow"
+        self.method[comp] = "flow"
         return True
 
     def edges_of(self, comp_ids: np.ndarray) -> np.ndarray:
@@ -387,7 +391,7 @@ class _Run:
         failed: list[np.ndarray] = []
         for batch in self.batches(comp_ids):
             edges = self.edges_of(batch)
-            res = solve_flow(self.norm, edges, relaxation_scale(self.norm, edges))
+            res = solve_flow(self.norm, edges, None)
             if res is None:
                 failed.append(self._flow_one_by_one(batch))
                 continue
@@ -399,7 +403,7 @@ class _Run:
         bad = []
         for c in batch.tolist():
             edges = self.comps.edges_of(c)
-            res = solve_flow(self.norm, edges, relaxation_scale(self.norm, edges))
+            res = solve_flow(self.norm, edges, None)
             if res is None:
                 bad.append(c)
             else:
@@ -605,7 +609,7 @@ class _Run:
         piece = labels[e_need]
         for pos in self._part_batches(piece, cc.grouped(piece, count)[0]):
             pos = np.sort(pos)
-            res = solve_flow(norm, sub[pos], relaxation_scale(norm, sub[pos]))
+            res = solve_flow(norm, sub[pos], None)
             if res is None:
                 return None
             self.timings["ortools_flow"] += res.ortools_s
