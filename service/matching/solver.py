@@ -670,7 +670,7 @@ class _Run:
         self.timings["dive"] = time.perf_counter() - t0
         self.dive_objective = int(edge_objective(norm, self.units).sum())
         bound = int(np.minimum(self.relax_bound, self.cp_bound).sum())
-        if bound - int(edge_objective(norm, self.units).sum()) <= self.gap_tolerance * max(abs(bound), 1):
+        if bound - self.dive_objective <= self.gap_tolerance * max(abs(bound), 1):
             return
         t1 = time.perf_counter()
         base = greedy(norm, edges, opened=opened)  # guard: never worse than the greedy baseline
