@@ -353,7 +353,8 @@ class _Run:
         if res is None:
             return False
         self.timings["ortools_flow"] += res.ortools_s
-        # `edges` lists the parts one after another: per-part sums and each edge's component need no gather.
+        # `edges` lists the parts one after another: per-part sums and each edge's component need no gather (every
+        # part here has edges: `parts_of` drops empty ones, and `reduceat` would misread an empty one).
         sizes = self.parts.sizes()[part_ids]
         comp = self.parts.comp_of_part[part_ids]
         gain = np.zeros(comps.count, np.int64)
