@@ -109,7 +109,7 @@ def _top_named(i: np.ndarray, k: np.ndarray, p: np.ndarray, n_needs: int) -> tup
 
 def _taken_by(ix: Indexed, cand: Candidates, units: np.ndarray, edges: np.ndarray) -> dict[int, tuple[Id, ...]]:
     """Per need of `edges` (candidate edges of short needs): up to MAX_NAMED other needs holding those offers'
-    capacity at a value per unit at least the edge's (among each offer's first MAX_NAMED + 1: `_firsts`)."""
+    capacity at a value per unit at least the edge's (among each offer's first MAX_NAMED + 1: `offer_tops`)."""
     # Only the offers of `edges` matter (a re-match explains a few needs anew).
     mine = np.zeros(len(ix.offers), bool)
     mine[cand.offer[edges]] = True
@@ -140,25 +140,18 @@ def offer_tops(ix: Indexed, cand: Candidates, units: np.ndarray, offers: np.ndar
     (-value per unit, need), as (offers, MAX_NAMED + 1) arrays, for the offers the mask `offers` marks (the others
     read as none): all that an unmatched need's names read of an offer (`_taken_by`), so a re-match re-explains only
     the needs of offers where these differ."""
-    top, pu, rank = _firsts(ix, cand, np.flatnonzero((units > 0) & offers[cand.offer]))
-    off = cand.offer[top]
-    needs = np.full((len(ix.offers), MAX_NAMED + 1), -1, np.int64)
-    values = np.full((len(ix.offers), MAX_NAMED + 1), -np.inf)
-    needs[off, rank] = cand.need[top]
-    values[off, rank] = pu
-    return needs, values
-
-
-def _firsts(ix: Indexed, cand: Candidates, alloc: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """Of the allocations `alloc` (edges), each offer's first MAX_NAMED + 1 by (-value per unit, need), the order
-    names are picked in: those edges grouped by offer, their values per unit and their ranks within the offer."""
+    alloc = np.flatnonzero((units > 0) & offers[cand.offer])
     pu = _per_unit(ix, cand, alloc)
     order = np.lexsort((cand.need[alloc], -pu, cand.offer[alloc]))
     alloc, pu = alloc[order], pu[order]
     off = cand.offer[alloc]
     rank = np.arange(len(alloc)) - np.searchsorted(off, off, "left")
     top = rank <= MAX_NAMED
-    return alloc[top], pu[top], rank[top]
+    needs = np.full((len(ix.offers), MAX_NAMED + 1), -1, np.int64)
+    values = np.full((len(ix.offers), MAX_NAMED + 1), -np.inf)
+    needs[off[top], rank[top]] = cand.need[alloc[top]]
+    values[off[top], rank[top]] = pu[top]
+    return needs, values
 
 
 def unmatched(

@@ -85,7 +85,7 @@ def _compact(values: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     return np.flatnonzero(mark), rank[values]
 
 
-def solve_flow(norm: Normalised, edges: np.ndarray, scale: int | None = 1) -> FlowResult | None:
+def solve_flow(norm: Normalised, edges: np.ndarray, scale: int | None = None) -> FlowResult | None:
     """Optimal units on `edges` (one or several whole components); None if OR-Tools rejects the ranges.  `scale`
     None: `relaxation_scale` of the edges (the relaxation of their unsplittable needs, exact where it can be)."""
     e_need, e_offer = norm.e_need[edges], norm.e_offer[edges]

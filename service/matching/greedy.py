@@ -225,9 +225,9 @@ class _State:
         rest = np.arange(len(positions))
         took: list[np.ndarray] = []
         amounts: list[np.ndarray] = []
+        scratch = self._scratch
         while rest.size:
             need, offer = e_need[rest], e_offer[rest]
-            scratch = self._scratch
             ready = _first(need, scratch) & _first(offer, scratch)
             limited = g_lim[rest] >= 0
             if limited.any():

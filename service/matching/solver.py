@@ -349,7 +349,7 @@ class _Run:
         integral, so the floors add up to a bound)."""
         norm, comps = self.norm, self.comps
         edges = np.concatenate([self.parts.edges_of(p) for p in part_ids.tolist()])
-        res = solve_flow(norm, edges, None)
+        res = solve_flow(norm, edges)
         if res is None:
             return False
         self.timings["ortools_flow"] += res.ortools_s
@@ -392,7 +392,7 @@ class _Run:
         failed: list[np.ndarray] = []
         for batch in self.batches(comp_ids):
             edges = self.edges_of(batch)
-            res = solve_flow(self.norm, edges, None)
+            res = solve_flow(self.norm, edges)
             if res is None:
                 failed.append(self._flow_one_by_one(batch))
                 continue
@@ -404,7 +404,7 @@ class _Run:
         bad = []
         for c in batch.tolist():
             edges = self.comps.edges_of(c)
-            res = solve_flow(self.norm, edges, None)
+            res = solve_flow(self.norm, edges)
             if res is None:
                 bad.append(c)
             else:
@@ -610,7 +610,7 @@ class _Run:
         piece = labels[e_need]
         for pos in self._part_batches(piece, cc.grouped(piece, count)[0]):
             pos = np.sort(pos)
-            res = solve_flow(norm, sub[pos], None)
+            res = solve_flow(norm, sub[pos])
             if res is None:
                 return None
             self.timings["ortools_flow"] += res.ortools_s
