@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 import gc
 import json
+import os
 import resource
 import statistics
 import subprocess
@@ -54,6 +55,20 @@ def raw_flow_seconds(sol: Solution, problem) -> float:
         smcf.solve()
         total += time.perf_counter() - t0
     return total
+
+
+# glibc malloc keeping every page it got (no mmap for large blocks, no trimming of the heap): `--keep-memory`.
+KEEP_MEMORY_ENV = {"MALLOC_MMAP_MAX_": "0", "MALLOC_TRIM_THRESHOLD_": str(2**40)}
+
+
+def first_touch_ms_per_mib(mib: int = 64) -> float:
+    """Milliseconds per MiB to fill memory fresh from the kernel.  A virtual machine that hands freed memory back to
+    its host (free page reporting; the benchmark machines do so within about 2 s) pays the host's page faults on
+    every new page: 3-4.5 ms per MiB there against about 0.2 where pages stay backed.  A cold national run allocates
+    several GiB of temporaries over its life, so this figure explains much of the spread between machines."""
+    t0 = time.perf_counter()
+    np.ones(mib * 2**20 // 8)
+    return (time.perf_counter() - t0) * 1000 / mib
 
 
 GAP_TOLERANCE = 0.001  # the service accepts a proven 0.1 % gap instead of waiting for CP-SAT to close it
@@ -145,6 +160,7 @@ def one_size(
     workers_rss, server_rss = pool_peak_rss_mib()
     parallel.shutdown()
     return {
+        "keep_memory": os.environ.get("MALLOC_MMAP_MAX_") == "0",
         "processes": processes,
         "warm_pool_start_s": pool_start,
         "parallel_bins": sol.stats.get("processes", 1),
@@ -259,6 +275,12 @@ def main() -> None:
     ap.add_argument(
         "--repeat", type=int, default=1, help="cold runs and raw solves per size: engine / raw as a ratio of medians"
     )
+    ap.add_argument(
+        "--keep-memory",
+        action="store_true",
+        help="run each size with glibc malloc keeping the pages it got (MALLOC_MMAP_MAX_=0, no trimming), so only "
+        "the first use of each page pays a fault",
+    )
     ap.add_argument("--one", help=argparse.SUPPRESS)
     args = ap.parse_args()
     if args.one:
@@ -266,6 +288,10 @@ def main() -> None:
         return
     sizes = [s for s in args.sizes.split(",") if s]
     if sizes:
+        print(
+            f"memory: {first_touch_ms_per_mib():.2f} ms per MiB touched fresh from the kernel; "
+            f"malloc {'keeps its pages (--keep-memory)' if args.keep_memory else 'as default'}\n"
+        )
         print(HEADER)
         print("|" + "---|" * (HEADER.count("|") - 1))
     flags = ["--time-limit", str(args.time_limit), "--layout", args.layout, "--processes", str(args.processes)]
@@ -277,6 +303,7 @@ def main() -> None:
             capture_output=True,
             text=True,
             check=True,
+            env={**os.environ, **KEEP_MEMORY_ENV} if args.keep_memory else None,
         )
         r = json.loads(out.stdout.strip().splitlines()[-1])
         print(row(r), flush=True)
