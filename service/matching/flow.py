@@ -35,11 +35,15 @@ class FlowResult:
 
 # Above this lcm the relaxation uses rounded-up per-unit values: still an upper bound, no longer exact.
 MAX_EXACT_SCALE = 2520
+# The scale times the most the edges' objective could reach stays below this, so scaled values, gains and their sums
+# fit int64 (`normalise` admits objectives up to 2**52, and 2**52 * 2520 would not fit).
+_MAX_SCALED_OBJECTIVE = 2**61
 
 
 def relaxation_scale(norm: Normalised, edges: np.ndarray, need: np.ndarray | None = None) -> int:
-    """Smallest scale making every unsplittable edge's value per unit integral (capped at MAX_EXACT_SCALE); `need`:
-    the edges' needs, if at hand."""
+    """Smallest scale making every unsplittable edge's value per unit integral, capped at MAX_EXACT_SCALE and at what
+    keeps the scaled objective within _MAX_SCALED_OBJECTIVE (values near the 2**52 limit); `need`: the edges' needs,
+    if at hand."""
     need = norm.e_need[edges] if need is None else need
     whole = ~norm.splittable[need]
     dem = norm.demand[need[whole]]
@@ -48,8 +52,20 @@ def relaxation_scale(norm: Normalised, edges: np.ndarray, need: np.ndarray | Non
     for d in dens.tolist():
         scale = math.lcm(scale, d)
         if scale > MAX_EXACT_SCALE:
-            return MAX_EXACT_SCALE
-    return scale
+            scale = MAX_EXACT_SCALE
+            break
+    return min(scale, _magnitude_cap(norm, edges, need)) if scale > 1 else 1
+
+
+def _magnitude_cap(norm: Normalised, edges: np.ndarray, need: np.ndarray) -> int:
+    """The largest scale whose scaled objective on `edges` stays within _MAX_SCALED_OBJECTIVE (as `normalise`
+    bounds the objective: |value| per unit served, whole needs once, and the change penalty on every unit that could
+    move)."""
+    units = np.where(norm.splittable[need], norm.demand[need], 1).astype(np.float64)
+    total = float(np.abs(norm.value[edges]).astype(np.float64) @ units)
+    if norm.has_incumbent:
+        total += norm.penalty * float(np.sum(norm.demand[need].astype(np.float64) + norm.incumbent[edges]))
+    return max(1, int(_MAX_SCALED_OBJECTIVE // max(total, 1.0)))
 
 
 def per_unit_value(norm: Normalised, edges: np.ndarray, scale: int, need: np.ndarray | None = None) -> np.ndarray:
@@ -89,7 +105,8 @@ def solve_flow(norm: Normalised, edges: np.ndarray, scale: int | None = None) ->
     """Optimal units on `edges` (one or several whole components); None if OR-Tools rejects the ranges.  `scale`
     None: `relaxation_scale` of the edges (the relaxation of their unsplittable needs, exact where it can be)."""
     e_need, e_offer = norm.e_need[edges], norm.e_offer[edges]
-    scale = relaxation_scale(norm, edges, e_need) if scale is None else scale
+    auto = scale is None
+    scale = relaxation_scale(norm, edges, e_need) if auto else scale
     # Local node numbers: the sorted unique needs and offers, and each edge's position among them.
     needs, ln = _compact(e_need, norm.n_needs)
     offers, lo = _compact(e_offer, norm.n_offers)
@@ -106,7 +123,15 @@ def solve_flow(norm: Normalised, edges: np.ndarray, scale: int | None = None) ->
         res_dem, res_cap = norm.demand[needs], norm.capacity[offers]
     unit = per_unit_value(norm, edges, scale, e_need)
     pen = norm.penalty * scale if norm.has_incumbent else 0
-    if np.abs(unit).max(initial=0) + pen > _MAX_SCALED_COST // (len(needs) + len(offers) + 2):
+    limit = _MAX_SCALED_COST // (len(needs) + len(offers) + 2)
+    if auto and scale > 1 and np.abs(unit).max(initial=0) + pen > limit:
+        # Values near the 2**52 limit on a larger graph: the largest scale OR-Tools takes (rounded per-unit values,
+        # a bound but no longer exact; the caller sees it from the scale).
+        most = int(np.abs(norm.value[edges]).max(initial=0)) + (norm.penalty if norm.has_incumbent else 0)
+        scale = max(1, min(scale, limit // max(most, 1)))
+        unit = per_unit_value(norm, edges, scale, e_need)
+        pen = norm.penalty * scale if norm.has_incumbent else 0
+    if np.abs(unit).max(initial=0) + pen > limit:
         return None
     # An unsplittable need fits an offer only whole: edges to offers with less (residual) capacity carry nothing,
     # in the relaxation too (the generalised assignment problem's usual LP cut; it tightens the bound).

@@ -294,6 +294,9 @@ class _Run:
         self.group_bounds: list[tuple[np.ndarray, int]] = []  # CP-SAT bounds of groups of components
         self.search_skipped = 0  # neighbourhood edges left without a CP-SAT phase (too large for the window)
         self.local_stats: dict[str, int] = {}  # what a local re-solve freed
+        # Components whose relaxed bound is not exact (values rounded to the scale, or no flow at all): `repair`
+        # has CP-SAT prove them even where the relaxed answer breaks nothing.
+        self.unproven = np.zeros(c, bool)
 
     def _trivial_bound(self) -> np.ndarray:
         """Per component: every positive value served in full (penalties only lower the objective).  Summed over all
@@ -343,6 +346,12 @@ class _Run:
                     failed[self.parts.comp_of_part[p]] = True
         ok = comp_ids[~failed[comp_ids]]
         self.relax_bound[ok] = acc[ok]
+        if failed.any():  # values too large for OR-Tools on these graphs: the greedy's answer, for CP-SAT to prove
+            bad = np.flatnonzero(failed)
+            edges = self.sorted_edges_of(bad)
+            self.units[edges] = greedy(self.norm, edges, opened=self.opened_outside(edges))
+            self.method[bad], self.status[bad] = "greedy", "feasible"
+            self.unproven[bad] = True
 
     def _relax(self, part_ids: np.ndarray, acc: np.ndarray) -> bool:
         """Relaxed flow of some parts; adds each component's floored gain to `acc` (each part's objective is
@@ -362,10 +371,11 @@ class _Run:
         acc += np.floor_divide(gain, res.scale)
         need = norm.e_need[edges]
         whole = norm.demand[need]
-        inexact = ~norm.splittable[need] & (
-            ((res.units > 0) & (res.units != whole)) | ((norm.value[edges] * res.scale) % whole != 0)
-        )
-        self.status[np.repeat(comp, sizes)[inexact]] = "feasible"
+        rounded = ~norm.splittable[need] & ((norm.value[edges] * res.scale) % whole != 0)
+        inexact = rounded | (~norm.splittable[need] & (res.units > 0) & (res.units != whole))
+        edge_comp = np.repeat(comp, sizes)
+        self.status[edge_comp[inexact]] = "feasible"
+        self.unproven[edge_comp[rounded]] = True
         self.units[edges] = res.units
         self.relaxed[edges] = res.units
         self.method[comp] = "flow"
@@ -655,6 +665,11 @@ class _Run:
         """Flow first: re-solve only the neighbourhood of violated side constraints, the rest stays fixed."""
         bad_needs, over, over_cap = self.violations()
         if not bad_needs.size and not over.size and not over_cap.size:
+            # A valid relaxed answer whose values were rounded (large demands: the lcm scale is capped) is not proven
+            # optimal by its rounded bound; CP-SAT can prove it (a need of a million units and value 7: bound 14).
+            if self.unproven.any():
+                self.last_gain = time.monotonic()
+                self.prove(self.unproven)
             return
         norm, comps = self.norm, self.comps
         free = self.neighbourhood(bad_needs, over)
@@ -684,7 +699,7 @@ class _Run:
             return
         self.last_gain = time.monotonic()
         self.improve(free, time.perf_counter() + (self.deadline - time.perf_counter()) / 4)
-        self.prove(hit)
+        self.prove(hit | self.unproven)
 
     def prove(self, hit: np.ndarray) -> None:
         """CP-SAT on whole components linked by station limits (valid bounds), where a gap remains."""

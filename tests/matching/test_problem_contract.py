@@ -72,6 +72,51 @@ def test_values_that_could_overflow_the_objective_are_rejected() -> None:
         solve(_problem(need_demand=[2**40, 2], edge_value=[2**40, 1, 1]))
 
 
+def test_values_up_to_the_magnitude_limit_are_accepted_and_one_more_is_rejected() -> None:
+    at_limit = dict(need_demand=[2**20], need_splittable=[True], offer_capacity=[2**20], edge_need=[0], edge_offer=[0])
+    s = solve(Problem(**at_limit, edge_value=[2**32]))  # the objective could reach exactly 2**52
+    assert (s.status, s.objective, s.bound) == ("optimal", 2**52, 2**52)
+    with pytest.raises(ValueError, match="too large"):
+        solve(Problem(**at_limit, edge_value=[2**32 + 1]))
+
+
+@pytest.mark.parametrize("splittable", [False, True])
+def test_values_too_large_for_one_flow_graph_are_still_served_and_proven(splittable: bool) -> None:
+    # One offer, 2,100 needs: a value of 2**51 times the graph's node count is beyond what OR-Tools' flow accepts
+    # (it scales costs by the node count), so the flow cannot take this component; the answer must still serve
+    # every need it can (the one of value 2**51 first), and CP-SAT proves it.
+    n = 2100
+    p = Problem(
+        need_demand=[1] * n,
+        need_splittable=[splittable] * n,
+        offer_capacity=[n - 1],
+        edge_need=list(range(n)),
+        edge_offer=[0] * n,
+        edge_value=[2**51] + [1] * (n - 1),
+    )
+    s = solve(p, time_limit_s=10.0)
+    assert (s.status, s.objective, s.bound) == ("optimal", 2**51 + n - 2, 2**51 + n - 2)
+    assert s.edge_units[0] == 1 and s.edge_units.sum() == n - 1
+
+
+@pytest.mark.parametrize("value", [7, 2**51])
+def test_a_need_of_a_million_units_is_proven_optimal(value: int) -> None:
+    # The relaxation spreads an unsplittable need's value over its units; with 1,000,003 units and a value it does
+    # not divide, the per-unit values are rounded (the lcm scale is capped), so the flow's bound alone is loose
+    # (14 for a value of 7), and near the 2**52 limit the scaled values must not leave int64.
+    p = Problem(
+        need_demand=[1_000_003],
+        need_splittable=[False],
+        offer_capacity=[0, 1_000_003],
+        edge_need=[0, 0],
+        edge_offer=[0, 1],
+        edge_value=[value, value],
+    )
+    s = solve(p, time_limit_s=10.0)
+    assert (s.status, s.objective, s.bound) == ("optimal", value, value)
+    assert s.edge_units.tolist() == [0, 1_000_003]
+
+
 def test_fixed_units_that_cannot_be_honoured_make_the_run_infeasible() -> None:
     s = solve(_problem(fixed=[3, 0, 0], offer_capacity=[2, 2]))
     assert s.status == "infeasible"
