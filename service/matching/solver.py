@@ -1253,6 +1253,19 @@ def solve_normalised(
     return _assemble(run, fp, reused, items, edge_h)
 
 
+def _proven(
+    run: _Run, exact: np.ndarray, obj: np.ndarray, bound: np.ndarray, status: str
+) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per component: status, objective and bound as a later run reuses them.  A component is optimal when its own
+    bound says so, when CP-SAT proved the group of components linked with it, or when the whole run is optimal;
+    then its bound is its objective (else an unchanged re-run would report a proven answer as only feasible)."""
+    done = exact.copy() if status != "optimal" else np.ones(len(obj), bool)
+    for base, b in run.group_bounds:
+        if b <= int(obj[base].sum()):
+            done[base] = True
+    return np.where(done, "optimal", run.status).astype(object), obj, np.where(done, obj, bound)
+
+
 def _assemble(
     run: _Run,
     fp: np.ndarray,
@@ -1281,7 +1294,7 @@ def _assemble(
         total_bound = max(min(total_bound, local), int(obj.sum()))
     status = "optimal" if bool(np.all(exact)) or int(obj.sum()) >= total_bound else "feasible"
     comp_hash, need_hash = cc.units_hashes(norm, comps, run.units)
-    table = ComponentTable(comps, fp, comp_hash, run.method, run.status, obj, bound, paid)
+    table = ComponentTable(comps, fp, comp_hash, run.method, *_proven(run, exact, obj, bound, status), paid)
     methods, counts = np.unique(run.method.astype(str), return_counts=True)
     stats = {f"components_{m}": int(k) for m, k in zip(methods.tolist(), counts.tolist(), strict=True)}
     stats["components"] = comps.count

@@ -4,6 +4,7 @@ solution."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from ortools.sat.python import cp_model
@@ -51,6 +52,15 @@ def test_density_order_is_highest_density_first_then_position(levels: list[int],
         positions = np.random.default_rng(len(levels)).permutation(positions)
     expected = sorted(range(len(levels)), key=lambda k: (-density[k], positions[k]))
     assert _density_order(positions, density).tolist() == expected
+
+
+@pytest.mark.parametrize("span", [2**16 - 1, 2**16, 2**16 + 1])
+def test_density_order_at_the_edge_of_the_sixteen_bit_key(span: int) -> None:
+    # A span of 2**16 - 1 still fits the radix key; 2**16 would wrap to 0 in 16 bits and put the lowest density
+    # first, so it must take the two-key sort.
+    density = np.array([0.0, span, 1.0, span - 1.0, 0.0, span], np.float64)
+    positions = np.arange(len(density), dtype=np.int64)
+    assert _density_order(positions, density).tolist() == [1, 5, 3, 2, 0, 4]
 
 
 @settings(max_examples=300, deadline=None)

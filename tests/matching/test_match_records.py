@@ -88,6 +88,24 @@ def test_each_hard_filter_is_named_when_it_removes_the_last_candidate() -> None:
     assert _units(result) == {("n_ok", "oa"): 2}
 
 
+def test_windows_that_share_only_a_day_overlap() -> None:
+    # Windows are whole days, both ends included: a need ending on 31 May meets an offer starting that day, a need
+    # starting on 31 August meets it on its last day; needs a day further out do not.
+    offers = [_offer("o_summer", "A", ("elder_care",), 10, window=(date(2026, 5, 31), date(2026, 8, 31)))]
+    needs = [
+        _need("n_spring", "s1", "elder_care", 2, window=SPRING),
+        _need("n_autumn", "s1", "elder_care", 2, window=(date(2026, 8, 31), date(2026, 11, 30))),
+        _need("n_before", "s2", "elder_care", 2, window=(date(2026, 3, 1), date(2026, 5, 30))),
+        _need("n_after", "s2", "elder_care", 2, window=(date(2026, 9, 1), date(2026, 11, 30))),
+    ]
+    result = _run(needs, offers)
+    assert _units(result) == {("n_spring", "o_summer"): 2, ("n_autumn", "o_summer"): 2}
+    assert _reasons(result) == {
+        "n_before": ("no_candidate", "none_in_window"),
+        "n_after": ("no_candidate", "none_in_window"),
+    }
+
+
 def test_maximum_distance_reaches_a_station_outside_the_area() -> None:
     offers = [_offer("oa", "A", ("elder_care",), 10, max_distance_km=15.0)]
     result = _run([_need("n", "s3", "elder_care", 2)], offers)
