@@ -149,6 +149,29 @@ def test_the_cpsat_phase_is_skipped_when_its_window_cannot_reload_the_neighbourh
     assert "search_skipped_edges" not in solve(p, time_limit_s=1.0).stats
 
 
+def test_the_dive_moves_needs_that_hold_what_the_repaired_needs_could_use(monkeypatch) -> None:
+    # Organization 0 (offer 0, limit one station) serves needs 0 and 1 at stations 0 and 1 in the relaxation.  The
+    # dive keeps one station for it; need 1 can then only use offer 1, which need 2 fills although it could go to
+    # offer 2.  The dive frees need 2 too (it holds capacity need 1 could use) and reaches the optimum
+    # 80 + 4 * 10 + 4 * 11 = 164; freeing only the needs of organization 0 would leave need 1 out (128, the greedy's).
+    p = Problem(
+        need_demand=[4, 4, 4],
+        need_splittable=[True, True, True],
+        offer_capacity=[8, 4, 4],
+        edge_need=[0, 1, 1, 2, 2],
+        edge_offer=[0, 0, 1, 1, 2],
+        edge_value=[20, 20, 10, 12, 11],
+        need_station=[0, 1, 2],
+        offer_org=[0, 1, 2],
+        org_max_stations=[1, -1, -1],
+    )
+    monkeypatch.setattr(solver, "CP_LOAD_S_PER_EDGE", 1.0)  # no CP-SAT phase: the dive's answer stands
+    s = solve(p, time_limit_s=5.0)
+    norm = normalise(p)
+    assert int(edge_objective(norm, greedy(norm, np.arange(5))).sum()) == 128
+    assert s.stats["dive_objective"] == s.objective == 164 and s.timings["ortools_cpsat"] == 0
+
+
 def test_huge_station_ids_give_the_same_dive_as_small_ones() -> None:
     p = _problem(5)
     big = Problem(**{**p.__dict__, "need_station": np.asarray(p.need_station) * 10**17 + 7})
