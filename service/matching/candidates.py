@@ -138,6 +138,9 @@ def _need_arrays(
     for n in needs:
         if n.quantity <= 0:
             raise ValueError(f"need {n.id!r}: quantity must be > 0")
+    start = np.array([n.window[0].toordinal() for n in needs], np.int64)
+    end = np.array([n.window[1].toordinal() for n in needs], np.int64)
+    _check_windows(needs, start, end, "need")
     return {
         "need_station": _lookup_all(station_index, map(operator.attrgetter("station_id"), needs), "station"),
         "need_type": np.array([types.setdefault(n.service_type, len(types)) for n in needs], np.int64),
@@ -147,9 +150,17 @@ def _need_arrays(
         "need_domain": np.array(
             [-1 if n.domain is None else domains.setdefault(n.domain, len(domains)) for n in needs], np.int64
         ),
-        "need_start": np.array([n.window[0].toordinal() for n in needs], np.int64),
-        "need_end": np.array([n.window[1].toordinal() for n in needs], np.int64),
+        "need_start": start,
+        "need_end": end,
     }
+
+
+def _check_windows(records: Sequence, start: np.ndarray, end: np.ndarray, kind: str) -> None:
+    """Reject a window that ends before it starts (it would overlap every window around it)."""
+    bad = np.flatnonzero(end < start)
+    if bad.size:
+        r = records[int(bad[0])]
+        raise ValueError(f"{kind} {r.id!r}: window ends ({r.window[1]}) before it starts ({r.window[0]})")
 
 
 NEED_COLUMNS = (
@@ -184,6 +195,9 @@ def index_records(
     org_active = np.array([o.active for o in orgs], bool)
     offer_org = _lookup_all(org_index, map(operator.attrgetter("organization_id"), offers), "organization")
     nd = max(len(domains), 1)
+    offer_start = np.array([o.window[0].toordinal() for o in offers], np.int64)
+    offer_end = np.array([o.window[1].toordinal() for o in offers], np.int64)
+    _check_windows(offers, offer_start, offer_end, "offer")
     # Snapshots, not the caller's lists: a later run compares its records with these (`reindex_needs`), and a list
     # edited in place between runs would otherwise compare equal to itself.
     return Indexed(
@@ -209,8 +223,8 @@ def index_records(
         offer_active=np.array([o.active for o in offers], bool) & org_active[offer_org]
         if len(offers)
         else np.zeros(0, bool),
-        offer_start=np.array([o.window[0].toordinal() for o in offers], np.int64),
-        offer_end=np.array([o.window[1].toordinal() for o in offers], np.int64),
+        offer_start=offer_start,
+        offer_end=offer_end,
         offer_maxdist=_floats(o.max_distance_km for o in offers),
         offer_cap=np.array([o.capacity for o in offers], np.int64),
         offer_primary=np.array(

@@ -254,6 +254,20 @@ def test_unknown_references_are_value_errors() -> None:
         _run([], [_offer("oa", "A", ("elder_care",), 1, area=("4201060",))])
 
 
+def test_a_window_that_ends_before_it_starts_is_a_value_error() -> None:
+    backwards = (date(2026, 5, 1), date(2026, 4, 1))
+    offers = [_offer("oa", "A", ("elder_care",), 10)]
+    with pytest.raises(ValueError, match=r"need 'n2': window ends \(2026-04-01\) before it starts \(2026-05-01\)"):
+        _run([_need("n1", "s1", "elder_care", 1), _need("n2", "s1", "elder_care", 1, window=backwards)], offers)
+    with pytest.raises(ValueError, match="offer 'ob': window ends"):
+        _run([_need("n1", "s1", "elder_care", 1)], [*offers, _offer("ob", "A", ("elder_care",), 1, window=backwards)])
+    # A re-match that changes only that need checks it too (the changed needs are indexed apart).
+    needs = [_need("n1", "s1", "elder_care", 1), _need("n2", "s1", "elder_care", 1)]
+    first = _run(needs, offers)
+    with pytest.raises(ValueError, match="need 'n2': window ends"):
+        _run([needs[0], replace(needs[1], window=backwards)], offers, previous=first)
+
+
 def test_the_garbage_collector_is_left_as_the_caller_had_it() -> None:
     needs = [_need("n1", "s1", "elder_daycare", 2)]
     offers = [_offer("o1", "A", ("elder_daycare",), 3)]
