@@ -905,12 +905,31 @@ def _reusable(run: _Run, fp: np.ndarray, previous: Solution | None) -> np.ndarra
     rows = np.array([index.get((int(a), int(b)), -1) for a, b in fp.tolist()], np.int64)
     hit = rows >= 0
     hit[hit] &= prev.units_hash[rows[hit]] == inc_hash[hit]
-    comps = np.flatnonzero(hit)
+    comps = _uncoupled(run, np.flatnonzero(hit))
     run.method[comps] = "reused"
     run.status[comps] = prev.status[rows[comps]]
     # Triangle inequality: the old bound plus the penalty the old solution paid bounds the new objective.
     run.cp_bound[comps] = prev.bound[rows[comps]] + prev.penalty_paid[rows[comps]]
     return comps
+
+
+def _uncoupled(run: _Run, reusable: np.ndarray) -> np.ndarray:
+    """The `reusable` components that no station-limited organization links to a component solved anew.  A component's
+    previous answer, status and bound hold only while the stations its organizations serve elsewhere stay as they
+    were (an organization allowed one station kept it for another component's need; once that need shrank, serving
+    this component's instead was better, and the reused "optimal" answer was not)."""
+    norm, comps = run.norm, run.comps
+    limited = np.flatnonzero(norm.limited_offer)
+    if not reusable.size or not limited.size:
+        return reusable
+    n = comps.count
+    _, labels = cc.connected(comps.offer_comp[limited], n + norm.org[limited], n + len(norm.org_limit))
+    group = labels[:n]
+    fresh = run.comp_sizes() > 0
+    fresh[reusable] = False
+    tainted = np.zeros(int(labels.max()) + 1, bool)
+    tainted[group[fresh]] = True
+    return reusable[~tainted[group[reusable]]]
 
 
 def _changed_needs(

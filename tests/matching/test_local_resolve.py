@@ -57,6 +57,31 @@ def _kept(norm, units: np.ndarray, before: np.ndarray, held: np.ndarray) -> None
     assert np.all(norm.value[grown] > norm.penalty)  # each added unit gains value - penalty > 0
 
 
+def test_a_component_linked_by_a_station_limit_to_a_changed_one_is_solved_again() -> None:
+    # Organization 0 may serve one station: station 4's need (8 per unit, 3 units) wins it over station 0's (22 for
+    # 5 units, whole).  When station 4's need shrinks to one unit, station 0's component has not changed, but its
+    # answer (nothing) is no longer optimal: serving it instead gains 22 - 5 - 2 * 1 = 14 against 8 - 2 = 6.  Reusing
+    # it unchanged reported 6 as optimal.
+    p = Problem(
+        need_demand=[3, 5],
+        need_splittable=[True, False],
+        offer_capacity=[10, 10],
+        edge_need=[0, 1],
+        edge_offer=[0, 1],
+        edge_value=[8, 22],
+        need_station=[4, 0],
+        offer_org=[0, 0],
+        org_max_stations=[1],
+        need_key=[100, 101],
+        offer_key=[500, 501],
+    )
+    first = solve(p, time_limit_s=5.0)
+    assert (first.status, first.objective, first.edge_units.tolist()) == ("optimal", 24, [3, 0])
+    second = solve(_again(p, first.edge_units, need_demand=[1, 5]), time_limit_s=5.0, previous=first)
+    assert (second.status, second.objective, second.edge_units.tolist()) == ("optimal", 14, [0, 5])
+    assert "components_reused" not in second.stats
+
+
 @pytest.mark.parametrize("gap_tolerance", [0.0, 0.01])
 def test_an_unchanged_re_run_keeps_the_previous_status_and_gap(gap_tolerance: float) -> None:
     # The city benchmark with the greedy's answer as incumbent: the first run moves units (paying change penalties),
