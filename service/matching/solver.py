@@ -895,8 +895,9 @@ def _infeasible(norm: Normalised) -> Solution:
     return Solution("infeasible", 0, 0, np.zeros(norm.n_edges, np.int64))
 
 
-def _reusable(run: _Run, fp: np.ndarray, previous: Solution | None) -> np.ndarray:
-    """Components identical to a previous one whose solution is exactly the incumbent."""
+def _reusable(run: _Run, fp: np.ndarray, previous: Solution | None, vanished: bool) -> np.ndarray:
+    """Components identical to a previous one whose solution is exactly the incumbent (and that `_uncoupled` keeps;
+    `vanished`: `_units_vanished`)."""
     if previous is None or previous.table is None or not run.norm.has_incumbent:
         return np.zeros(0, np.int64)
     prev = previous.table
@@ -905,7 +906,7 @@ def _reusable(run: _Run, fp: np.ndarray, previous: Solution | None) -> np.ndarra
     rows = np.array([index.get((int(a), int(b)), -1) for a, b in fp.tolist()], np.int64)
     hit = rows >= 0
     hit[hit] &= prev.units_hash[rows[hit]] == inc_hash[hit]
-    comps = _uncoupled(run, np.flatnonzero(hit))
+    comps = _uncoupled(run, np.flatnonzero(hit), vanished)
     run.method[comps] = "reused"
     run.status[comps] = prev.status[rows[comps]]
     # Triangle inequality: the old bound plus the penalty the old solution paid bounds the new objective.
@@ -913,16 +914,21 @@ def _reusable(run: _Run, fp: np.ndarray, previous: Solution | None) -> np.ndarra
     return comps
 
 
-def _uncoupled(run: _Run, reusable: np.ndarray) -> np.ndarray:
-    """The `reusable` components that no station-limited organization links to a component solved anew.  A component's
-    previous answer, status and bound hold only while the stations its organizations serve elsewhere stay as they
-    were (an organization allowed one station kept it for another component's need; once that need shrank, serving
-    this component's instead was better, and the reused "optimal" answer was not)."""
+def _uncoupled(run: _Run, reusable: np.ndarray, vanished: bool) -> np.ndarray:
+    """The `reusable` components that no station-limited organization links to a component solved anew (none at all
+    when units of the previous answer `vanished` with their needs or offers: the organizations they used are not
+    known here).  A component's previous answer, status and bound hold only while the stations its organizations
+    serve elsewhere stay as they were (an organization allowed one station kept it for another component's need; once
+    that need shrank or left, serving this component's instead was better, and the reused "optimal" answer was not)."""
     norm, comps = run.norm, run.comps
     limited = np.flatnonzero(norm.limited_offer)
     if not reusable.size or not limited.size:
         return reusable
     n = comps.count
+    if vanished:
+        touched = np.zeros(n, bool)
+        touched[comps.offer_comp[limited]] = True
+        return reusable[~touched[reusable]]
     _, labels = cc.connected(comps.offer_comp[limited], n + norm.org[limited], n + len(norm.org_limit))
     group = labels[:n]
     fresh = run.comp_sizes() > 0
@@ -930,6 +936,22 @@ def _uncoupled(run: _Run, reusable: np.ndarray) -> np.ndarray:
     tainted = np.zeros(int(labels.max()) + 1, bool)
     tainted[group[fresh]] = True
     return reusable[~tainted[group[reusable]]]
+
+
+def _units_vanished(norm: Normalised, prev: cc.ItemHashes | None) -> bool:
+    """Whether units of the previous answer are gone from this run's incumbent: a need that held units left, or holds
+    fewer now (an offer or edge it used left, or its units were dropped); True when the previous answer's per-need
+    units were not kept."""
+    if prev is None or prev.need_served is None:
+        return True
+    order = np.argsort(norm.need_key, kind="stable")
+    keys = norm.need_key[order]
+    now = np.bincount(norm.e_need, weights=norm.incumbent, minlength=norm.n_needs).astype(np.int64)[order]
+    if not len(keys):
+        return bool(np.any(prev.need_served > 0))
+    pos = np.minimum(np.searchsorted(keys, prev.need_key), len(keys) - 1)
+    found = keys[pos] == prev.need_key
+    return bool(np.any(prev.need_served[~found] > 0) or np.any(now[pos[found]] < prev.need_served[found]))
 
 
 def _changed_needs(
@@ -1021,7 +1043,9 @@ def _solve_neighbourhood(
     run.units[edges] = np.where(split, inc[edges], 0)  # stations the flow may keep count as opened
     run.units[held] = inc[held]
     if place.size:
-        run.units[place] = greedy(norm, place, cap=residual.capacity, opened=run.opened_outside(place))
+        # Fixed units of the freed splittable needs keep their capacity (the flow takes them out itself).
+        keep = offer_use(norm, flow_edges, norm.fixed[flow_edges])
+        run.units[place] = greedy(norm, place, cap=residual.capacity - keep, opened=run.opened_outside(place))
         residual = replace(residual, capacity=residual.capacity - offer_use(norm, place, run.units[place]))
     allowed = flow_edges[_within_station_limits(norm, flow_edges, run.units) | (norm.fixed[flow_edges] > 0)]
     run.units[flow_edges] = 0
@@ -1192,7 +1216,8 @@ def solve(
     if not fixed_feasible(norm):
         return _infeasible(norm)
     linked = norm.coverage_first or bool(_odd_usage(norm).any())
-    opts = SolveOptions(workers or min(os.cpu_count() or 1, 8), gap_tolerance, part_edges, linked)
+    vanished = previous is None or _units_vanished(norm, previous.items)
+    opts = SolveOptions(workers or min(os.cpu_count() or 1, 8), gap_tolerance, part_edges, linked, vanished)
     if processes > 1 and _parallel_pays(norm, previous, linked):
         from service.matching import parallel  # imports this module: loaded on first use
 
@@ -1226,6 +1251,9 @@ class SolveOptions:
     gap_tolerance: float
     part_edges: int | None
     linked: bool  # the component notion: station-limit and coverage links (a bin keeps the whole problem's)
+    # Units of the previous answer are gone with their needs or offers (`_units_vanished`, of the whole problem: a bin
+    # sees only its share of the needs).
+    units_vanished: bool = True
 
 
 def solve_normalised(
@@ -1245,7 +1273,7 @@ def solve_normalised(
     prev_hashes = previous.edge_hashes if previous is not None and run.comps is prev_comps else None
     fp, need_h, offer_h, edge_h = cc.fingerprints_and_items(norm, run.comps, prev_hashes)
     items = cc.item_hashes(norm, need_h, offer_h)
-    reused = _reusable(run, fp, previous)
+    reused = _reusable(run, fp, previous, opts.units_vanished)
     for c in reused.tolist():
         e = run.comps.edges_of(c)
         run.units[e] = norm.incumbent[e]

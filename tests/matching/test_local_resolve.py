@@ -82,6 +82,62 @@ def test_a_component_linked_by_a_station_limit_to_a_changed_one_is_solved_again(
     assert "components_reused" not in second.stats
 
 
+def test_a_local_re_solve_leaves_room_for_newly_accepted_units(local_always) -> None:
+    # Offer 1 (3 units) serves the splittable need's unit; the unsplittable need (3 units) does not fit beside it.
+    # Once that unit is accepted (fixed), the local re-solve placed the unsplittable need first into the whole
+    # capacity, and the flow then added the fixed unit on top: 4 units on an offer of 3.
+    p = Problem(
+        need_demand=[3, 1],
+        need_splittable=[False, True],
+        offer_capacity=[0, 3],
+        edge_need=[0, 0, 1],
+        edge_offer=[0, 1, 1],
+        edge_value=[0, 1, 2],
+        need_station=[0, 0],
+        offer_org=[0, 1],
+        org_max_stations=[0, 1],
+        need_key=[100, 114],
+        offer_key=[500, 505],
+    )
+    first = solve(p, time_limit_s=5.0)
+    assert first.edge_units.tolist() == [0, 0, 1]
+    q = _again(p, first.edge_units, fixed=[0, 0, 1], change_penalty=0)
+    second = solve(q, time_limit_s=5.0, previous=first)
+    assert "local_free_edges" in second.stats
+    check_feasible(normalise(q), second.edge_units)
+    assert (second.objective, second.edge_units.tolist()) == (2, [0, 0, 1]) and second.bound >= 2
+
+
+@pytest.mark.parametrize("leaves", ["need", "offer"])
+def test_a_station_freed_by_a_need_or_offer_that_left_is_used_again(leaves: str) -> None:
+    # Organization 0 may serve one station: it serves station 0's need (value 4) rather than station 1's (value 3).
+    # When that need is fulfilled and leaves the list, or its offer is withdrawn, station 1's untouched component must
+    # be solved again (3 less the change penalty 1): its empty answer was reused (objective 0, below the greedy's).
+    p = Problem(
+        need_demand=[1, 1],
+        need_splittable=[False, False],
+        offer_capacity=[1, 1],
+        edge_need=[0, 1],
+        edge_offer=[0, 1],
+        edge_value=[4, 3],
+        need_station=[0, 1],
+        offer_org=[0, 0],
+        org_max_stations=[1],
+        need_key=[100, 101],
+        offer_key=[500, 501],
+    )
+    first = solve(p, time_limit_s=5.0)
+    assert first.edge_units.tolist() == [1, 0]
+    if leaves == "need":
+        kw = dict(need_demand=[1], need_splittable=[False], need_station=[1], need_key=[101], edge_need=[0])
+        q = _again(p, np.array([0]), **kw, edge_offer=[1], edge_value=[3])
+    else:
+        kw = dict(offer_capacity=[1], offer_org=[0], offer_key=[501], edge_need=[1], edge_offer=[0])
+        q = _again(p, np.array([0]), **kw, edge_value=[3])
+    second = solve(q, time_limit_s=5.0, previous=first)
+    assert (second.status, second.objective, second.edge_units.tolist()) == ("optimal", 2, [1])
+
+
 @pytest.mark.parametrize("gap_tolerance", [0.0, 0.01])
 def test_an_unchanged_re_run_keeps_the_previous_status_and_gap(gap_tolerance: float) -> None:
     # The city benchmark with the greedy's answer as incumbent: the first run moves units (paying change penalties),
