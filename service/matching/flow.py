@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 from ortools.graph.python import min_cost_flow
 
-from service.matching.problem import Normalised
+from service.matching.problem import Normalised, largest_objective
 
 # OR-Tools scales costs by the node count internally; keep the scaled costs well inside int64.
 _MAX_SCALED_COST = 2**62
@@ -54,18 +54,12 @@ def relaxation_scale(norm: Normalised, edges: np.ndarray, need: np.ndarray | Non
         if scale > MAX_EXACT_SCALE:
             scale = MAX_EXACT_SCALE
             break
-    return min(scale, _magnitude_cap(norm, edges, need)) if scale > 1 else 1
+    return min(scale, _magnitude_cap(norm, edges)) if scale > 1 else 1
 
 
-def _magnitude_cap(norm: Normalised, edges: np.ndarray, need: np.ndarray) -> int:
-    """The largest scale whose scaled objective on `edges` stays within _MAX_SCALED_OBJECTIVE (as `normalise`
-    bounds the objective: |value| per unit served, whole needs once, and the change penalty on every unit that could
-    move)."""
-    units = np.where(norm.splittable[need], norm.demand[need], 1).astype(np.float64)
-    total = float(np.abs(norm.value[edges]).astype(np.float64) @ units)
-    if norm.has_incumbent:
-        total += norm.penalty * float(np.sum(norm.demand[need].astype(np.float64) + norm.incumbent[edges]))
-    return max(1, int(_MAX_SCALED_OBJECTIVE // max(total, 1.0)))
+def _magnitude_cap(norm: Normalised, edges: np.ndarray) -> int:
+    """The largest scale whose scaled objective on `edges` stays within _MAX_SCALED_OBJECTIVE."""
+    return max(1, int(_MAX_SCALED_OBJECTIVE // max(largest_objective(norm, edges), 1.0)))
 
 
 def per_unit_value(norm: Normalised, edges: np.ndarray, scale: int, need: np.ndarray | None = None) -> np.ndarray:

@@ -151,12 +151,21 @@ def _scalar_int(name: str, value: Any, lo: int) -> int:
     return int(value)
 
 
+def largest_objective(norm: Normalised, edges: np.ndarray | None = None) -> float:
+    """The most the objective of `edges` (all by default) could reach in absolute value: |value| per unit served
+    (whole needs once), plus the change penalty on every unit that could move."""
+    edges = np.arange(norm.n_edges) if edges is None else edges
+    need = norm.e_need[edges]
+    units = np.where(norm.splittable[need], norm.demand[need], 1).astype(np.float64)
+    total = float(np.sum(np.abs(norm.value[edges]).astype(np.float64) * units))
+    if norm.has_incumbent:
+        total += norm.penalty * float(np.sum(norm.demand[need].astype(np.float64) + norm.incumbent[edges]))
+    return total
+
+
 def _check_magnitude(norm: Normalised) -> None:
     """Reject data whose objective could exceed the exact integer range of the solvers."""
-    units = np.where(norm.edge_split, norm.demand[norm.e_need], 1).astype(np.float64)
-    total = float(np.sum(np.abs(norm.value).astype(np.float64) * units))
-    if norm.has_incumbent:
-        total += norm.penalty * float(np.sum(norm.demand[norm.e_need].astype(np.float64) + norm.incumbent))
+    total = largest_objective(norm)
     if total > MAX_OBJECTIVE:
         raise ValueError(f"values too large: the objective could reach {total:.3g}, above the limit 2**52")
 

@@ -944,14 +944,21 @@ def _units_vanished(norm: Normalised, prev: cc.ItemHashes | None) -> bool:
     units were not kept."""
     if prev is None or prev.need_served is None:
         return True
-    order = np.argsort(norm.need_key, kind="stable")
-    keys = norm.need_key[order]
-    now = np.bincount(norm.e_need, weights=norm.incumbent, minlength=norm.n_needs).astype(np.int64)[order]
-    if not len(keys):
-        return bool(np.any(prev.need_served > 0))
-    pos = np.minimum(np.searchsorted(keys, prev.need_key), len(keys) - 1)
-    found = keys[pos] == prev.need_key
-    return bool(np.any(prev.need_served[~found] > 0) or np.any(now[pos[found]] < prev.need_served[found]))
+    pos, found, gone = _previous_rows(norm, prev)
+    now = np.bincount(norm.e_need, weights=norm.incumbent, minlength=norm.n_needs).astype(np.int64)
+    return bool(np.any(prev.need_served[gone] > 0) or np.any(now[found] < prev.need_served[pos[found]]))
+
+
+def _previous_rows(norm: Normalised, prev: cc.ItemHashes) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Each need's row among the previous answer's sorted keys (`pos`, valid where `found`), and the previous needs
+    no key of this run found (`gone`; O(n): no second search)."""
+    if not len(prev.need_key):
+        return np.zeros(norm.n_needs, np.int64), np.zeros(norm.n_needs, bool), np.zeros(0, bool)
+    pos = np.minimum(np.searchsorted(prev.need_key, norm.need_key), len(prev.need_key) - 1)
+    found = prev.need_key[pos] == norm.need_key
+    gone = np.ones(len(prev.need_key), bool)
+    gone[pos[found]] = False
+    return pos, found, gone
 
 
 def _changed_needs(
@@ -995,14 +1002,11 @@ def _moved_needs(norm: Normalised, prev: cc.ItemHashes) -> tuple[np.ndarray | No
         return None, None
     if not len(prev.need_key):
         return np.zeros(norm.n_needs, bool), np.zeros(norm.n_needs, np.int64)
-    pos = np.minimum(np.searchsorted(prev.need_key, norm.need_key), len(prev.need_key) - 1)
-    found = prev.need_key[pos] == norm.need_key
+    pos, found, gone = _previous_rows(norm, prev)
     prev_h = np.where(found, prev.need_units[pos], np.uint64(0))
     moved = cc.need_units_hash(norm, norm.incumbent) != prev_h
     if np.any(moved & found & prev.need_fixed[pos]):
         return None, None  # the bound needs the previous fixed units to stand: only the whole-answer check applies
-    gone = np.ones(len(prev.need_key), bool)  # previous needs no key of this run found (O(n): no second search)
-    gone[pos[found]] = False
     if np.any(prev.need_served[gone] > 0):
         # A need that held units left (cancelled, fulfilled): the capacity it frees is on offers this run cannot
         # name, and the bound would owe its units too; only the whole-answer check applies (it fails: a full solve).

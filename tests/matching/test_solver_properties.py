@@ -12,7 +12,7 @@ from hypothesis import strategies as st
 from service.matching import Problem, solve
 from service.matching import greedy as greedy_module
 from service.matching.greedy import fill, greedy
-from service.matching.problem import MAX_OBJECTIVE, normalise
+from service.matching.problem import MAX_OBJECTIVE, largest_objective, normalise
 from tests.matching.reference import (
     brute_force,
     check_feasible,
@@ -129,17 +129,6 @@ def test_fixed_units_stay_or_the_run_is_infeasible(p: Problem, data) -> None:
     assert s.objective == pytest.approx(milp_mixed(norm), abs=1e-6)
 
 
-def _largest_objective(p: Problem) -> int:
-    """The most the objective could reach, as `normalise` bounds it: |value| per unit served (whole needs: once),
-    plus the change penalty on every unit that could move."""
-    norm = normalise(p)
-    units = np.where(norm.edge_split, norm.demand[norm.e_need], 1)
-    total = int(np.abs(norm.value) @ units)
-    if norm.has_incumbent:
-        total += norm.penalty * int((norm.demand[norm.e_need] + norm.incumbent).sum())
-    return total
-
-
 @SETTINGS
 @given(problems(splittable=None, limits=True), st.sampled_from([(1,), (5, 7, 8, 9), (1_000_003, 2)]))
 def test_values_scaled_up_to_the_magnitude_limit_scale_the_answer(p: Problem, demands: tuple[int, ...]) -> None:
@@ -153,7 +142,7 @@ def test_values_scaled_up_to_the_magnitude_limit_scale_the_answer(p: Problem, de
         offer_capacity=[c * max(demands) for c in p.offer_capacity],  # room for the large needs
     )
     small, _ = _solve_checked(p)
-    k = MAX_OBJECTIVE // max(_largest_objective(p), 1)
+    k = MAX_OBJECTIVE // max(int(largest_objective(normalise(p))), 1)
     big = replace(p, edge_value=[v * k for v in p.edge_value], change_penalty=p.change_penalty * k)
     s, _ = _solve_checked(big)
     assert (s.objective, s.bound) == (small.objective * k, small.bound * k)
