@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import math
+import os
 import threading
 import time
 from dataclasses import dataclass
@@ -22,6 +23,18 @@ GAP_SEARCH_MIN_S = 5.0
 GAP_PROVE_SHARE = 0.25
 GAP_MAX_CELLS = 1_000_000
 GAP_SEED = 0
+
+# A model with a variable's domain or a row's coefficients past LARGE_UNITS (units in the tens of millions and more;
+# the service's needs and offers count people and sessions, far below) is solved by CP-SAT with defences against its
+# behaviour at such magnitudes (`_solver`), and by a portfolio of at least LARGE_WORKERS workers where the run
+# allows more than one: with four, small models in the billions often ended unproven at 10 s (feasible, bound 48 %
+# above) where eight prove the optimum in 0.1 s.
+LARGE_UNITS = 2**24
+LARGE_WORKERS = 8
+# CP-SAT's bound propagation can still crawl through such domains, growing by hundreds of MiB a second (the trail of
+# bound changes): a search on a large model stops once the process has grown by LARGE_MEMORY_MIB during it.
+LARGE_MEMORY_MIB = 1024
+_PAGE_MIB = os.sysconf("SC_PAGE_SIZE") / 2**20
 
 _STATUS = {cp_model.OPTIMAL: "optimal", cp_model.FEASIBLE: "feasible", cp_model.INFEASIBLE: "infeasible"}
 
@@ -56,6 +69,7 @@ class _Model:
         self.split = norm.splittable[self.need]
         self.x = self._edge_vars()
         self.extra: list[tuple[cp_model.IntVar, str, object]] = []
+        self.large = max(self.ub, default=0) > LARGE_UNITS
         self._need_rows()
         self._offer_rows()
         self.z = self._station_limits()
@@ -94,7 +108,9 @@ class _Model:
         """Capacity: usage-weighted units within the offer's capacity."""
         use = self.norm.usage[self.edges].tolist()
         for j, pos in self._groups(self.offer):
-            expr = cp_model.LinearExpr.weighted_sum([self.x[p] for p in pos], [use[p] for p in pos])
+            coefs = [use[p] for p in pos]
+            self.large |= sum(coefs) > LARGE_UNITS
+            expr = cp_model.LinearExpr.weighted_sum([self.x[p] for p in pos], coefs)
             self.model.add(expr <= int(self.cap[j]))
 
     def _station_limits(self) -> dict[tuple[int, int], cp_model.IntVar]:
@@ -152,16 +168,23 @@ class _Model:
                 const -= p * h[k]
                 pen_vars.append(var)
                 pen_coefs.append(p * h[k] - p * abs(dem[k] - h[k]))
-            elif h[k] == 0:
+                continue
+            if h[k] == 0:
                 pen_vars.append(var)
                 pen_coefs.append(-p)
-            else:
-                t = self.model.new_int_var(0, max(h[k], self.ub[k]), "")
+                continue
+            # |x - h| = (h - x) + 2 max(0, x - h): one excess variable above the incumbent instead of two rows
+            # bounding |x - h| from both sides, whose pair (x + t >= h) sent CP-SAT's bound propagation crawling
+            # through domains in the billions (a 10-variable model grew to 2.7 GB in 20 s, past its time limit).
+            const -= p * h[k]
+            pen_vars.append(var)
+            pen_coefs.append(p)
+            if self.ub[k] > h[k]:
+                t = self.model.new_int_var(0, self.ub[k] - h[k], "")
                 self.model.add(t >= var - h[k])
-                self.model.add(t >= h[k] - var)
-                self.extra.append((t, "abs", (k, h[k])))
+                self.extra.append((t, "excess", (k, h[k])))
                 pen_vars.append(t)
-                pen_coefs.append(-p)
+                pen_coefs.append(-2 * p)
         return terms + cp_model.LinearExpr.weighted_sum(pen_vars, pen_coefs) + const
 
     def hint(self, units: np.ndarray) -> None:
@@ -172,7 +195,7 @@ class _Model:
         for var, v in zip(self.x, val, strict=True):
             m.add_hint(var, v)
         for t, _, (k, h) in self.extra:
-            m.add_hint(t, abs(val[k] - h))
+            m.add_hint(t, max(val[k] - h, 0))
         station = self.norm.station[self.need]
         org = self.norm.org[self.offer]
         used = {(int(org[p]), int(station[p])) for p in np.flatnonzero(units > 0).tolist()}
@@ -197,11 +220,23 @@ def _hint_objective(norm: Normalised, edges: np.ndarray, units: np.ndarray) -> i
     return int(val.sum())
 
 
-def _solver(time_limit_s: float, workers: int) -> cp_model.CpSolver:
-    """A CP-SAT solver with the run's limits."""
+def _solver(time_limit_s: float, workers: int, large: bool = False) -> cp_model.CpSolver:
+    """A CP-SAT solver with the run's limits.
+
+    On `large` models (LARGE_UNITS) two parts of OR-Tools 9.15 misbehave, so they are switched off:
+    - the new linear propagation can crawl through a domain in the billions within one propagation call, which
+      checks neither the time limit nor a stop request: a 10-variable model ran 20 s and grew past 2.7 GB, a
+      process of the test suite to 23.7 GB (OOM-killed); the classic propagator checks both (`_run`'s memory watch);
+    - the presolve's inclusion step sums int64 coefficients of Boolean terms in an `int`, which can drop an
+      enforcement literal and certify a wrong optimum (google/or-tools#5293, fixed by #5294 after the release)."""
     solver = cp_model.CpSolver()
     solver.parameters.max_time_in_seconds = max(time_limit_s, 0.01)
     solver.parameters.num_workers = workers
+    if large:
+        solver.parameters.new_linear_propagation = False
+        solver.parameters.presolve_inclusion_work_limit = 0
+        if workers > 1:
+            solver.parameters.num_workers = max(workers, LARGE_WORKERS)
     return solver
 
 
@@ -221,27 +256,46 @@ class _Stall(cp_model.CpSolverSolutionCallback):
             self.last = time.monotonic()
 
 
+def _rss_mib() -> float | None:
+    """Resident memory of this process in MiB (None where /proc is not available)."""
+    try:
+        with open("/proc/self/statm", "rb") as f:
+            return int(f.read().split()[1]) * _PAGE_MIB
+    except (OSError, ValueError, IndexError):
+        return None
+
+
 def _run(
-    solver: cp_model.CpSolver, model: cp_model.CpModel, baseline: float, stall: tuple[float, float] | None
+    solver: cp_model.CpSolver,
+    model: cp_model.CpModel,
+    baseline: float,
+    stall: tuple[float, float] | None,
+    memory_mib: float | None = None,
 ) -> tuple[int, float | None]:
     """Solve; with `stall` = (window s, monotonic time of the last improvement so far), stop once the search has not
-    improved on `baseline` (or its own best) within the window. Returns the status and the last improvement time."""
-    if stall is None:
+    improved on `baseline` (or its own best) within the window; with `memory_mib`, stop once the process has grown
+    by that much during the solve. Returns the status and the last improvement time."""
+    start_mib = _rss_mib() if memory_mib is not None else None
+    if stall is None and start_mib is None:
         return solver.solve(model), None
-    stall_s, since = stall
-    watch = _Stall(baseline, since)
+    watch = _Stall(baseline, stall[1]) if stall is not None else None
     done = threading.Event()
 
     def watcher() -> None:
         while not done.wait(0.02):
-            if time.monotonic() - watch.last > stall_s:
+            stalled = watch is not None and stall is not None and time.monotonic() - watch.last > stall[0]
+            now = _rss_mib() if start_mib is not None else None
+            if stalled or (
+                now is not None and start_mib is not None and memory_mib is not None and now - start_mib > memory_mib
+            ):
                 solver.stop_search()
                 return
 
     thread = threading.Thread(target=watcher, daemon=True)
     thread.start()
     try:
-        return solver.solve(model, watch), watch.last
+        status = solver.solve(model, watch) if watch is not None else solver.solve(model)
+        return status, watch.last if watch is not None else None
     finally:
         done.set()
         thread.join()
@@ -351,9 +405,9 @@ def solve_cpsat(
     mdl = _Model(norm, edges, cap, opened)
     mdl.hint(hint)
     if norm.coverage_first and mdl.w:
-        phase1 = _solver(time_limit_s / 2, workers)
+        phase1 = _solver(time_limit_s / 2, workers, mdl.large)
         mdl.model.maximize(sum(mdl.w.values()))
-        status = phase1.solve(mdl.model)
+        status, _ = _run(phase1, mdl.model, 0.0, None, LARGE_MEMORY_MIB if mdl.large else None)
         if status not in (cp_model.OPTIMAL, cp_model.FEASIBLE):
             return CpResult(None, _STATUS.get(status, "unknown"), None)
         covered = round(phase1.objective_value)
@@ -368,10 +422,10 @@ def solve_cpsat(
     if stall is None and time_limit_s >= GAP_SEARCH_MIN_S:
         plan = _gap_plan(norm, edges, cap)
     t0 = time.perf_counter()
-    solver = _solver(time_limit_s * GAP_PROVE_SHARE if plan is not None else time_limit_s, workers)
+    solver = _solver(time_limit_s * GAP_PROVE_SHARE if plan is not None else time_limit_s, workers, mdl.large)
     mdl.model.maximize(mdl.value_expr())
     baseline = float(_hint_objective(norm, edges, hint)) if stall is not None else 0.0
-    status, last = _run(solver, mdl.model, baseline, stall)
+    status, last = _run(solver, mdl.model, baseline, stall, LARGE_MEMORY_MIB if mdl.large else None)
     spent += solver.wall_time
     if status in (cp_model.OPTIMAL, cp_model.FEASIBLE):
         name = "optimal" if status == cp_model.OPTIMAL and proven else "feasible"

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import resource
+import subprocess
+import sys
 from dataclasses import replace
 
 import numpy as np
@@ -146,6 +149,76 @@ def test_values_scaled_up_to_the_magnitude_limit_scale_the_answer(p: Problem, de
     big = replace(p, edge_value=[v * k for v in p.edge_value], change_penalty=p.change_penalty * k)
     s, _ = _solve_checked(big)
     assert (s.objective, s.bound) == (small.objective * k, small.bound * k)
+
+
+@SETTINGS
+@given(problems(splittable=None, usage=True, limits=True), st.sampled_from([1_000, 999_983, 10**9]), st.data())
+def test_units_in_the_billions_are_still_solved_to_proven_optimality(p: Problem, scale: int, data) -> None:
+    """Demands, capacities and incumbents times up to a billion (unsplittable usages too, or not): still a feasible
+    answer proven optimal (no reference here: HiGHS's MILP with big-M station links misjudges such magnitudes)."""
+    grow = data.draw(st.booleans())
+    split = list(p.need_splittable)
+    usage = zip(p.edge_usage, p.edge_need, strict=True)
+    p = replace(
+        p,
+        need_demand=[d * scale + data.draw(st.integers(0, 3)) for d in p.need_demand],
+        offer_capacity=[c * scale for c in p.offer_capacity],
+        edge_usage=[u * (scale if grow and not split[i] else 1) for u, i in usage],
+        incumbent=None if p.incumbent is None else [h * scale for h in p.incumbent],
+    )
+    try:
+        normalise(p)
+    except ValueError:
+        return  # beyond the magnitude limit
+    _solve_checked(p)
+
+
+# A component found by the property above: CP-SAT with one worker crawled through its domains inside one propagation
+# call, past the time limit, until the process ran out of memory (std::bad_alloc, or an OOM kill in a test run).
+_CRAWLING = """
+from service.matching import Problem, solve
+from service.matching.problem import normalise
+from tests.matching.reference import check_feasible
+p = Problem(
+    need_demand=[3_000_000_003, 3_000_000_002, 3_000_000_001, 5_000_000_000, 4_000_000_002],
+    need_splittable=[False, True, False, False, True],
+    offer_capacity=[8_000_000_000, 4_000_000_000],
+    edge_need=[0, 0, 1, 2, 2, 1, 4, 3],
+    edge_offer=[1, 0, 0, 1, 0, 1, 0, 0],
+    edge_value=[-1, 11, 20, 16, 6, 16, 6, 8],
+    edge_usage=[4 * 10**9, 6 * 10**9, 4, 2 * 10**9, 4 * 10**9, 1, 4, 6 * 10**9],
+    incumbent=[10**9, 2 * 10**9, 4 * 10**9, 2 * 10**9, 3 * 10**9, 3 * 10**9, 0, 4 * 10**9],
+    change_penalty=2,
+    need_station=[0, 1, 0, 0, 2],
+    offer_org=[1, 1],
+    org_max_stations=[0, -1],
+)
+s = solve(p, time_limit_s=10.0, workers=WORKERS)
+check_feasible(normalise(p), s.edge_units)
+print(s.status, s.objective, s.bound)
+"""
+
+
+@pytest.mark.parametrize("workers", [1, None])
+def test_a_search_crawling_through_billions_stops_within_bounded_memory(workers: int | None) -> None:
+    """In a child process limited to 3 GiB of address space: the solve returns a feasible answer (proven optimal
+    with the default portfolio) instead of exhausting memory."""
+    limit = 3 * 2**30
+
+    def cap_memory() -> None:
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    code = _CRAWLING.replace("WORKERS", repr(workers))
+    done = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, timeout=120, preexec_fn=cap_memory, check=False
+    )
+    assert done.returncode == 0, done.stderr[-2000:]
+    status, objective, bound = done.stdout.split()
+    assert int(objective) == 26_000_000_050  # the optimum, found at once
+    if workers is None:
+        assert (status, int(bound)) == ("optimal", 26_000_000_050)
+    else:  # one worker does not prove it before the memory watch stops the search
+        assert status in ("optimal", "feasible") and int(bound) >= int(objective)
 
 
 def test_a_component_with_units_in_the_billions_is_solved_to_its_optimum() -> None:
