@@ -6,6 +6,7 @@ import math
 import os
 import threading
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
@@ -225,8 +226,9 @@ def _solver(time_limit_s: float, workers: int, large: bool = False) -> cp_model.
 
     On `large` models (LARGE_UNITS) two parts of OR-Tools 9.15 misbehave, so they are switched off:
     - the new linear propagation can crawl through a domain in the billions within one propagation call, which
-      checks neither the time limit nor a stop request: a 10-variable model ran 20 s and grew past 2.7 GB, a
-      process of the test suite to 23.7 GB (OOM-killed); the classic propagator checks both (`_run`'s memory watch);
+      checks neither the time limit nor a stop request: a 10-variable model ran 20 s and grew past 2.7 GB (most
+      likely what grew a test process to 23.7 GB, OOM-killed); the classic propagator checks both (`_run`'s memory
+      watch stops it);
     - the presolve's inclusion step sums int64 coefficients of Boolean terms in an `int`, which can drop an
       enforcement literal and certify a wrong optimum (google/or-tools#5293, fixed by #5294 after the release)."""
     solver = cp_model.CpSolver()
@@ -275,27 +277,31 @@ def _run(
     """Solve; with `stall` = (window s, monotonic time of the last improvement so far), stop once the search has not
     improved on `baseline` (or its own best) within the window; with `memory_mib`, stop once the process has grown
     by that much during the solve. Returns the status and the last improvement time."""
-    start_mib = _rss_mib() if memory_mib is not None else None
-    if stall is None and start_mib is None:
-        return solver.solve(model), None
     watch = _Stall(baseline, stall[1]) if stall is not None else None
+    stops: list[Callable[[], bool]] = []
+    if watch is not None and stall is not None:
+        window = stall[0]
+        stops.append(lambda: time.monotonic() - watch.last > window)
+    start_mib = _rss_mib() if memory_mib is not None else None
+    if start_mib is not None and memory_mib is not None:
+        ceiling = start_mib + memory_mib
+        stops.append(lambda: (_rss_mib() or 0.0) > ceiling)
+    if not stops:
+        return solver.solve(model), None
     done = threading.Event()
 
     def watcher() -> None:
         while not done.wait(0.02):
-            stalled = watch is not None and stall is not None and time.monotonic() - watch.last > stall[0]
-            now = _rss_mib() if start_mib is not None else None
-            if stalled or (
-                now is not None and start_mib is not None and memory_mib is not None and now - start_mib > memory_mib
-            ):
+            if any(stop() for stop in stops):
                 solver.stop_search()
                 return
 
     thread = threading.Thread(target=watcher, daemon=True)
     thread.start()
     try:
-        status = solver.solve(model, watch) if watch is not None else solver.solve(model)
-        return status, watch.last if watch is not None else None
+        if watch is None:
+            return solver.solve(model), None
+        return solver.solve(model, watch), watch.last
     finally:
         done.set()
         thread.join()
