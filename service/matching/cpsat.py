@@ -29,7 +29,7 @@ GAP_SEED = 0
 # the service's needs and offers count people and sessions, far below) is solved by CP-SAT with defences against its
 # behaviour at such magnitudes (`_solver`), and by a portfolio of at least LARGE_WORKERS workers where the run
 # allows more than one.  Two 8-edge components in the billions, 6 runs each: four workers with the classic
-# propagator ended once unproven at 10 s (feasible, bound 48 % above), eight with the new propagator once in
+# propagator ended once unproven at 10 s ("feasible"), eight with the new propagator once in
 # std::bad_alloc (3 GB limit); eight with the classic propagator proved both optima every time within 0.04 s.
 LARGE_UNITS = 2**24
 LARGE_WORKERS = 8
