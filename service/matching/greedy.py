@@ -6,7 +6,7 @@ import functools
 
 import numpy as np
 
-from service.matching.problem import Normalised
+from service.matching.problem import Normalised, sub_problem
 
 
 def edge_gain(norm: Normalised, edges: np.ndarray) -> np.ndarray:
@@ -100,8 +100,11 @@ class _State:
     @functools.cached_property
     def _stations_numbered(self) -> tuple[np.ndarray, np.ndarray]:
         """Station ids and each need's station as 0..k-1, for (organization, station) codes (ids may be as large as
-        int64); only runs with station limits need them."""
-        return np.unique(self.norm.station, return_inverse=True)
+        int64); only runs with station limits need them.  The ids include the stations organizations already serve
+        outside the pass (`opened`): a pass on a sub-problem does not hold their needs."""
+        known = np.array([b for seen in self.stations.values() for b in seen], np.int64)
+        ids = np.unique(np.concatenate([self.norm.station, known]))
+        return ids, np.searchsorted(ids, self.norm.station)
 
     def _pair_codes(self, org: np.ndarray, need: np.ndarray) -> np.ndarray:
         """One code per (organization, station of the need): organization * stations + station number."""
@@ -327,6 +330,9 @@ def _first(keys: np.ndarray, scratch: np.ndarray) -> np.ndarray:
     return out
 
 
+_PART_FACTOR = 4  # a pass over fewer than (needs + offers) / _PART_FACTOR edges runs on its sub-problem
+
+
 def greedy(
     norm: Normalised,
     edges: np.ndarray,
@@ -338,6 +344,13 @@ def greedy(
     """Greedy units on `edges` (every edge of their needs); fixed (and `start`) units are taken first (assumed
     feasible). `cap` overrides offer capacities (residual capacity), `opened` lists stations each organization
     already serves outside `edges`."""
+    if len(edges) and _PART_FACTOR * len(edges) < norm.n_needs + norm.n_offers:
+        # A short pass over a large problem runs on the sub-problem of its needs and offers: the pass state holds
+        # Python lists per need and offer (national re-solve: 43 ms for the 3,690 edges of the changed needs).
+        # Positions, organizations and stations are the same there, so the units are too.
+        needs, offers = np.unique(norm.e_need[edges]), np.unique(norm.e_offer[edges])
+        sub = sub_problem(norm, needs, offers, edges)
+        return greedy(sub, np.arange(len(edges)), start, cap=None if cap is None else cap[offers], opened=opened)
     st = _State(norm, edges, cap, opened)
     units = norm.fixed[edges] if start is None else np.maximum(norm.fixed[edges], start)
     st.take_all(units)

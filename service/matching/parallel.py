@@ -44,7 +44,7 @@ import numpy as np
 
 from service.matching import components as cc
 from service.matching import solver
-from service.matching.problem import Normalised
+from service.matching.problem import Normalised, sub_problem
 from service.matching.solver import ComponentTable, Solution, SolveOptions, _infeasible, solve_normalised
 
 log = logging.getLogger(__name__)
@@ -138,31 +138,6 @@ def bins(norm: Normalised, processes: int) -> tuple[np.ndarray, np.ndarray, int]
         loads[b] += sizes[c]
     bin_of[sizes == 0] = int(loads.argmin())
     return bin_of[comps.need_comp], bin_of[comps.offer_comp], count
-
-
-def sub_problem(norm: Normalised, needs: np.ndarray, offers: np.ndarray, edges: np.ndarray) -> Normalised:
-    """The problem restricted to some needs, offers and edges (sorted indices; every edge's need and offer among
-    them), re-indexed in the same order; keys, stations, organizations and limits are kept as they are."""
-    nmap = np.full(norm.n_needs, -1, np.int64)
-    nmap[needs] = np.arange(len(needs))
-    omap = np.full(norm.n_offers, -1, np.int64)
-    omap[offers] = np.arange(len(offers))
-    return replace(
-        norm,
-        demand=norm.demand[needs],
-        splittable=norm.splittable[needs],
-        capacity=norm.capacity[offers],
-        e_need=nmap[norm.e_need[edges]],
-        e_offer=omap[norm.e_offer[edges]],
-        value=norm.value[edges],
-        usage=norm.usage[edges],
-        incumbent=norm.incumbent[edges],
-        fixed=norm.fixed[edges],
-        station=norm.station[needs],
-        org=norm.org[offers],
-        need_key=norm.need_key[needs],
-        offer_key=norm.offer_key[offers],
-    )
 
 
 _SCALARS = ("has_incumbent", "penalty", "coverage_first")

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import numpy as np
@@ -236,3 +236,28 @@ def _side_arrays(p: Problem, n: int, m: int) -> tuple[np.ndarray, np.ndarray, np
         if len(limit) < n_orgs:
             raise ValueError(f"org_max_stations: expected at least {n_orgs} entries (one per organization index)")
     return station, org, limit
+
+
+def sub_problem(norm: Normalised, needs: np.ndarray, offers: np.ndarray, edges: np.ndarray) -> Normalised:
+    """The problem restricted to some needs, offers and edges (sorted indices; every edge's need and offer among
+    them), re-indexed in the same order; keys, stations, organizations and limits are kept as they are."""
+    nmap = np.full(norm.n_needs, -1, np.int64)
+    nmap[needs] = np.arange(len(needs))
+    omap = np.full(norm.n_offers, -1, np.int64)
+    omap[offers] = np.arange(len(offers))
+    return replace(
+        norm,
+        demand=norm.demand[needs],
+        splittable=norm.splittable[needs],
+        capacity=norm.capacity[offers],
+        e_need=nmap[norm.e_need[edges]],
+        e_offer=omap[norm.e_offer[edges]],
+        value=norm.value[edges],
+        usage=norm.usage[edges],
+        incumbent=norm.incumbent[edges],
+        fixed=norm.fixed[edges],
+        station=norm.station[needs],
+        org=norm.org[offers],
+        need_key=norm.need_key[needs],
+        offer_key=norm.offer_key[offers],
+    )

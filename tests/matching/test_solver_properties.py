@@ -277,6 +277,35 @@ def test_the_greedy_baseline_follows_its_rule_edge_by_edge(p: Problem, data, chu
 
 
 @SETTINGS
+@given(st.booleans().flatmap(lambda c: problems(splittable=None, usage=True, limits=True, coverage=c)), st.data())
+def test_a_short_greedy_pass_over_a_large_problem_takes_what_the_whole_problem_state_takes(p: Problem, data) -> None:
+    """A pass over a few edges of a problem with many more needs and offers runs on the sub-problem of its needs and
+    offers: the same units as the rule applied one edge at a time, and as the whole problem's pass state with
+    residual capacities and stations already opened elsewhere (which the sub-problem's needs do not hold: that
+    case found a station numbering that left them out)."""
+    n, m, k = len(p.need_demand), len(p.offer_capacity), len(p.edge_need)
+    pad = 4 * k + 1  # needs and offers with no edges here (the rest of a province, say)
+    big = replace(
+        p,
+        need_demand=[*p.need_demand, *[1] * pad],
+        need_splittable=[*p.need_splittable, *[True] * pad],
+        offer_capacity=[*p.offer_capacity, *[5] * pad],
+        need_station=[*p.need_station, *[0] * pad],
+        offer_org=[*p.offer_org, *[1] * pad],
+    )
+    norm, edges = normalise(big), np.arange(k)
+    assert np.array_equal(greedy(norm, edges), greedy_sequential(norm))
+    cap = np.array([data.draw(st.integers(0, c)) for c in norm.capacity])
+    opened = {0: {data.draw(st.integers(0, 2))}} if data.draw(st.booleans()) else None
+    start = np.zeros(k, np.int64)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(greedy_module, "_PART_FACTOR", 10**9)  # never a sub-problem: the pass state of the whole problem
+        whole = greedy(norm, edges, start, cap=cap, opened=opened)
+    assert np.array_equal(greedy(norm, edges, start, cap=cap, opened=opened), whole)
+    assert (n + pad) + (m + pad) > 4 * k  # the pass above ran on its sub-problem
+
+
+@SETTINGS
 @given(problems(splittable=None, usage=True, limits=True), st.data())
 def test_filling_an_answer_only_adds_units_that_gain_and_stays_feasible(p: Problem, data) -> None:
     """`fill` keeps every unit of a feasible answer and adds only what gains; the greedy's own answer has nothing
