@@ -394,19 +394,35 @@ def fill(
     )
     if not pos.size:
         return out
-    st = _State(norm, edges[pos], cap, opened, dem)
-    here = np.zeros(norm.n_offers, bool)
-    here[st.e_offer] = True
-    near = st.lim_arr[u_offer] >= 0
-    if len(norm.org_limit):  # stations already served by the organizations that meet the last pass
-        near &= np.isin(norm.org[u_offer], norm.org[here])
-    st.record(u_offer[near], u_need[near])
+    part_edges = edges[pos]
+    serving = _serving(norm, u_offer, u_need, norm.e_offer[part_edges], opened)
+    run_norm, run_edges = norm, part_edges
+    if _PART_FACTOR * len(pos) < norm.n_needs + norm.n_offers:  # as in `greedy`: the pass on its sub-problem
+        needs, offers = np.unique(norm.e_need[part_edges]), np.unique(norm.e_offer[part_edges])
+        run_norm, run_edges = sub_problem(norm, needs, offers, part_edges), np.arange(len(pos))
+        dem, cap = dem[needs], cap[offers]
+    st = _State(run_norm, run_edges, cap, serving, dem)
     if norm.coverage_first:
         st.covered.update(np.unique(norm.station[u_need]).tolist())
     part = out[pos]
-    _last_pass(norm, st, edges[pos], norm.splittable[st.e_need], part)
+    _last_pass(run_norm, st, run_edges, run_norm.splittable[st.e_need], part)
     out[pos] = part
     return out
+
+
+def _serving(
+    norm: Normalised, offer: np.ndarray, need: np.ndarray, met: np.ndarray, opened: dict[int, set[int]] | None
+) -> dict[int, set[int]]:
+    """`opened` plus the stations that the units on (offer, need) pairs serve for the limited organizations of the
+    offers `met` (those a pass meets)."""
+    serving = {g: set(seen) for g, seen in (opened or {}).items()}
+    if not len(norm.org_limit):
+        return serving
+    org = norm.org[offer]
+    near = (norm.org_limit[org] >= 0) & np.isin(org, norm.org[met])
+    for g, b in set(zip(org[near].tolist(), norm.station[need[near]].tolist(), strict=True)):
+        serving.setdefault(g, set()).add(b)
+    return serving
 
 
 def _use(

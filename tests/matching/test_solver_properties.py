@@ -280,9 +280,9 @@ def test_the_greedy_baseline_follows_its_rule_edge_by_edge(p: Problem, data, chu
 @given(st.booleans().flatmap(lambda c: problems(splittable=None, usage=True, limits=True, coverage=c)), st.data())
 def test_a_short_greedy_pass_over_a_large_problem_takes_what_the_whole_problem_state_takes(p: Problem, data) -> None:
     """A pass over a few edges of a problem with many more needs and offers runs on the sub-problem of its needs and
-    offers: the same units as the rule applied one edge at a time, and as the whole problem's pass state with
-    residual capacities and stations already opened elsewhere (which the sub-problem's needs do not hold: that
-    case found a station numbering that left them out)."""
+    offers: the same units as the rule applied one edge at a time, and as the whole problem's pass state (a fill's
+    last pass too) with residual capacities and stations already opened elsewhere (which the sub-problem's needs do
+    not hold: that case found a station numbering that left them out)."""
     n, m, k = len(p.need_demand), len(p.offer_capacity), len(p.edge_need)
     pad = 4 * k + 1  # needs and offers with no edges here (the rest of a province, say)
     big = replace(
@@ -302,7 +302,13 @@ def test_a_short_greedy_pass_over_a_large_problem_takes_what_the_whole_problem_s
         mp.setattr(greedy_module, "_PART_FACTOR", 10**9)  # never a sub-problem: the pass state of the whole problem
         whole = greedy(norm, edges, start, cap=cap, opened=opened)
     assert np.array_equal(greedy(norm, edges, start, cap=cap, opened=opened), whole)
-    assert (n + pad) + (m + pad) > 4 * k  # the pass above ran on its sub-problem
+    assert (n + pad) + (m + pad) > 4 * k  # the passes above ran on their sub-problems
+    # `fill` too: what the last pass adds to part of the greedy's answer (feasible), with stations opened elsewhere.
+    part = np.where(data.draw(st.lists(st.booleans(), min_size=k, max_size=k)), greedy(norm, edges), 0)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setattr(greedy_module, "_PART_FACTOR", 10**9)
+        whole = fill(norm, edges, part, opened=opened)
+    assert np.array_equal(fill(norm, edges, part, opened=opened), whole)
 
 
 @SETTINGS
