@@ -153,8 +153,14 @@ class _State:
         limited = self.lim_arr[offer] >= 0
         if limited.any():
             ids = self._stations_numbered[0]
-            for code in np.unique(self._pair_codes(self.norm.org[offer[limited]], need[limited])).tolist():
-                self.stations.setdefault(code // len(ids), set()).add(int(ids[code % len(ids)]))
+            codes = np.unique(self._pair_codes(self.norm.org[offer[limited]], need[limited]))
+            stations = self.stations
+            for g, b in zip((codes // len(ids)).tolist(), ids[codes % len(ids)].tolist(), strict=True):
+                seen = stations.get(g)
+                if seen is None:
+                    stations[g] = {b}
+                else:
+                    seen.add(b)
         if self.norm.coverage_first:
             self.covered.update(np.unique(self.norm.station[need]).tolist())
 
