@@ -71,11 +71,11 @@ class _Model:
         self.split = norm.splittable[self.need]
         self.x = self._edge_vars()
         self.extra: list[tuple[cp_model.IntVar, str, object]] = []
-        self.large = max(self.ub, default=0) > LARGE_UNITS
         self._need_rows()
         self._offer_rows()
         self.z = self._station_limits()
         self.w = self._coverage() if norm.coverage_first else {}
+        self.large = self._large()
 
     def _edge_vars(self) -> list[cp_model.IntVar]:
         """Units (splittable) or a 0/1 choice (unsplittable) per edge, fixed units as lower bounds."""
@@ -89,6 +89,13 @@ class _Model:
         ub = np.maximum(ub, lb)
         self.ub = ub.tolist()
         return [m.new_int_var(int(a), int(b), "") for a, b in zip(lb.tolist(), ub.tolist(), strict=True)]
+
+    def _large(self) -> bool:
+        """Whether a variable's domain or an offer row's coefficients reach past LARGE_UNITS."""
+        if not self.edges.size:
+            return False
+        rows = np.bincount(self.offer, weights=self.norm.usage[self.edges].astype(np.float64))
+        return max(self.ub) > LARGE_UNITS or float(rows.max()) > LARGE_UNITS
 
     def _groups(self, keys: np.ndarray) -> list[tuple[int, list[int]]]:
         """Edge positions grouped by key."""
@@ -110,9 +117,7 @@ class _Model:
         """Capacity: usage-weighted units within the offer's capacity."""
         use = self.norm.usage[self.edges].tolist()
         for j, pos in self._groups(self.offer):
-            coefs = [use[p] for p in pos]
-            self.large |= sum(coefs) > LARGE_UNITS
-            expr = cp_model.LinearExpr.weighted_sum([self.x[p] for p in pos], coefs)
+            expr = cp_model.LinearExpr.weighted_sum([self.x[p] for p in pos], [use[p] for p in pos])
             self.model.add(expr <= int(self.cap[j]))
 
     def _station_limits(self) -> dict[tuple[int, int], cp_model.IntVar]:
@@ -278,11 +283,12 @@ def _run(
     """Solve; with `stall` = (window s, monotonic time of the last improvement so far), stop once the search has not
     improved on `baseline` (or its own best) within the window; with `memory_mib`, stop once the process has grown
     by that much during the solve. Returns the status and the last improvement time."""
-    watch = _Stall(baseline, stall[1]) if stall is not None else None
+    watch: _Stall | None = None
     stops: list[Callable[[], bool]] = []
-    if watch is not None and stall is not None:
-        window = stall[0]
-        stops.append(lambda: time.monotonic() - watch.last > window)
+    if stall is not None:
+        window, since = stall
+        watch = stalled = _Stall(baseline, since)
+        stops.append(lambda: time.monotonic() - stalled.last > window)
     start_mib = _rss_mib() if memory_mib is not None else None
     if start_mib is not None and memory_mib is not None:
         ceiling = start_mib + memory_mib

@@ -401,7 +401,10 @@ def fill(
     if not pos.size:
         return out
     part_edges = edges[pos]
-    serving = _serving(norm, u_offer, u_need, norm.e_offer[part_edges], opened)
+    # The stations the organizations this pass meets already serve: outside `edges` and with the units in hand.
+    serving = {g: set(seen) for g, seen in (opened or {}).items()}
+    for g, seen in stations_served(norm, u_offer, u_need, norm.e_offer[part_edges]).items():
+        serving.setdefault(g, set()).update(seen)
     run_norm, run_edges = norm, part_edges
     if _PART_FACTOR * len(pos) < norm.n_needs + norm.n_offers:  # as in `greedy`: the pass on its sub-problem
         needs, offers = np.unique(norm.e_need[part_edges]), np.unique(norm.e_offer[part_edges])
@@ -416,19 +419,23 @@ def fill(
     return out
 
 
-def _serving(
-    norm: Normalised, offer: np.ndarray, need: np.ndarray, met: np.ndarray, opened: dict[int, set[int]] | None
+def stations_served(
+    norm: Normalised, offer: np.ndarray, need: np.ndarray, met: np.ndarray | None = None
 ) -> dict[int, set[int]]:
-    """`opened` plus the stations that the units on (offer, need) pairs serve for the limited organizations of the
-    offers `met` (those a pass meets)."""
-    serving = {g: set(seen) for g, seen in (opened or {}).items()}
+    """Per station-limited organization (only those with one of the offers `met`, if given), the stations that units
+    on the (offer, need) pairs serve."""
     if not len(norm.org_limit):
-        return serving
+        return {}
     org = norm.org[offer]
-    near = (norm.org_limit[org] >= 0) & np.isin(org, norm.org[met])
-    for g, b in set(zip(org[near].tolist(), norm.station[need[near]].tolist(), strict=True)):
-        serving.setdefault(g, set()).add(b)
-    return serving
+    keep = norm.org_limit[org] >= 0
+    if met is not None:
+        here = np.zeros(len(norm.org_limit), bool)
+        here[norm.org[met]] = True
+        keep &= here[org]
+    served: dict[int, set[int]] = {}
+    for g, b in set(zip(org[keep].tolist(), norm.station[need[keep]].tolist(), strict=True)):
+        served.setdefault(g, set()).add(b)
+    return served
 
 
 def _use(

@@ -16,7 +16,7 @@ from service.matching import components as cc
 from service.matching.candidates import member, sorted_unique
 from service.matching.cpsat import CpResult, solve_cpsat
 from service.matching.flow import FlowResult, solve_flow
-from service.matching.greedy import fill, greedy
+from service.matching.greedy import fill, greedy, stations_served
 from service.matching.problem import Normalised, Problem, normalise
 
 # Small components are packed into flow graphs of about this many edges (amortises the per-graph overhead); OR-Tools'
@@ -590,21 +590,13 @@ class _Run:
 
     def opened_outside(self, edges: np.ndarray) -> dict[int, set[int]]:
         """Per limited organization, the stations it serves with the current units outside `edges`."""
-        norm, u = self.norm, self.units
+        norm = self.norm
         if not len(norm.org_limit):
             return {}
         inside = np.zeros(norm.n_edges, bool)
         inside[edges] = True
-        here = np.zeros(len(norm.org_limit), bool)  # limited organizations with an offer on `edges`
-        here[norm.org[norm.e_offer[edges]]] = True
-        here &= norm.org_limit >= 0
-        out = np.flatnonzero(~inside & (u > 0))
-        g = norm.org[norm.e_offer[out]]
-        keep = here[g]
-        opened: dict[int, set[int]] = {}
-        for a, b in zip(g[keep].tolist(), norm.station[norm.e_need[out[keep]]].tolist(), strict=True):
-            opened.setdefault(a, set()).add(b)
-        return opened
+        out = np.flatnonzero(~inside & (self.units > 0))
+        return stations_served(norm, norm.e_offer[out], norm.e_need[out], norm.e_offer[edges])
 
     def flow_in_pieces(self, norm: Normalised, edges: np.ndarray) -> np.ndarray | None:
         """Exact flow units on `edges` solved piece by piece: their connected pieces (in batches of about
@@ -731,12 +723,7 @@ class _Run:
         free_edges = np.flatnonzero(comps.active & free[norm.e_need])
         fixed_edges = np.flatnonzero(~free[norm.e_need] & (u > 0))
         cap = norm.capacity - offer_use(norm, fixed_edges, u[fixed_edges])
-        opened: dict[int, set[int]] = {}
-        if len(norm.org_limit):
-            g = norm.org[norm.e_offer[fixed_edges]]
-            lim = norm.org_limit[g] >= 0
-            for a, b in set(zip(g[lim].tolist(), norm.station[norm.e_need[fixed_edges[lim]]].tolist(), strict=True)):
-                opened.setdefault(a, set()).add(b)
+        opened = stations_served(norm, norm.e_offer[fixed_edges], norm.e_need[fixed_edges])
         groups = _groups(norm, free_edges)
         sizes = np.array([len(e) for e in groups], float)
         for k, budget in self._shares(sizes, deadline):
