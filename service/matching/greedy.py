@@ -183,8 +183,10 @@ class _State:
         ok[limited] = count[g] <= norm.org_limit[g]
         return ok
 
-    def run(self, units: np.ndarray, positions: np.ndarray, limits: np.ndarray | int) -> None:
+    def run(self, units: np.ndarray, positions: np.ndarray, limits: np.ndarray | int, *, last: bool = False) -> None:
         """Put as many units as allowed on each position in turn (at most `limits`, per position or for all).
+        `last`: no pass reads this state after this one, so a pass in rounds leaves it as it is (writing back the
+        stations organizations serve cost 0.09 s of a 0.4 s cold national guard).
 
         Most positions of a long pass are dead by their turn (a cold national pass takes 163k of 1.52 M: the rest
         find their need served or their offer empty), so the pass runs in chunks, and before each chunk drops the
@@ -210,7 +212,7 @@ class _State:
             self._loop(units, pos[alive], chunk_lim[alive], done)
             dem[done[0]] = 0
             cap[done[1]] = 0
-        if slots is not None:
+        if slots is not None and not last:
             self.dem, self.cap = dem.tolist(), cap.tolist()
             slots.write_back(self.stations)
 
@@ -489,4 +491,4 @@ def _last_pass(norm: Normalised, st: _State, edges: np.ndarray, split: np.ndarra
     # Units beyond the incumbent gain value - penalty (splittable); unsplittable gains are whole-need gains.
     extra = np.where(split[rest], norm.value[edges[rest]] - (norm.penalty if norm.has_incumbent else 0), gain)
     gaining = rest[extra > 0]
-    st.run(units, gaining[_density_order(gaining, density[extra > 0])], 1 << 62)
+    st.run(units, gaining[_density_order(gaining, density[extra > 0])], 1 << 62, last=True)
