@@ -941,8 +941,7 @@ def _previous_rows(norm: Normalised, prev: cc.ItemHashes) -> tuple[np.ndarray, n
     no key of this run found (`gone`; O(n): no second search)."""
     if not len(prev.need_key):
         return np.zeros(norm.n_needs, np.int64), np.zeros(norm.n_needs, bool), np.zeros(0, bool)
-    pos = np.minimum(np.searchsorted(prev.need_key, norm.need_key), len(prev.need_key) - 1)
-    found = prev.need_key[pos] == norm.need_key
+    pos, found = cc.key_rows(prev.need_key, norm.need_key, norm.need_order)
     gone = np.ones(len(prev.need_key), bool)
     gone[pos[found]] = False
     return pos, found, gone
@@ -960,26 +959,28 @@ def _changed_needs(
     a need with fixed units changed or left (the carried-over bound assumes the previous fixed units still stand)."""
     if np.any(prev.need_key[1:] == prev.need_key[:-1]) or np.any(prev.offer_key[1:] == prev.offer_key[:-1]):
         return None
-    same = _same_items(norm.need_key, need_h, prev.need_key, prev.need_hash)
-    order = np.argsort(norm.need_key, kind="stable")
+    same = _same_items(norm.need_key, norm.need_order, need_h, prev.need_key, prev.need_hash)
+    order = norm.need_order
     fk = prev.need_key[prev.need_fixed]
     if fk.size:
         pos = np.minimum(np.searchsorted(items.need_key, fk), max(len(items.need_key) - 1, 0))
         if not len(items.need_key) or not np.all((items.need_key[pos] == fk) & same[order][pos]):
             return None
     changed = ~same
-    off_changed = ~_same_items(norm.offer_key, offer_h, prev.offer_key, prev.offer_hash)
+    off_changed = ~_same_items(norm.offer_key, norm.offer_order, offer_h, prev.offer_key, prev.offer_hash)
     if off_changed.any():
         changed[norm.e_need[active & off_changed[norm.e_offer]]] = True
     return changed
 
 
-def _same_items(keys: np.ndarray, hashes: np.ndarray, prev_keys: np.ndarray, prev_hashes: np.ndarray) -> np.ndarray:
-    """Whether each item (by key) is in the sorted previous keys with the same hash."""
+def _same_items(
+    keys: np.ndarray, order: np.ndarray, hashes: np.ndarray, prev_keys: np.ndarray, prev_hashes: np.ndarray
+) -> np.ndarray:
+    """Whether each item (by key; `order` sorts the keys) is in the sorted previous keys with the same hash."""
     if not len(prev_keys):
         return np.zeros(len(keys), bool)
-    pos = np.minimum(np.searchsorted(prev_keys, keys), len(prev_keys) - 1)
-    return (prev_keys[pos] == keys) & (prev_hashes[pos] == hashes)
+    pos, found = cc.key_rows(prev_keys, keys, order)
+    return found & (prev_hashes[pos] == hashes)
 
 
 def _moved_needs(norm: Normalised, prev: cc.ItemHashes) -> tuple[np.ndarray | None, np.ndarray | None]:

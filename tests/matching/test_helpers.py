@@ -11,7 +11,7 @@ from ortools.sat.python import cp_model
 
 from service.matching import cpsat
 from service.matching.candidates import member, sorted_unique
-from service.matching.components import grouped
+from service.matching.components import grouped, key_rows
 from service.matching.explain import MAX_NAMED, _top_named
 from service.matching.greedy import _UNSEEN, _density_order, _first
 
@@ -25,6 +25,22 @@ def test_member_and_sorted_unique_match_numpy(values: list[int], members: list[i
     assert np.array_equal(member(v, m), np.isin(v, m))
     assert np.array_equal(member(v, np.unique(m), presorted=True), np.isin(v, m))
     assert np.array_equal(sorted_unique(v), np.unique(v))
+
+
+@settings(max_examples=300, deadline=None)
+@given(st.lists(st.integers(-5, 30), max_size=40), st.data())
+def test_key_rows_are_what_a_binary_search_of_the_previous_keys_finds(previous: list[int], data) -> None:
+    # The keys of this run: the previous ones shuffled (the re-solve's fast path), some dropped, or others added.
+    prev = np.sort(np.array(previous, np.int64))
+    keys = np.array(data.draw(st.permutations(previous)), np.int64)
+    if data.draw(st.booleans()):
+        keys = np.array(
+            data.draw(st.lists(st.sampled_from([*previous, 31, 32]), max_size=40)) if previous else [], np.int64
+        )
+    pos, found = key_rows(prev, keys, np.argsort(keys, kind="stable"))
+    want = np.minimum(np.searchsorted(prev, keys), max(len(prev) - 1, 0))
+    assert np.array_equal(found, prev[want] == keys if len(prev) else np.zeros(len(keys), bool))
+    assert np.array_equal(pos[found], want[found])
 
 
 @settings(max_examples=200, deadline=None)
