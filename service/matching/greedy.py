@@ -98,18 +98,25 @@ class _State:
         return np.full(max(self.norm.n_needs, self.norm.n_offers, len(self.norm.org_limit), 1), _UNSEEN, np.int64)
 
     @functools.cached_property
-    def _stations_numbered(self) -> tuple[np.ndarray, np.ndarray]:
-        """Station ids and each need's station as 0..k-1, for (organization, station) codes (ids may be as large as
-        int64); only runs with station limits need them.  The ids include the stations organizations already serve
-        outside the pass (`opened`): a pass on a sub-problem does not hold their needs."""
+    def _station_codes(self) -> tuple[int, np.ndarray, np.ndarray | None]:
+        """Each need's station as a code below a number of codes, for (organization, station) codes; only runs with
+        station limits need them.  The codes are the station ids where these are small (the records' station
+        indices: no sort of national's 200k stations per pass), else numbers 0..k-1 of the sorted ids (ids may be as
+        large as int64), which are returned too.  They cover the stations organizations already serve outside the
+        pass (`opened`): a pass on a sub-problem does not hold their needs."""
         known = np.array([b for seen in self.stations.values() for b in seen], np.int64)
-        ids = np.unique(np.concatenate([self.norm.station, known]))
-        return ids, np.searchsorted(ids, self.norm.station)
+        station = self.norm.station
+        low = min(int(station.min(initial=0)), int(known.min(initial=0)))
+        high = max(int(station.max(initial=0)), int(known.max(initial=0)))
+        if low >= 0 and high < 2**31 and len(self.norm.org_limit) < 2**31:
+            return high + 1, station, None
+        ids = np.unique(np.concatenate([station, known]))
+        return len(ids), np.searchsorted(ids, station), ids
 
     def _pair_codes(self, org: np.ndarray, need: np.ndarray) -> np.ndarray:
-        """One code per (organization, station of the need): organization * stations + station number."""
-        ids, code = self._stations_numbered
-        return org * len(ids) + code[need]
+        """One code per (organization, station of the need): organization * codes + station code."""
+        n_codes, code, _ = self._station_codes
+        return org * n_codes + code[need]
 
     def take_all(self, units: np.ndarray) -> None:
         """Record `units` on this state's positions at once (a feasible set: fixed or start units)."""
@@ -152,10 +159,11 @@ class _State:
         coverage-first passes read that)."""
         limited = self.lim_arr[offer] >= 0
         if limited.any():
-            ids = self._stations_numbered[0]
+            n_codes, _, ids = self._station_codes
             codes = np.unique(self._pair_codes(self.norm.org[offer[limited]], need[limited]))
+            station = codes % n_codes if ids is None else ids[codes % n_codes]
             stations = self.stations
-            for g, b in zip((codes // len(ids)).tolist(), ids[codes % len(ids)].tolist(), strict=True):
+            for g, b in zip((codes // n_codes).tolist(), station.tolist(), strict=True):
                 seen = stations.get(g)
                 if seen is None:
                     stations[g] = {b}
@@ -172,13 +180,13 @@ class _State:
         if not limited.any():
             return np.ones(len(offer), bool)
         norm = self.norm
-        ids = self._stations_numbered[0]
+        n_codes, _, ids = self._station_codes
         g = norm.org[offer[limited]]
         org = np.array([a for a, seen in self.stations.items() for _ in seen], np.int64)
         station = np.array([b for seen in self.stations.values() for b in seen], np.int64)
-        opened = org * len(ids) + np.searchsorted(ids, station)
+        opened = org * n_codes + (station if ids is None else np.searchsorted(ids, station))
         pairs = np.unique(np.concatenate([self._pair_codes(g, need[limited]), opened]))
-        count = np.bincount(pairs // len(ids), minlength=len(norm.org_limit))
+        count = np.bincount(pairs // n_codes, minlength=len(norm.org_limit))
         ok = np.ones(len(offer), bool)
         ok[limited] = count[g] <= norm.org_limit[g]
         return ok
