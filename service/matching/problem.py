@@ -166,12 +166,15 @@ def _scalar_int(name: str, value: Any, lo: int) -> int:
 def largest_objective(norm: Normalised, edges: np.ndarray | None = None) -> float:
     """The most the objective of `edges` (all by default) could reach in absolute value: |value| per unit served
     (whole needs once), plus the change penalty on every unit that could move."""
-    edges = np.arange(norm.n_edges) if edges is None else edges
-    need = norm.e_need[edges]
-    units = np.where(norm.splittable[need], norm.demand[need], 1).astype(np.float64)
-    total = float(np.sum(np.abs(norm.value[edges]).astype(np.float64) * units))
+    need = norm.e_need if edges is None else norm.e_need[edges]
+    value = norm.value if edges is None else norm.value[edges]
+    # Units per edge: the need's demand if splittable, else 1 (one whole need), as a per-need column gathered once.
+    units = np.where(norm.splittable, norm.demand, 1).astype(np.float64)[need]
+    # Not np.dot: BLAS would start threads that spin on the other core after the call.
+    total = float((np.abs(value) * units).sum())
     if norm.has_incumbent:
-        total += norm.penalty * float(np.sum(norm.demand[need].astype(np.float64) + norm.incumbent[edges]))
+        incumbent = norm.incumbent if edges is None else norm.incumbent[edges]
+        total += norm.penalty * float(norm.demand.astype(np.float64)[need].sum() + incumbent.astype(np.float64).sum())
     return total
 
 
