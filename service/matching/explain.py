@@ -15,10 +15,10 @@ MAX_NAMED = 3
 
 
 def objects(values: list) -> np.ndarray:
-    """A 1-D object array of `values` (ids), for gathering with numpy."""
-    out = np.empty(len(values), dtype=object)
-    out[:] = values
-    return out
+    """A 1-D object array of `values` (records, ids), for gathering with numpy.  `fromiter` stores each value as it
+    is; a slice assignment first asks every value whether it is a sequence (national's 172k allocations: 21 ms
+    against 4 ms)."""
+    return np.fromiter(values, dtype=object, count=len(values))
 
 
 def allocations(
