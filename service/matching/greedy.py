@@ -82,15 +82,29 @@ class _State:
         dem: np.ndarray | None = None,
     ) -> None:
         self.norm = norm
-        self.full = norm.demand.tolist()
-        self.dem = self.full.copy() if dem is None else dem.tolist()
+        self.dem = (norm.demand if dem is None else dem).tolist()
         self.cap = (norm.capacity if cap is None else cap).tolist()
         self.stations: dict[int, set[int]] = {g: set(s) for g, s in (opened or {}).items()}
         self.covered: set[int] = set()
         self.e_need, self.e_offer, self.e_usage = norm.e_need[edges], norm.e_offer[edges], norm.usage[edges]
-        self.station = norm.station.tolist()  # per need
-        self.org = norm.org.tolist()  # per offer
         self.lim_arr = norm.org_limit[norm.org] if len(norm.org_limit) else np.full(norm.n_offers, -1, np.int64)
+
+    # Lists for the one-position-at-a-time loop, made when a pass first runs it (a long pass in rounds reads the
+    # arrays: the cold national guard never needs them).
+    @functools.cached_property
+    def full(self) -> list[int]:
+        """Each need's demand."""
+        return self.norm.demand.tolist()
+
+    @functools.cached_property
+    def station(self) -> list[int]:
+        """Each need's station."""
+        return self.norm.station.tolist()
+
+    @functools.cached_property
+    def org(self) -> list[int]:
+        """Each offer's organization."""
+        return self.norm.org.tolist()
 
     @functools.cached_property
     def _scratch(self) -> np.ndarray:
@@ -137,7 +151,7 @@ class _State:
         norm = self.norm
         need, offer, use = self.e_need[positions], self.e_offer[positions], self.e_usage[positions]
         split = norm.splittable[need]
-        dem, full, cap = (np.asarray(x, np.int64) for x in (self.dem, self.full, self.cap))
+        dem, cap, full = np.asarray(self.dem, np.int64), np.asarray(self.cap, np.int64), norm.demand
         amount = np.where(split, limits, dem[need])  # an unsplittable need is served whole or not at all
         valid = np.where(split, amount > 0, dem[need] == full[need])
         spend = np.where(split, np.maximum(use, 0) * amount, use)
