@@ -319,7 +319,7 @@ def _explain_again(ix: Indexed, cand: Candidates, norm: Normalised, sol: Solutio
     now_needs, now_values = explain.offer_tops(ix, cand, units, touched)
     was_needs, was_values = explain.offer_tops(ix, prev.cand, prev.units, touched)
     moved = (now_needs != was_needs).any(axis=1) | (now_values != was_values).any(axis=1)
-    org_stations = explain.org_station_counts(ix, cand, idx)
+    org_stations = _org_stations_again(ix, cand, idx, touched, prev.org_stations)
     if len(ix.orgs):
         moved |= ((org_stations != prev.org_stations) & (ix.org_limit >= 0))[ix.offer_org]
     served = np.bincount(cand.need, weights=units, minlength=len(ix.needs))
@@ -346,6 +346,22 @@ def _explain_again(ix: Indexed, cand: Candidates, norm: Normalised, sol: Solutio
         solution=sol,
     )
     return _Explained(result, gain, used, rows[order], org_stations)
+
+
+def _org_stations_again(
+    ix: Indexed, cand: Candidates, alloc: np.ndarray, touched: np.ndarray, before: np.ndarray
+) -> np.ndarray:
+    """`explain.org_station_counts` of the allocations `alloc`, counted anew only for the organizations of the
+    `touched` offers (any allocation changed): the others serve the stations they served `before` (national: a
+    sort of 172k (organization, station) pairs, 45 ms, becomes one of a few thousand)."""
+    if len(before) != len(ix.orgs):
+        return explain.org_station_counts(ix, cand, alloc)
+    recount = np.zeros(len(ix.orgs), bool)
+    recount[ix.offer_org[touched]] = True
+    out = before.copy()
+    mine = alloc[recount[ix.offer_org[cand.offer[alloc]]]]
+    out[recount] = explain.org_station_counts(ix, cand, mine)[recount]
+    return out
 
 
 def _reusable(
