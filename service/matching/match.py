@@ -32,7 +32,7 @@ from service.matching.records import (
     StationRecord,
     Weights,
 )
-from service.matching.solver import Solution, edge_objective, offer_use, solve
+from service.matching.solver import Solution, objective_on, offer_use, solve
 
 
 @contextmanager
@@ -265,16 +265,24 @@ class _Explained:
     org_stations: np.ndarray  # stations each organization serves
 
 
+def _allocated(norm: Normalised, units: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The edges with units, each edge's objective (0 where no units: explanations read it only at allocations) and
+    the capacity each offer uses, computed over the allocations alone (national: 172k of 1.7 M edges)."""
+    idx = np.flatnonzero(units > 0)
+    gain = np.zeros(norm.n_edges, np.int64)
+    gain[idx] = objective_on(norm, idx, units[idx])
+    return idx, gain, offer_use(norm, idx, units[idx])
+
+
 def _explain(
     ix: Indexed, cand: Candidates, norm: Normalised, sol: Solution, prev: dict[tuple[Id, Id], int]
 ) -> _Explained:
     """Assemble the MatchResult from the engine's solution."""
     units = sol.edge_units
-    gain = edge_objective(norm, units)
-    used = offer_use(norm, np.arange(norm.n_edges), units)
-    allocs = explain.allocations(ix, cand, units, gain)
+    idx, gain, used = _allocated(norm, units)
+    allocs = explain.allocations(ix, cand, units, gain, idx)
     current = {(a.need_id, a.offer_id): a.units for a in allocs}
-    org_stations = explain.org_station_counts(ix, cand, np.flatnonzero(units > 0))
+    org_stations = explain.org_station_counts(ix, cand, idx)
     unmatched, rows = explain.unmatched(ix, cand, units, stations=org_stations)
     result = MatchResult(
         sol.status,
@@ -295,13 +303,11 @@ def _explain_again(ix: Indexed, cand: Candidates, norm: Normalised, sol: Solutio
     objects (an allocation with the same edge, units and value; an unmatched need none of whose candidate offers, or
     their organizations, saw a change; an offer's unchanged use), the others built anew."""
     prev, units = delta.prev, sol.edge_units
-    gain = edge_objective(norm, units)
-    used = offer_use(norm, np.arange(norm.n_edges), units)
+    idx, gain, used = _allocated(norm, units)
     was = _at(prev.units, delta.edge_map)
     changed = np.zeros(len(ix.needs), bool)
     changed[delta.changed] = True
     # Allocations.
-    idx = np.flatnonzero(units > 0)
     old = delta.edge_map[idx]
     same = (old >= 0) & ~changed[cand.need[idx]] & (was[idx] == units[idx])
     same[same] = prev.gain[old[same]] == gain[idx[same]]
@@ -322,8 +328,11 @@ def _explain_again(ix: Indexed, cand: Candidates, norm: Normalised, sol: Solutio
     org_stations = _org_stations_again(ix, cand, idx, touched, prev.org_stations)
     if len(ix.orgs):
         moved |= ((org_stations != prev.org_stations) & (ix.org_limit >= 0))[ix.offer_org]
-    served = np.bincount(cand.need, weights=units, minlength=len(ix.needs))
-    dirty = changed | (served != np.bincount(prev.cand.need, weights=prev.units, minlength=len(ix.needs)))
+    before = np.flatnonzero(prev.units)
+    served = np.bincount(cand.need[idx], weights=units[idx], minlength=len(ix.needs))
+    dirty = changed | (
+        served != np.bincount(prev.cand.need[before], weights=prev.units[before], minlength=len(ix.needs))
+    )
     dirty[cand.need[moved[cand.offer]]] = True
     keep = ~dirty[prev.unmatched_need]
     fresh, fresh_need = explain.unmatched(ix, cand, units, dirty, org_stations)

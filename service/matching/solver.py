@@ -473,7 +473,7 @@ class _Run:
                 base = rounded
         self.timings["greedy"] += time.perf_counter() - t0
         bound = min(self.relax_bound[c], self.cp_bound[c])
-        gap = bound - _edge_obj(norm, edges, base).sum()
+        gap = bound - objective_on(norm, edges, base).sum()
         if gap <= self.gap_tolerance * max(abs(bound), 1) and not norm.coverage_first:
             self.units[edges] = base
             self.method[c], self.status[c] = "rounded", "optimal" if gap <= 0 else "feasible"
@@ -775,9 +775,10 @@ class _Run:
         norm = self.norm
         if not norm.coverage_first:  # the objective is a sum over edges: only where the answers differ counts
             diff = np.flatnonzero(a != b)
-            return int(_edge_obj(norm, edges[diff], a[diff]).sum()) >= int(_edge_obj(norm, edges[diff], b[diff]).sum())
-        key_a = _edge_obj(norm, edges, a).sum()
-        key_b = _edge_obj(norm, edges, b).sum()
+            at = edges[diff]
+            return int(objective_on(norm, at, a[diff]).sum()) >= int(objective_on(norm, at, b[diff]).sum())
+        key_a = objective_on(norm, edges, a).sum()
+        key_b = objective_on(norm, edges, b).sum()
         cov_a = np.unique(norm.station[norm.e_need[edges[a > 0]]]).size
         cov_b = np.unique(norm.station[norm.e_need[edges[b > 0]]]).size
         return (cov_a, key_a) >= (cov_b, key_b)
@@ -797,8 +798,8 @@ def offer_use(norm: Normalised, edges: np.ndarray, units: np.ndarray) -> np.ndar
     return np.bincount(norm.e_offer[edges], weights=use, minlength=norm.n_offers).astype(np.int64)
 
 
-def _edge_obj(norm: Normalised, edges: np.ndarray, units: np.ndarray) -> np.ndarray:
-    """Exact objective of `units` on a subset of edges."""
+def objective_on(norm: Normalised, edges: np.ndarray, units: np.ndarray) -> np.ndarray:
+    """Exact objective contribution of `units` on some edges (`edge_objective` of a subset)."""
     split = norm.splittable[norm.e_need[edges]]
     val = np.where(split, norm.value[edges] * units, np.where(units > 0, norm.value[edges], 0))
     if norm.has_incumbent:
@@ -815,7 +816,7 @@ def _repair(norm: Normalised, edges: np.ndarray, relaxed: np.ndarray) -> np.ndar
     for g in _orgs_over_limit(norm, edges[units > 0]).tolist():
         mine = (norm.org[norm.e_offer[edges]] == g) & (units > 0)
         station = norm.station[need]
-        val = _edge_obj(norm, edges[mine], units[mine])
+        val = objective_on(norm, edges[mine], units[mine])
         totals: dict[int, int] = {}
         for s_, v in zip(station[mine].tolist(), val.tolist(), strict=True):
             totals[s_] = totals.get(s_, 0) + v
@@ -836,7 +837,7 @@ def _allowed_stations(
     pick = (norm.org_limit[g] >= 0) & ((relaxed > 0) | (norm.fixed[edges] > 0))
     if not pick.any():
         return out
-    val = _edge_obj(norm, edges[pick], relaxed[pick]) + (norm.fixed[edges[pick]] > 0) * (1 << 50)
+    val = objective_on(norm, edges[pick], relaxed[pick]) + (norm.fixed[edges[pick]] > 0) * (1 << 50)
     station, n_st, ids = _stations(norm)
     codes, inv = np.unique(g[pick] * n_st + station[norm.e_need[edges[pick]]], return_inverse=True)  # sorted pairs
     tot = np.bincount(inv.ravel(), weights=val.astype(np.float64))
