@@ -91,7 +91,7 @@ class Reusable:
     need_key: np.ndarray
     offer_key: np.ndarray
     units: np.ndarray  # per edge
-    gain: np.ndarray  # per edge
+    gain: np.ndarray  # objective per edge with units (0 elsewhere: only allocations read it)
     allocations: np.ndarray  # Allocation objects of the edges with units, in edge order
     unmatched: np.ndarray  # Unmatched objects, in need order
     unmatched_need: np.ndarray  # need index of each
@@ -259,7 +259,7 @@ class _Explained:
     """A run's MatchResult and the arrays behind its explanations (what `Reusable` keeps)."""
 
     result: MatchResult
-    gain: np.ndarray  # objective per edge
+    gain: np.ndarray  # objective per edge with units (0 elsewhere)
     used: np.ndarray  # per offer
     unmatched_need: np.ndarray  # need index of each unmatched entry
     org_stations: np.ndarray  # stations each organization serves
