@@ -6,7 +6,7 @@ import functools
 
 import numpy as np
 
-from service.matching.problem import Normalised, sub_problem
+from service.matching.problem import Normalised, station_codes, sub_problem
 
 
 def edge_gain(norm: Normalised, edges: np.ndarray) -> np.ndarray:
@@ -112,24 +112,16 @@ class _State:
         return np.full(max(self.norm.n_needs, self.norm.n_offers, len(self.norm.org_limit), 1), _UNSEEN, np.int64)
 
     @functools.cached_property
-    def _station_codes(self) -> tuple[int, np.ndarray, np.ndarray | None]:
-        """Each need's station as a code below a number of codes, for (organization, station) codes; only runs with
-        station limits need them.  The codes are the station ids where these are small (the records' station
-        indices: no sort of national's 200k stations per pass), else numbers 0..k-1 of the sorted ids (ids may be as
-        large as int64), which are returned too.  They cover the stations organizations already serve outside the
-        pass (`opened`): a pass on a sub-problem does not hold their needs."""
+    def _station_codes(self) -> tuple[np.ndarray, int, np.ndarray | None]:
+        """`station_codes` for (organization, station) codes; only runs with station limits need them.  They cover
+        the stations organizations already serve outside the pass (`opened`): a pass on a sub-problem does not hold
+        their needs."""
         known = np.array([b for seen in self.stations.values() for b in seen], np.int64)
-        station = self.norm.station
-        low = min(int(station.min(initial=0)), int(known.min(initial=0)))
-        high = max(int(station.max(initial=0)), int(known.max(initial=0)))
-        if low >= 0 and high < 2**31 and len(self.norm.org_limit) < 2**31:
-            return high + 1, station, None
-        ids = np.unique(np.concatenate([station, known]))
-        return len(ids), np.searchsorted(ids, station), ids
+        return station_codes(self.norm, known)
 
     def _pair_codes(self, org: np.ndarray, need: np.ndarray) -> np.ndarray:
         """One code per (organization, station of the need): organization * codes + station code."""
-        n_codes, code, _ = self._station_codes
+        code, n_codes, _ = self._station_codes
         return org * n_codes + code[need]
 
     def take_all(self, units: np.ndarray) -> None:
@@ -173,7 +165,7 @@ class _State:
         coverage-first passes read that)."""
         limited = self.lim_arr[offer] >= 0
         if limited.any():
-            n_codes, _, ids = self._station_codes
+            _, n_codes, ids = self._station_codes
             codes = np.unique(self._pair_codes(self.norm.org[offer[limited]], need[limited]))
             station = codes % n_codes if ids is None else ids[codes % n_codes]
             stations = self.stations
@@ -194,7 +186,7 @@ class _State:
         if not limited.any():
             return np.ones(len(offer), bool)
         norm = self.norm
-        n_codes, _, ids = self._station_codes
+        _, n_codes, ids = self._station_codes
         g = norm.org[offer[limited]]
         org = np.array([a for a, seen in self.stations.items() for _ in seen], np.int64)
         station = np.array([b for seen in self.stations.values() for b in seen], np.int64)
@@ -363,6 +355,17 @@ def _first(keys: np.ndarray, scratch: np.ndarray) -> np.ndarray:
 _PART_FACTOR = 4  # a pass over fewer than (needs + offers) / _PART_FACTOR edges runs on its sub-problem
 
 
+def _short_pass(norm: Normalised, edges: np.ndarray) -> tuple[Normalised, np.ndarray, np.ndarray] | None:
+    """For a short pass over a large problem: the sub-problem of its edges' needs and offers, and those needs and
+    offers (sorted); else None.  The pass state holds Python lists per need and offer (national re-solve: 43 ms for
+    the 3,690 edges of the changed needs); positions, organizations and stations are the same on the sub-problem, so
+    the units are too."""
+    if not len(edges) or _PART_FACTOR * len(edges) >= norm.n_needs + norm.n_offers:
+        return None
+    needs, offers = np.unique(norm.e_need[edges]), np.unique(norm.e_offer[edges])
+    return sub_problem(norm, needs, offers, edges), needs, offers
+
+
 def greedy(
     norm: Normalised,
     edges: np.ndarray,
@@ -374,12 +377,9 @@ def greedy(
     """Greedy units on `edges` (every edge of their needs); fixed (and `start`) units are taken first (assumed
     feasible). `cap` overrides offer capacities (residual capacity), `opened` lists stations each organization
     already serves outside `edges`."""
-    if len(edges) and _PART_FACTOR * len(edges) < norm.n_needs + norm.n_offers:
-        # A short pass over a large problem runs on the sub-problem of its needs and offers: the pass state holds
-        # Python lists per need and offer (national re-solve: 43 ms for the 3,690 edges of the changed needs).
-        # Positions, organizations and stations are the same there, so the units are too.
-        needs, offers = np.unique(norm.e_need[edges]), np.unique(norm.e_offer[edges])
-        sub = sub_problem(norm, needs, offers, edges)
+    short = _short_pass(norm, edges)
+    if short is not None:
+        sub, _, offers = short
         return greedy(sub, np.arange(len(edges)), start, cap=None if cap is None else cap[offers], opened=opened)
     st = _State(norm, edges, cap, opened)
     units = norm.fixed[edges] if start is None else np.maximum(norm.fixed[edges], start)
@@ -430,10 +430,10 @@ def fill(
     for g, seen in stations_served(norm, u_offer, u_need, norm.e_offer[part_edges]).items():
         serving.setdefault(g, set()).update(seen)
     run_norm, run_edges = norm, part_edges
-    if _PART_FACTOR * len(pos) < norm.n_needs + norm.n_offers:  # as in `greedy`: the pass on its sub-problem
-        needs, offers = np.unique(norm.e_need[part_edges]), np.unique(norm.e_offer[part_edges])
-        run_norm, run_edges = sub_problem(norm, needs, offers, part_edges), np.arange(len(pos))
-        dem, cap = dem[needs], cap[offers]
+    short = _short_pass(norm, part_edges)
+    if short is not None:
+        run_norm, needs, offers = short
+        run_edges, dem, cap = np.arange(len(pos)), dem[needs], cap[offers]
     st = _State(run_norm, run_edges, cap, serving, dem)
     if norm.coverage_first:
         st.covered.update(np.unique(norm.station[u_need]).tolist())

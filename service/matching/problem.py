@@ -253,6 +253,19 @@ def _side_arrays(p: Problem, n: int, m: int) -> tuple[np.ndarray, np.ndarray, np
     return station, org, limit
 
 
+def station_codes(norm: Normalised, extra: np.ndarray | None = None) -> tuple[np.ndarray, int, np.ndarray | None]:
+    """Station of each need as a small integer code, the number of codes and the station id of each code (None when
+    the codes are the ids), so (organization, station) pairs fit one int64 code in the same order (station ids are
+    only compared; huge ones from the integer API are renumbered).  `extra`: more station ids the codes must cover
+    (stations organizations serve outside a sub-problem, which holds no need there)."""
+    ids = norm.station if extra is None or not extra.size else np.concatenate([norm.station, extra])
+    top = int(ids.max()) + 1 if ids.size else 1
+    if top < 2**31:
+        return norm.station, top, None
+    ids, codes = np.unique(ids, return_inverse=True)
+    return codes.ravel()[: norm.n_needs], len(ids), ids
+
+
 def sub_problem(norm: Normalised, needs: np.ndarray, offers: np.ndarray, edges: np.ndarray) -> Normalised:
     """The problem restricted to some needs, offers and edges (sorted indices; every edge's need and offer among
     them), re-indexed in the same order; keys, stations, organizations and limits are kept as they are."""

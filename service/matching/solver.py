@@ -17,7 +17,7 @@ from service.matching.candidates import member, sorted_unique
 from service.matching.cpsat import CpResult, solve_cpsat
 from service.matching.flow import FlowResult, solve_flow
 from service.matching.greedy import fill, greedy, stations_served
-from service.matching.problem import Normalised, Problem, normalise
+from service.matching.problem import Normalised, Problem, normalise, station_codes
 
 # Small components are packed into flow graphs of about this many edges (amortises the per-graph overhead); OR-Tools'
 # min-cost flow is superlinear, so one graph per component of a province (8k edges) is twice as fast as one graph.
@@ -242,24 +242,13 @@ def _limits_ok(norm: Normalised, used_edges: np.ndarray) -> bool:
     return not _orgs_over_limit(norm, used_edges).size
 
 
-def _stations(norm: Normalised) -> tuple[np.ndarray, int, np.ndarray | None]:
-    """Station of each need as a small integer code, the number of codes and the station id of each code (None when
-    the codes are the ids), so (organization, station) pairs fit one int64 code in the same order (station ids are
-    only compared; huge ones from the integer API are renumbered)."""
-    top = int(norm.station.max()) + 1 if norm.n_needs else 1
-    if top < 2**31:
-        return norm.station, top, None
-    ids, codes = np.unique(norm.station, return_inverse=True)
-    return codes.ravel(), len(ids), ids
-
-
 def _orgs_over_limit(norm: Normalised, used_edges: np.ndarray) -> np.ndarray:
     """Organizations whose distinct stations among `used_edges` exceed their limit."""
     if not len(norm.org_limit) or used_edges.size == 0:
         return np.zeros(0, np.int64)
     org = norm.org[norm.e_offer[used_edges]]
     lim = norm.org_limit[org] >= 0
-    station, n_st, _ = _stations(norm)
+    station, n_st, _ = station_codes(norm)
     pairs = np.unique(org[lim] * n_st + station[norm.e_need[used_edges[lim]]])  # (org, station) codes
     counts = np.bincount(pairs // n_st, minlength=len(norm.org_limit))
     return np.flatnonzero((norm.org_limit >= 0) & (counts > norm.org_limit))
@@ -557,7 +546,7 @@ class _Run:
         if len(lim) and allowed:
             g = norm.org[offer]
             check = np.flatnonzero(split & (lim[g] >= 0))
-            station, n_st, ids = _stations(norm)
+            station, n_st, ids = station_codes(norm)
             here = set(np.unique(g[check]).tolist())  # `allowed` also lists organizations with no edge here
             pairs = [(a, b) for a, seen in allowed.items() if a in here for b in seen]
             a_ = np.array([a for a, _ in pairs], np.int64)
@@ -838,7 +827,7 @@ def _allowed_stations(
     if not pick.any():
         return out
     val = objective_on(norm, edges[pick], relaxed[pick]) + (norm.fixed[edges[pick]] > 0) * (1 << 50)
-    station, n_st, ids = _stations(norm)
+    station, n_st, ids = station_codes(norm)
     codes, inv = np.unique(g[pick] * n_st + station[norm.e_need[edges[pick]]], return_inverse=True)  # sorted pairs
     tot = np.bincount(inv.ravel(), weights=val.astype(np.float64))
     key_org, key_st = codes // n_st, codes % n_st
@@ -1009,7 +998,7 @@ def _within_station_limits(norm: Normalised, edges: np.ndarray, units: np.ndarra
     `units` and all its `edges` reach."""
     if not len(norm.org_limit) or not edges.size:
         return np.ones(len(edges), bool)
-    station, n_st, _ = _stations(norm)
+    station, n_st, _ = station_codes(norm)
     g = norm.org[norm.e_offer[edges]]
     limited = norm.org_limit[g] >= 0
     used = np.flatnonzero(units > 0)
