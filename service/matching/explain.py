@@ -160,11 +160,13 @@ def unmatched(
     units: np.ndarray,
     among: np.ndarray | None = None,
     stations: np.ndarray | None = None,
+    alloc: np.ndarray | None = None,
 ) -> tuple[list[Unmatched], np.ndarray]:
     """Every need served below its quantity (among those `among` marks, if given), with its reason, and the needs'
-    indices.  `stations`: `org_station_counts` of `units`, if at hand."""
-    nz = np.flatnonzero(units)  # sums over the allocations, not every candidate edge (national: 172k of 1.7 M)
-    served = np.bincount(cand.need[nz], weights=units[nz], minlength=len(ix.needs)).astype(np.int64)
+    indices.  `stations`: `org_station_counts` of `units`, and `alloc`: the edges with units, if at hand."""
+    # Sums over the allocations, not every candidate edge (national: 172k of 1.7 M).
+    alloc = np.flatnonzero(units > 0) if alloc is None else alloc
+    served = np.bincount(cand.need[alloc], weights=units[alloc], minlength=len(ix.needs)).astype(np.int64)
     short_mask = served < ix.need_qty
     if among is not None:
         short_mask &= among
@@ -175,7 +177,7 @@ def unmatched(
     orgs = ix.offer_org[cand.offer[edges]]
     lim = ix.org_limit[orgs] if len(ix.orgs) else np.zeros(0, np.int64)
     if stations is None:
-        stations = org_station_counts(ix, cand, np.flatnonzero(units > 0))
+        stations = org_station_counts(ix, cand, alloc)
     full = (lim >= 0) & (stations[orgs] >= lim)
     at_limit = np.bincount(cand.need[edges[full]], minlength=len(ix.needs)) > 0
     out = []

@@ -283,7 +283,7 @@ def _explain(
     allocs = explain.allocations(ix, cand, units, gain, idx)
     current = {(a.need_id, a.offer_id): a.units for a in allocs}
     org_stations = explain.org_station_counts(ix, cand, idx)
-    unmatched, rows = explain.unmatched(ix, cand, units, stations=org_stations)
+    unmatched, rows = explain.unmatched(ix, cand, units, stations=org_stations, alloc=idx)
     result = MatchResult(
         sol.status,
         sol.objective,
@@ -328,14 +328,13 @@ def _explain_again(ix: Indexed, cand: Candidates, norm: Normalised, sol: Solutio
     org_stations = _org_stations_again(ix, cand, idx, touched, prev.org_stations)
     if len(ix.orgs):
         moved |= ((org_stations != prev.org_stations) & (ix.org_limit >= 0))[ix.offer_org]
-    before = np.flatnonzero(prev.units)
     served = np.bincount(cand.need[idx], weights=units[idx], minlength=len(ix.needs))
-    dirty = changed | (
-        served != np.bincount(prev.cand.need[before], weights=prev.units[before], minlength=len(ix.needs))
-    )
+    before = prev_alloc_edges
+    served_before = np.bincount(prev.cand.need[before], weights=prev.units[before], minlength=len(ix.needs))
+    dirty = changed | (served != served_before)
     dirty[cand.need[moved[cand.offer]]] = True
     keep = ~dirty[prev.unmatched_need]
-    fresh, fresh_need = explain.unmatched(ix, cand, units, dirty, org_stations)
+    fresh, fresh_need = explain.unmatched(ix, cand, units, dirty, org_stations, idx)
     rows = np.concatenate([prev.unmatched_need[keep], fresh_need])
     order = np.argsort(rows, kind="stable")
     unmatched = np.concatenate([prev.unmatched[keep], explain.objects(fresh)])[order]
